@@ -1,0 +1,1 @@
+"""lawrob: the sparse Law of Robustness, put to the test."""

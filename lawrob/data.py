@@ -1,0 +1,308 @@
+"""Isoperimetric input measures and label models with an exactly known noise level.
+
+Every measure is a frozen dataclass with ``d``, ``c`` (its isoperimetric constant in the sense of
+Bubeck & Sellke eq. (1.1): P(|f - E f| >= t) <= 2 exp(-d t^2 / (2 c L^2)) for every L-Lipschitz f, or
+``None`` when the measure is not isoperimetric in that sense), ``k`` (number of mixture components) and
+``sample(key, n) -> [n, d]``. Labels follow THEORY.md 1.2: y = g(x) + z with |y| <= 1, E[z | x] = 0 and
+sigma2 = E[Var(y | x)] known in closed form for each noise model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lawrob import _checks
+from lawrob.nets import MLP
+
+
+@dataclasses.dataclass(frozen=True)
+class Gaussian:
+    """N(mean, scale^2 I_d / d): the high-dimensional Gaussian of Bubeck & Sellke, E||x - mean||^2 = scale^2.
+
+    c = scale^2: an L-Lipschitz f of x = mean + (scale / sqrt(d)) g, g ~ N(0, I_d), is (L scale / sqrt(d))-Lipschitz
+    in g, and Gaussian concentration (Tsirelson-Ibragimov-Sudakov) gives P(|f - E f| >= t) <= 2 exp(-d t^2 / (2 scale^2 L^2)).
+    """
+
+    d: int
+    scale: float = 1.0
+    mean: tuple[float, ...] | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "d", _checks.positive_int("d", self.d))
+        object.__setattr__(self, "scale", _checks.real_in("scale", self.scale, 0.0, math.inf, low_open=True, high_open=True))
+        if self.mean is not None:
+            mean = tuple(float(v) for v in np.ravel(_checks.finite_array("mean", self.mean, ndim=1)))
+            if len(mean) != self.d:
+                raise ValueError(f"mean must have length d={self.d}, got {len(mean)}")
+            object.__setattr__(self, "mean", mean)
+
+    c = property(lambda self: self.scale**2)
+    k = property(lambda self: 1)
+
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        n = _checks.positive_int("n", n)
+        x = self.scale / math.sqrt(self.d) * jax.random.normal(key, (n, self.d))
+        return x if self.mean is None else x + jnp.asarray(self.mean, x.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sphere:
+    """Uniform measure on the unit sphere S^{d-1} in R^d (d >= 2).
+
+    c = d / (d - 1): the sphere S^{d-1} has log-Sobolev constant d - 1 (Mueller & Weissler 1982; equivalently
+    Bakry-Emery's CD(d-2, d-1) criterion), and Herbst's argument then gives P(|f - E f| >= t) <= 2 exp(-(d-1) t^2 / (2 L^2))
+    for L-Lipschitz f; matching BS eq. (1.1) gives d / c = d - 1. THEORY.md 1.1 quotes the looser d / (d - 2).
+    """
+
+    d: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "d", _checks.positive_int("d", self.d, minimum=2))
+
+    c = property(lambda self: self.d / (self.d - 1))
+    k = property(lambda self: 1)
+
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        g = jax.random.normal(key, (_checks.positive_int("n", n), self.d))
+        return g / jnp.linalg.norm(g, axis=1, keepdims=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddedSphere:
+    """A low-dimensional manifold: the unit sphere S^{m-1} (m = ``intrinsic_dim`` + 1) isometrically embedded in R^d
+    by a random orthonormal map fixed by ``seed``.
+
+    An L-Lipschitz f on R^d restricts to an L-Lipschitz function on S^{m-1}, which concentrates as
+    2 exp(-(m-1) t^2 / (2 L^2)) (see ``Sphere``); matching BS eq. (1.1) gives c = d / (m - 1) = d / intrinsic_dim.
+    c grows as the manifold gets thinner: the law then only sees the intrinsic dimension.
+    """
+
+    d: int
+    intrinsic_dim: int
+    seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "d", _checks.positive_int("d", self.d, minimum=2))
+        m = _checks.positive_int("intrinsic_dim", self.intrinsic_dim)
+        if m + 1 > self.d:
+            raise ValueError(f"intrinsic_dim must be <= d - 1 = {self.d - 1}, got {m}")
+
+    c = property(lambda self: self.d / self.intrinsic_dim)
+    k = property(lambda self: 1)
+
+    @property
+    def basis(self) -> np.ndarray:
+        """[m, d] orthonormal rows spanning the embedding."""
+        gaussian = np.random.default_rng(self.seed).standard_normal((self.d, self.intrinsic_dim + 1))
+        q, r = np.linalg.qr(gaussian)
+        return (q * np.sign(np.diag(r))).T
+
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        u = Sphere(self.intrinsic_dim + 1).sample(key, n)
+        return u @ jnp.asarray(self.basis, u.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class BooleanCube:
+    """Uniform on {-1, +1}^d (the toy data of NFP App. C.2 / experiment E5). Not isoperimetric in the sense of
+    BS eq. (1.1) at the scale used there (||x|| = sqrt(d)), so c = None."""
+
+    d: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "d", _checks.positive_int("d", self.d))
+
+    c = property(lambda self: None)
+    k = property(lambda self: 1)
+
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        return jax.random.rademacher(key, (_checks.positive_int("n", n), self.d), dtype=jnp.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Mixture:
+    """mu = sum_l alpha_l mu_l (NFP assumption A1): k components on the same R^d, c = max of the components' c
+    (None if any is None). ``sample_with_components`` also returns each point's component l_i."""
+
+    components: tuple[Any, ...]
+    weights: tuple[float, ...] | None = None
+
+    def __post_init__(self):
+        components = tuple(self.components)
+        if not components:
+            raise ValueError("components must hold at least one measure")
+        dims = {m.d for m in components}
+        if len(dims) != 1:
+            raise ValueError(f"components must all have the same dimension d, got {sorted(dims)}")
+        weights = self.weights if self.weights is not None else [1.0 / len(components)] * len(components)
+        weights = _checks.finite_array("weights", weights, ndim=1)
+        if weights.shape != (len(components),) or np.any(weights < 0) or not math.isclose(weights.sum(), 1.0, abs_tol=1e-9):
+            raise ValueError(f"weights must be {len(components)} non-negative numbers summing to 1, got {weights.tolist()}")
+        object.__setattr__(self, "components", components)
+        object.__setattr__(self, "weights", tuple(float(w) for w in weights))
+
+    d = property(lambda self: self.components[0].d)
+    k = property(lambda self: len(self.components))
+
+    @property
+    def c(self) -> float | None:
+        cs = [m.c for m in self.components]
+        return None if any(c is None for c in cs) else max(cs)
+
+    def sample_with_components(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
+        n = _checks.positive_int("n", n)
+        key_l, *keys = jax.random.split(key, self.k + 1)
+        ell = jax.random.choice(key_l, self.k, (n,), p=jnp.asarray(self.weights))
+        draws = jnp.stack([m.sample(k_, n) for m, k_ in zip(self.components, keys)])
+        return draws[ell, jnp.arange(n)], ell
+
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        return self.sample_with_components(key, n)[0]
+
+
+MEASURES = {"gaussian": Gaussian, "sphere": Sphere, "embedded_sphere": EmbeddedSphere, "cube": BooleanCube}
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A labelled sample: y = g(x) + z with E[z | x] = 0 and E z^2 = sigma2 (THEORY.md 1.2).
+
+    x: [n, d] inputs; y: [n] labels; g: [n] clean target E[y | x]; z: [n] noise y - g; ell: [n] mixture component;
+    sigma2: the exact noise level E[Var(y | x)] (a scalar array, so datasets of different noise levels stack); bounded: whether |y| <= 1 holds by construction
+    (False only for Gaussian noise, which lies outside both theorems' assumptions).
+    A Dataset is a pytree (arrays are leaves), so batches of datasets can be stacked and vmapped.
+    """
+
+    x: jax.Array
+    y: jax.Array
+    g: jax.Array
+    z: jax.Array
+    ell: jax.Array
+    sigma2: jax.Array | None
+    bounded: bool = dataclasses.field(default=True, metadata=dict(static=True))
+    description: str = dataclasses.field(default="", metadata=dict(static=True))
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[-2]
+
+    @property
+    def d(self) -> int:
+        return self.x.shape[-1]
+
+
+def from_arrays(x, y, *, g=None, sigma2: float | None = None, classes: int | None = None,
+                description: str = "user data") -> Dataset:
+    """Wrap user arrays as a Dataset, checking shapes, finiteness and the label range.
+
+    Real labels must lie in [-1, 1] (both theorems assume bounded labels). Without ``g`` the clean target is
+    taken as 0 (so z = y), right for pure-noise labels; ``sigma2=None`` records that the noise level is
+    unknown (no bound can then be evaluated on this data). With ``classes=C`` the labels are class indices
+    in {0, ..., C-1} for the cross-entropy loss (g and z are then zero).
+    """
+    x = _checks.finite_array("x", x, ndim=2)
+    y = _checks.finite_array("y", y, ndim=1)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"y must have one label per row of x ({x.shape[0]}), got {y.shape[0]}")
+    if classes is not None:
+        classes = _checks.positive_int("classes", classes, minimum=2)
+        if np.any((y != np.round(y)) | (y < 0) | (y >= classes)):
+            raise ValueError(f"y must hold class indices in {{0, ..., {classes - 1}}} when classes={classes}")
+        zeros = jnp.zeros(len(y), jnp.float32)
+        return Dataset(x=jnp.asarray(x, jnp.float32), y=jnp.asarray(y, jnp.int32), g=zeros, z=zeros,
+                       ell=jnp.zeros(len(y), jnp.int32), sigma2=None, description=description)
+    if np.any(np.abs(y) > 1):
+        raise ValueError("y must lie in [-1, 1] (both theorems assume bounded labels); rescale the labels")
+    g = np.zeros_like(y) if g is None else _checks.finite_array("g", g, ndim=1)
+    if g.shape != y.shape:
+        raise ValueError(f"g must have the shape of y {y.shape}, got {g.shape}")
+    if sigma2 is not None:
+        sigma2 = _checks.real_in("sigma2", sigma2, 0.0, 4.0)
+    f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+    return Dataset(x=f32(x), y=f32(y), g=f32(g), z=f32(y - g), ell=jnp.zeros(len(y), jnp.int32),
+                   sigma2=None if sigma2 is None else f32(sigma2), description=description)
+
+
+TARGETS = ("zero", "linear", "teacher")
+NOISES = ("rademacher", "flip", "uniform", "gaussian")
+
+
+def teacher(key: jax.Array, d: int, hidden: Sequence[int] = (50, 50, 50)) -> Callable[[jax.Array], jax.Array]:
+    """A random ReLU MLP teacher t: R^d -> R (E3: three hidden layers of width 50), He-initialized so that
+    t(x) = O(1) for ||x|| = O(1) inputs scaled by sqrt(d)."""
+    model = MLP((d, *hidden, 1), init_scheme="he_normal")
+    params = model.init(key)
+    return lambda x: model.scalar(params, math.sqrt(d) * x)
+
+
+def make_dataset(
+    key: jax.Array, measure, n: int, target="zero", noise: str = "rademacher", *, amplitude: float = 1.0,
+    flip: float = 0.1, teacher_hidden: Sequence[int] = (50, 50, 50),
+) -> Dataset:
+    """Draw n points from ``measure`` and label them.
+
+    The target gives a raw score t(x): ``"zero"`` (t = 0), ``"linear"`` (t = sqrt(d) <w, x> with a unit w drawn
+    from the key), ``"teacher"`` (a random ReLU MLP, see ``teacher``) or a callable [n, d] -> [n].
+    The noise model then fixes g = E[y|x] and sigma2 = E[Var(y|x)] exactly:
+
+    - ``"rademacher"``: y = g + a eps, eps = +-1 fair, g = (1 - a) tanh(t), sigma2 = a^2.
+      With target "zero" and a = 1 these are pure random +-1 labels (g = 0, sigma2 = 1).
+    - ``"uniform"``: y = g + U[-a, a], g = (1 - a) tanh(t), sigma2 = a^2 / 3.
+    - ``"flip"``: y = s(x) * (-1 with probability q), s = sign(t) (sign(0) = +1), g = (1 - 2q) s, sigma2 = 4 q (1 - q).
+    - ``"gaussian"``: y = t + a N(0, 1), g = t, sigma2 = a^2; labels unbounded (outside both theorems; E3/E4 only).
+
+    ``amplitude`` is a in (0, 1] (any a > 0 for Gaussian noise) and ``flip`` is q in [0, 1/2].
+    For a ``Mixture`` the component of each point is recorded in ``ell``.
+    """
+    n = _checks.positive_int("n", n)
+    _checks.one_of("noise", noise, NOISES)
+    if not callable(target):
+        _checks.one_of("target", target, TARGETS)
+    a = _checks.real_in("amplitude", amplitude, 0.0, math.inf if noise == "gaussian" else 1.0, low_open=True, high_open=noise == "gaussian")
+    q = _checks.real_in("flip", flip, 0.0, 0.5)
+    if noise == "flip" and target == "zero":
+        raise ValueError("noise='flip' flips the sign of a target: give target='linear', 'teacher' or a callable")
+    key_x, key_t, key_noise = jax.random.split(key, 3)
+    if isinstance(measure, Mixture):
+        x, ell = measure.sample_with_components(key_x, n)
+    else:
+        x, ell = measure.sample(key_x, n), jnp.zeros(n, jnp.int32)
+    d = x.shape[1]
+    if callable(target):
+        t = jnp.asarray(target(x), jnp.float32)
+        if t.shape != (n,) or not bool(jnp.all(jnp.isfinite(t))):
+            raise ValueError(f"target callable must return {n} finite values (shape ({n},)), got shape {t.shape}")
+        name = getattr(target, "__name__", "callable")
+    elif target == "zero":
+        t, name = jnp.zeros(n), "zero"
+    elif target == "linear":
+        w = jax.random.normal(key_t, (d,))
+        t, name = math.sqrt(d) * x @ (w / jnp.linalg.norm(w)), "linear"
+    else:
+        t, name = teacher(key_t, d, teacher_hidden)(x), "teacher"
+    if noise == "flip":
+        s = jnp.where(t >= 0, 1.0, -1.0)
+        g = (1 - 2 * q) * s
+        y = s * jnp.where(jax.random.bernoulli(key_noise, q, (n,)), -1.0, 1.0)
+        sigma2 = 4 * q * (1 - q)
+    elif noise == "gaussian":
+        g, y, sigma2 = t, t + a * jax.random.normal(key_noise, (n,)), a**2
+    else:
+        g = (1 - a) * jnp.tanh(t)
+        if noise == "rademacher":
+            y, sigma2 = g + a * jax.random.rademacher(key_noise, (n,), dtype=jnp.float32), a**2
+        else:
+            y, sigma2 = g + jax.random.uniform(key_noise, (n,), minval=-a, maxval=a), a**2 / 3
+    y = y.astype(jnp.float32)
+    g = g.astype(jnp.float32)
+    return Dataset(x=x.astype(jnp.float32), y=y, g=g, z=y - g, ell=ell.astype(jnp.int32), sigma2=jnp.asarray(sigma2, jnp.float32),
+                   bounded=noise != "gaussian",
+                   description=f"{type(measure).__name__}(d={d}), target={name}, noise={noise}")

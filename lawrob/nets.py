@@ -1,0 +1,232 @@
+"""Sparse multilayer perceptrons as plain pytrees.
+
+Parameters are a tuple with one dict per affine layer, ``{"w": [fan_in, fan_out], "b": [fan_out]}``
+(``"b"`` absent when ``bias=False``). A mask is a pytree of the same structure holding 0/1 in the
+parameters' dtype; biases are kept (mask 1) unless pruning them is asked for. ``apply`` multiplies the
+parameters by the mask, so a masked network is exactly the network with those weights set to zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lawrob import _checks
+
+Params = tuple[dict[str, jax.Array], ...]
+Mask = Params
+
+# name -> (function, slope lower bound alpha, slope upper bound beta): every activation is
+# slope-restricted, alpha <= (s(a) - s(b)) / (a - b) <= beta <= 1, as LipSDP needs.
+ACTIVATIONS: dict[str, tuple[Any, float, float]] = {
+    "relu": (jax.nn.relu, 0.0, 1.0),
+    "leaky_relu": (lambda x: jax.nn.leaky_relu(x, 0.01), 0.01, 1.0),
+    "tanh": (jnp.tanh, 0.0, 1.0),
+    "softplus": (jax.nn.softplus, 0.0, 1.0),
+    "sigmoid": (jax.nn.sigmoid, 0.0, 0.25),
+    "identity": (lambda x: x, 1.0, 1.0),
+}
+
+INITS = ("torch", "he_normal", "lecun_normal", "glorot_uniform")
+
+
+@dataclasses.dataclass(frozen=True)
+class MLP:
+    """A fully connected network ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``.
+
+    ``activation`` is applied after every hidden layer (never after the output layer) and is one of
+    ``ACTIVATIONS``: all are 1-Lipschitz, as Bubeck & Sellke (Section 3) assume.
+    ``init``: ``"torch"`` (PyTorch's default: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as in the
+    Synaptic-Flow code NFP used), ``"he_normal"`` (N(0, 2/fan_in), zero bias), ``"lecun_normal"``
+    (N(0, 1/fan_in), zero bias) or ``"glorot_uniform"`` (zero bias).
+    The dataclass is frozen and hashable, so it can be a static argument of ``jax.jit``.
+    """
+
+    sizes: tuple[int, ...]
+    activation: str = "relu"
+    bias: bool = True
+    init_scheme: str = "torch"
+
+    def __post_init__(self):
+        if isinstance(self.sizes, (str, bytes)) or not hasattr(self.sizes, "__iter__"):
+            raise TypeError(f"sizes must be a sequence of layer widths, got {self.sizes!r}")
+        sizes = tuple(_checks.positive_int("sizes[i]", s) for s in self.sizes)
+        if len(sizes) < 2:
+            raise ValueError(f"sizes must name at least an input and an output width, got {sizes}")
+        object.__setattr__(self, "sizes", sizes)
+        _checks.one_of("activation", self.activation, ACTIVATIONS)
+        _checks.one_of("init_scheme", self.init_scheme, INITS)
+
+    @property
+    def depth(self) -> int:
+        """Number of affine layers D."""
+        return len(self.sizes) - 1
+
+    @property
+    def d(self) -> int:
+        return self.sizes[0]
+
+    @property
+    def num_params(self) -> int:
+        """p: all weights plus, when present, all biases."""
+        return sum(a * b + (b if self.bias else 0) for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+
+    @property
+    def num_weights(self) -> int:
+        return sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+
+    def init(self, key: jax.Array, dtype=jnp.float32) -> Params:
+        """Draw parameters from ``key`` with the configured scheme (the same key gives the same params)."""
+        layers = []
+        for key_l, fan_in, fan_out in zip(jax.random.split(key, self.depth), self.sizes[:-1], self.sizes[1:]):
+            key_w, key_b = jax.random.split(key_l)
+            shape = (fan_in, fan_out)
+            if self.init_scheme == "torch":
+                bound = 1.0 / math.sqrt(fan_in)
+                w = jax.random.uniform(key_w, shape, dtype, -bound, bound)
+                b = jax.random.uniform(key_b, (fan_out,), dtype, -bound, bound)
+            elif self.init_scheme == "glorot_uniform":
+                bound = math.sqrt(6.0 / (fan_in + fan_out))
+                w = jax.random.uniform(key_w, shape, dtype, -bound, bound)
+                b = jnp.zeros((fan_out,), dtype)
+            else:
+                variance = (2.0 if self.init_scheme == "he_normal" else 1.0) / fan_in
+                w = math.sqrt(variance) * jax.random.normal(key_w, shape, dtype)
+                b = jnp.zeros((fan_out,), dtype)
+            layers.append({"w": w, "b": b} if self.bias else {"w": w})
+        return tuple(layers)
+
+    def apply(self, params: Params, x: jax.Array, mask: Mask | None = None) -> jax.Array:
+        """f(x) for x of shape [..., d]; returns [..., sizes[-1]]. With a mask, weights are multiplied by it."""
+        if mask is not None:
+            params = apply_mask(params, mask)
+        act = ACTIVATIONS[self.activation][0]
+        h = x
+        for i, layer in enumerate(params):
+            h = h @ layer["w"]
+            if "b" in layer:
+                h = h + layer["b"]
+            if i < len(params) - 1:
+                h = act(h)
+        return h
+
+    def scalar(self, params: Params, x: jax.Array, mask: Mask | None = None) -> jax.Array:
+        """f(x) for a network with one output, shape [...]."""
+        if self.sizes[-1] != 1:
+            raise ValueError(f"scalar() needs an output width of 1, the network has {self.sizes[-1]}")
+        return self.apply(params, x, mask)[..., 0]
+
+    @property
+    def slope_bounds(self) -> tuple[float, float]:
+        """(alpha, beta): the activation's slope restriction, used by LipSDP-type bounds."""
+        return ACTIVATIONS[self.activation][1:]
+
+
+def apply_mask(params: Params, mask: Mask) -> Params:
+    """Elementwise params * mask (pruned weights become exactly zero)."""
+    return jax.tree.map(lambda p, m: p * m.astype(p.dtype), params, mask)
+
+
+def dense_mask(params: Params, prune_biases: bool = False) -> Mask:
+    """All-ones mask of the same structure as ``params``."""
+    del prune_biases  # an all-ones mask is the same either way; kept for symmetry with prune()
+    return jax.tree.map(jnp.ones_like, params)
+
+
+def weight_leaves(tree: Params) -> list[jax.Array]:
+    """The weight matrices of a params/mask pytree, in layer order (biases excluded)."""
+    return [layer["w"] for layer in tree]
+
+
+def count_active(mask: Mask, include_biases: bool = False) -> int:
+    """Number of unmasked weights ||m||_1 (biases counted too when ``include_biases``)."""
+    leaves = jax.tree.leaves(mask) if include_biases else weight_leaves(mask)
+    return int(sum(int(np.count_nonzero(np.asarray(m))) for m in leaves))
+
+
+def count_params(params: Params, include_biases: bool = True) -> int:
+    leaves = jax.tree.leaves(params) if include_biases else weight_leaves(params)
+    return int(sum(np.size(x) for x in leaves))
+
+
+def check_mask(params: Params, mask: Mask, name: str = "mask") -> None:
+    """Raise a ValueError unless ``mask`` has the structure and shapes of ``params`` and holds only 0/1."""
+    if jax.tree.structure(params) != jax.tree.structure(mask):
+        raise ValueError(
+            f"{name} must have the pytree structure of the parameters: "
+            f"{jax.tree.structure(mask)} vs {jax.tree.structure(params)}"
+        )
+    for path, (p, m) in zip(
+        jax.tree_util.tree_flatten_with_path(params)[0], zip(jax.tree.leaves(params), jax.tree.leaves(mask))
+    ):
+        where = jax.tree_util.keystr(path[0])
+        if np.shape(p) != np.shape(m):
+            raise ValueError(f"{name}{where} has shape {np.shape(m)}, the parameter has {np.shape(p)}")
+        values = np.asarray(m)
+        if not np.all((values == 0) | (values == 1)):
+            raise ValueError(f"{name}{where} must hold only 0 and 1")
+
+
+def check_params(model: MLP, params: Params, name: str = "params") -> None:
+    """Raise unless ``params`` fit ``model`` (one dict per layer with the right shapes) and are finite."""
+    if not isinstance(params, (tuple, list)) or len(params) != model.depth:
+        raise ValueError(f"{name} must be a sequence of {model.depth} layer dicts for {model}")
+    for i, (layer, fan_in, fan_out) in enumerate(zip(params, model.sizes[:-1], model.sizes[1:])):
+        expected = {"w": (fan_in, fan_out)} | ({"b": (fan_out,)} if model.bias else {})
+        if not isinstance(layer, dict) or set(layer) != set(expected):
+            raise ValueError(f"{name}[{i}] must be a dict with keys {sorted(expected)}")
+        for k, shape in expected.items():
+            if np.shape(layer[k]) != shape:
+                raise ValueError(f"{name}[{i}]['{k}'] must have shape {shape}, got {np.shape(layer[k])}")
+            if not np.all(np.isfinite(np.asarray(layer[k]))):
+                raise ValueError(f"{name}[{i}]['{k}'] has non-finite entries")
+
+
+class ParametrizationConstants(NamedTuple):
+    """(W, J) of the Lipschitz parametrization (THEORY.md 1.3), from Bubeck & Sellke Lemma 3.1.
+
+    W: l2 diameter of the parameter box [-box, box]^p, i.e. 2 * box * sqrt(p).
+    J: sup-norm Lipschitz constant of w -> f_w over inputs with ||x|| <= R, J = R (box Q p)^D.
+    """
+
+    W: float
+    J: float
+    box: float
+    R: float
+    Q: int
+    D: int
+    p: int
+
+
+def parametrization_constants(
+    model: MLP, params: Params | None = None, mask: Mask | None = None, *, radius: float = 1.0,
+    box: float | None = None, Q: int = 1,
+) -> ParametrizationConstants:
+    """(W, J) for ``model`` restricted to weights in [-box, box]^p and inputs with ||x|| <= radius.
+
+    Bubeck & Sellke, Lemma 3.1: for w in [-W_box, W_box]^p with W_box >= 1 and inputs of norm <= R,
+    |f_w1(x) - f_w2(x)| <= R (W_box Q p)^D ||w1 - w2||, so J = R (W_box Q p)^D; Q is the largest number of
+    matrix entries tied to one parameter (1 without weight sharing) and D the number of layers.
+    Trainable biases are folded in as weights on a constant input 1 carried through the layers (exact for
+    ReLU-type activations with s(1) = 1), which adds them to p and turns R into sqrt(R^2 + 1).
+    The box defaults to max(1, max |w|) over the given params. p counts the active parameters when a mask
+    is given (the class then lives in the mask's ||m||_1-dimensional subspace), else all of them.
+    """
+    radius = _checks.real_in("radius", radius, 0.0, math.inf, low_open=True, high_open=True)
+    Q = _checks.positive_int("Q", Q)
+    if box is None:
+        box = 1.0 if params is None else max(1.0, max(float(jnp.max(jnp.abs(x))) for x in jax.tree.leaves(params)))
+    box = _checks.real_in("box", box, 1.0, math.inf, high_open=True)
+    if mask is not None:
+        p = count_active(mask, include_biases=True)
+    else:
+        p = model.num_params
+    R = math.sqrt(radius**2 + 1.0) if model.bias else radius
+    D = model.depth
+    J = R * (box * Q * p) ** D
+    return ParametrizationConstants(W=2.0 * box * math.sqrt(p), J=J, box=box, R=R, Q=Q, D=D, p=p)

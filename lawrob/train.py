@@ -1,0 +1,272 @@
+"""Training of masked MLPs with optax: one run at a time (``fit``) or many in one compiled call (``fit_batched``).
+
+A training run is a pure function of (params, mask, data, key, hyperparameters). The mask is applied to the
+gradient and re-applied after every optimizer update, so a pruned weight is exactly zero at every step.
+Stopping rules never branch on per-run values: a run that has stopped keeps its parameters through
+``jnp.where`` while the batch goes on, so the same code runs one run or a chunked batch of runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lawrob import _checks
+from lawrob.data import Dataset
+from lawrob.nets import MLP, Mask, Params, apply_mask, check_mask, check_params
+
+LOSSES = ("mse", "logistic", "cross_entropy")
+OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
+    "adam": optax.adam, "sgd": optax.sgd, "adamw": optax.adamw, "momentum": lambda lr: optax.sgd(lr, momentum=0.9),
+}
+MEMORIZED_LOSS = math.log(2) / 10  # NFP Fig. 1: a point is memorized when its loss is below (ln 2) / 10
+
+# Runs per lax.map chunk in fit_batched, measured with benchmarks/bench_train.py (see benchmarks/RESULTS.md):
+# on CPU small chunks beat a full vmap (cache pressure); on accelerators a full vmap (None) is fastest.
+DEFAULT_CHUNK = {"cpu": 8}
+
+
+def per_example_loss(loss: str, f: jax.Array, y: jax.Array) -> jax.Array:
+    """The loss of each example: ``"mse"`` (f - y)^2 and ``"logistic"`` log(1 + exp(-y f)) for a scalar output f
+    and labels y; ``"cross_entropy"`` -log softmax(f)_y for logits f [n, C] and integer classes y."""
+    if loss == "cross_entropy":
+        return optax.softmax_cross_entropy_with_integer_labels(f, y)
+    f = f[..., 0]
+    if loss == "mse":
+        return (f - y) ** 2
+    return jax.nn.softplus(-y * f)
+
+
+def accuracy(loss: str, f: jax.Array, y: jax.Array) -> jax.Array:
+    """Fraction classified right: argmax for cross-entropy, the sign of f against the sign of y otherwise."""
+    if loss == "cross_entropy":
+        return jnp.mean(jnp.argmax(f, axis=-1) == y)
+    return jnp.mean(jnp.sign(f[..., 0]) == jnp.sign(y))
+
+
+def noise_correlation(f: jax.Array, z: jax.Array, mean_f: jax.Array) -> jax.Array:
+    """(1/n) sum_i (f(x_i) - E_mu f) z_i, the correlation of the network with the label noise (NFP Sec. 6.2, Fig. 2)."""
+    return jnp.mean((f - mean_f) * z)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything about a run that fixes its compiled shape (hashable: a static argument of jit)."""
+
+    model: MLP
+    steps: int
+    loss: str = "mse"
+    optimizer: Any = "adam"
+    batch_size: int | None = None
+    log_every: int | None = None
+    stop_loss: float | None = None
+    stop_delta: float | None = None
+    stop_patience: int | None = None
+
+    def __post_init__(self):
+        _checks.positive_int("steps", self.steps)
+        _checks.one_of("loss", self.loss, LOSSES)
+        if isinstance(self.optimizer, str):
+            _checks.one_of("optimizer", self.optimizer, OPTIMIZERS)
+        elif not callable(self.optimizer) and not isinstance(self.optimizer, optax.GradientTransformation):
+            raise TypeError("optimizer must be a name in OPTIMIZERS, an optax factory f(learning_rate) or an optax transformation")
+        if self.batch_size is not None:
+            _checks.positive_int("batch_size", self.batch_size)
+        log_every = self.steps if self.log_every is None else _checks.positive_int("log_every", self.log_every)
+        if self.steps % log_every:
+            raise ValueError(f"log_every must divide steps={self.steps}, got {log_every}")
+        object.__setattr__(self, "log_every", log_every)
+        if self.stop_loss is not None:
+            _checks.real_in("stop_loss", self.stop_loss, 0.0, math.inf, high_open=True)
+        if self.stop_delta is not None:
+            _checks.real_in("stop_delta", self.stop_delta, 0.0, math.inf, low_open=True, high_open=True)
+        if self.stop_patience is not None:
+            _checks.positive_int("stop_patience", self.stop_patience)
+        if self.loss != "cross_entropy" and self.model.sizes[-1] != 1:
+            raise ValueError(f"loss={self.loss!r} needs a scalar-output network, got output width {self.model.sizes[-1]}")
+
+    def make_optimizer(self, learning_rate) -> optax.GradientTransformation:
+        if isinstance(self.optimizer, optax.GradientTransformation):
+            return self.optimizer
+        factory = OPTIMIZERS[self.optimizer] if isinstance(self.optimizer, str) else self.optimizer
+        return factory(learning_rate)
+
+
+def _minibatch(cfg: TrainConfig, data: Dataset, key: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The examples of ``step``: full batch, or a slice of a fresh permutation per epoch (wrapping at its end)."""
+    if cfg.batch_size is None or cfg.batch_size >= data.n:
+        return data.x, data.y
+    per_epoch = -(-data.n // cfg.batch_size)
+    perm = jax.random.permutation(jax.random.fold_in(key, step // per_epoch), data.n)
+    idx = jnp.take(perm, (step % per_epoch) * cfg.batch_size + jnp.arange(cfg.batch_size), mode="wrap")
+    return data.x[idx], data.y[idx]
+
+
+def _metrics(cfg: TrainConfig, params: Params, mask: Mask, data: Dataset, reference_x: jax.Array) -> dict:
+    f = cfg.model.apply(params, data.x, mask)
+    losses = per_example_loss(cfg.loss, f, data.y)
+    out = {"loss": losses.mean(), "accuracy": accuracy(cfg.loss, f, data.y),
+           "memorized": jnp.mean(losses < MEMORIZED_LOSS)}
+    if cfg.loss != "cross_entropy":
+        mean_f = cfg.model.apply(params, reference_x, mask)[:, 0].mean()
+        out["mse"] = jnp.mean((f[:, 0] - data.y) ** 2)
+        out["noise_corr"] = noise_correlation(f[:, 0], data.z, mean_f)
+    return out
+
+
+def _train(cfg: TrainConfig, params, mask, data, key, learning_rate, grad_noise, reference_x):
+    optimizer = cfg.make_optimizer(learning_rate)
+    batch_key, noise_key = jax.random.split(key)
+
+    def loss_fn(p, x, y):
+        return per_example_loss(cfg.loss, cfg.model.apply(p, x, mask), y).mean()
+
+    def step(carry, t):
+        params, state, done = carry
+        x, y = _minibatch(cfg, data, batch_key, t)
+        grads = jax.grad(loss_fn)(params, x, y)
+        leaves, tree = jax.tree.flatten(grads)
+        noise_keys = jax.random.split(jax.random.fold_in(noise_key, t), len(leaves))
+        grads = jax.tree.unflatten(tree, [g + grad_noise * jax.random.normal(k, g.shape, g.dtype) for g, k in zip(leaves, noise_keys)])
+        grads = apply_mask(grads, mask)
+        updates, new_state = optimizer.update(grads, state, params)
+        new_params = apply_mask(optax.apply_updates(params, updates), mask)
+        keep = lambda old, new: jnp.where(done, old, new)  # noqa: E731
+        return (jax.tree.map(keep, params, new_params), jax.tree.map(keep, state, new_state), done), None
+
+    def block(carry, b):
+        params, state, done, last_loss, last_accuracy, stale, stopped_at = carry
+        (params, state, _), _ = jax.lax.scan(step, (params, state, done), b * cfg.log_every + jnp.arange(cfg.log_every))
+        m = _metrics(cfg, params, mask, data, reference_x)
+        stale = jnp.where(m["accuracy"] == last_accuracy, stale + 1, 0)
+        stop = jnp.asarray(False)
+        if cfg.stop_loss is not None:
+            stop |= m["loss"] <= cfg.stop_loss
+        if cfg.stop_delta is not None:
+            stop |= jnp.abs(last_loss - m["loss"]) < cfg.stop_delta
+        if cfg.stop_patience is not None:
+            stop |= stale >= cfg.stop_patience
+        stopped_at = jnp.where(done | ~stop, stopped_at, (b + 1) * cfg.log_every)
+        m = m | {"step": (b + 1) * cfg.log_every, "stopped": done | stop}
+        return (params, state, done | stop, m["loss"], m["accuracy"], stale, stopped_at), m
+
+    params = apply_mask(params, mask)
+    first = _metrics(cfg, params, mask, data, reference_x)
+    carry = (params, optimizer.init(params), jnp.asarray(False), first["loss"], first["accuracy"], jnp.asarray(0),
+             jnp.asarray(cfg.steps))
+    (params, *_, stopped_at), history = jax.lax.scan(block, carry, jnp.arange(cfg.steps // cfg.log_every))
+    first = first | {"step": jnp.asarray(0), "stopped": jnp.asarray(False)}
+    history = jax.tree.map(lambda a, h: jnp.concatenate([a[None], h]), first, history)
+    return params, history | {"steps_run": stopped_at}
+
+
+_train_jit = jax.jit(_train, static_argnums=0)
+
+
+def _check_run_inputs(model: MLP, params, mask, data) -> None:
+    check_params(model, params)
+    check_mask(params, mask)
+    if not isinstance(data, Dataset):
+        raise TypeError(f"data must be a lawrob.data.Dataset, got {type(data).__name__}")
+    if data.x.ndim != 2 or data.x.shape[1] != model.d:
+        raise ValueError(f"data.x must have shape [n, {model.d}] for this model, got {data.x.shape}")
+
+
+def fit(
+    params: Params, mask: Mask, data: Dataset, *, model: MLP, steps: int, optimizer="adam", learning_rate: float = 1e-3,
+    loss: str = "mse", batch_size: int | None = None, key: jax.Array | None = None, grad_noise: float = 0.0,
+    log_every: int | None = None, stop_loss: float | None = None, stop_delta: float | None = None,
+    stop_patience: int | None = None, reference_x: jax.Array | None = None,
+) -> tuple[Params, dict[str, jax.Array]]:
+    """Train one masked network for ``steps`` optimizer steps; returns (params, history).
+
+    ``optimizer`` is a name in ``OPTIMIZERS`` or an optax factory called with ``learning_rate``. Minibatches
+    (``batch_size``) and Gaussian gradient noise of scale ``grad_noise`` (added before masking; NFP Fig. 2c) are
+    drawn from ``key`` (required when either is used). Every ``log_every`` steps the full-data metrics are
+    recorded: loss, accuracy, memorized (fraction with loss < ln2/10) and, for a scalar output, the mse and the
+    noise correlation (1/n) sum (f(x_i) - E f) z_i with E f averaged over ``reference_x`` (fresh samples from
+    mu; the training inputs when None). Training stops (parameters frozen) at the first log where the loss is
+    <= ``stop_loss``, changed by less than ``stop_delta``, or the accuracy was unchanged for ``stop_patience``
+    logs; ``history["steps_run"]`` says when. The history's first entry is step 0.
+    """
+    cfg = TrainConfig(model=model, steps=steps, loss=loss, optimizer=optimizer, batch_size=batch_size,
+                      log_every=log_every, stop_loss=stop_loss, stop_delta=stop_delta, stop_patience=stop_patience)
+    _check_run_inputs(model, params, mask, data)
+    grad_noise = _checks.real_in("grad_noise", grad_noise, 0.0, math.inf, high_open=True)
+    learning_rate = _checks.real_in("learning_rate", learning_rate, 0.0, math.inf, low_open=True, high_open=True)
+    if key is None:
+        if batch_size is not None or grad_noise > 0:
+            raise ValueError("key is required when batch_size or grad_noise is used")
+        key = jax.random.key(0)
+    reference_x = data.x if reference_x is None else jnp.asarray(reference_x, data.x.dtype)
+    return _train_jit(cfg, params, mask, data, key, learning_rate, grad_noise, reference_x)
+
+
+def default_chunk(backend: str | None = None) -> int | None:
+    """Runs per chunk for ``fit_batched`` on ``backend`` (default: JAX's); None means one full vmap."""
+    return DEFAULT_CHUNK.get(backend or jax.default_backend())
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _train_batched(cfg, chunk, params, mask, data, keys, learning_rate, grad_noise, reference_x):
+    def one(args):
+        return _train(cfg, *args)
+
+    args = (params, mask, data, keys, learning_rate, grad_noise, reference_x)
+    if chunk is None:
+        return jax.vmap(one)(args)
+    return jax.lax.map(one, args, batch_size=chunk)
+
+
+def fit_batched(
+    params: Params, mask: Mask, data: Dataset, *, model: MLP, steps: int, keys: jax.Array,
+    learning_rate=1e-3, grad_noise=0.0, reference_x: jax.Array | None = None, chunk_size: int | None | str = "auto",
+    **options,
+) -> tuple[Params, dict[str, jax.Array]]:
+    """Train B independent runs in one compiled call; every argument carries a leading run axis of size B.
+
+    ``params``, ``mask`` and ``data`` are stacked pytrees (see ``stack``), ``keys`` has B keys, and
+    ``learning_rate``/``grad_noise`` are scalars or [B] arrays (per-run hyperparameters). Runs are processed in
+    chunks of ``chunk_size`` with ``jax.lax.map(batch_size=...)`` (a vmap inside each chunk); ``"auto"`` takes the
+    measured per-backend default and None one full vmap. Results equal ``fit`` run by run. The remaining
+    options are those of ``fit`` and are shared by all runs.
+    """
+    cfg = TrainConfig(model=model, steps=steps, **options)
+    batch = int(np.shape(keys)[0])
+    for name, tree in (("params", params), ("mask", mask), ("data", data)):
+        sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(tree)}
+        if sizes != {batch}:
+            raise ValueError(f"{name} must have a leading run axis of size {batch} (len(keys)) on every leaf, got {sizes}")
+    first = lambda tree: jax.tree.map(lambda a: a[0], tree)  # noqa: E731
+    _check_run_inputs(model, first(params), first(mask), first(data))
+    per_run = lambda name, v: jnp.broadcast_to(jnp.asarray(_checks.finite_array(name, v), jnp.float32), (batch,))  # noqa: E731
+    learning_rate, grad_noise = per_run("learning_rate", learning_rate), per_run("grad_noise", grad_noise)
+    if bool(jnp.any(learning_rate <= 0)) or bool(jnp.any(grad_noise < 0)):
+        raise ValueError("learning_rate must be > 0 and grad_noise >= 0 for every run")
+    reference_x = data.x if reference_x is None else jnp.asarray(reference_x)
+    if chunk_size == "auto":
+        chunk_size = default_chunk()
+    if chunk_size is not None:
+        chunk_size = min(_checks.positive_int("chunk_size", chunk_size), batch)
+    return _train_batched(cfg, chunk_size, params, mask, data, keys, learning_rate, grad_noise, reference_x)
+
+
+def stack(trees: list) -> Any:
+    """Stack a list of same-structure pytrees (params, masks, datasets) along a new leading run axis."""
+    if not trees:
+        raise ValueError("trees must be a non-empty list")
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def unstack(tree) -> list:
+    """Inverse of ``stack``: the list of per-run pytrees."""
+    size = jax.tree.leaves(tree)[0].shape[0]
+    return [jax.tree.map(lambda a: a[i], tree) for i in range(size)]
