@@ -31,7 +31,7 @@ MEMORIZED_LOSS = math.log(2) / 10  # NFP Fig. 1: a point is memorized when its l
 
 # Runs per lax.map chunk in fit_batched, measured with benchmarks/bench_train.py (see benchmarks/RESULTS.md):
 # on CPU small chunks beat a full vmap (cache pressure); on accelerators a full vmap (None) is fastest.
-DEFAULT_CHUNK = {"cpu": 8}
+DEFAULT_CHUNK = {"cpu": 4}
 
 
 def per_example_loss(loss: str, f: jax.Array, y: jax.Array) -> jax.Array:
