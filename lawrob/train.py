@@ -215,27 +215,36 @@ def default_chunk(backend: str | None = None) -> int | None:
     return DEFAULT_CHUNK.get(backend or jax.default_backend())
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _train_batched(cfg, chunk, params, mask, data, keys, learning_rate, grad_noise, reference_x):
-    def one(args):
-        return _train(cfg, *args)
+def _map_runs(cfg, chunk, args):
+    def one(run_args):
+        return _train(cfg, *run_args)
 
-    args = (params, mask, data, keys, learning_rate, grad_noise, reference_x)
     if chunk is None:
         return jax.vmap(one)(args)
     return jax.lax.map(one, args, batch_size=chunk)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _train_batched(cfg, chunk, mesh, *args):
+    if mesh is None:
+        return _map_runs(cfg, chunk, args)
+    spec = jax.sharding.PartitionSpec("runs")
+    return jax.shard_map(lambda *a: _map_runs(cfg, chunk, a), mesh=mesh, in_specs=spec, out_specs=spec,
+                         check_vma=False)(*args)
+
+
 def fit_batched(
     params: Params, mask: Mask, data: Dataset, *, model: MLP, steps: int, keys: jax.Array,
     learning_rate=1e-3, grad_noise=0.0, reference_x: jax.Array | None = None, chunk_size: int | None | str = "auto",
-    **options,
+    devices: list | None = None, **options,
 ) -> tuple[Params, dict[str, jax.Array]]:
     """Train B independent runs in one compiled call; every argument carries a leading run axis of size B.
 
     ``params``, ``mask`` and ``data`` are stacked pytrees (see ``stack``), ``keys`` has B keys, and
-    ``learning_rate``/``grad_noise`` are scalars or [B] arrays (per-run hyperparameters). Runs are processed in
-    chunks of ``chunk_size`` with ``jax.lax.map(batch_size=...)`` (a vmap inside each chunk); ``"auto"`` takes the
+    ``learning_rate``/``grad_noise`` are scalars or [B] arrays (per-run hyperparameters); ``reference_x`` is
+    shared by all runs. The run axis is split over ``devices`` (default: this process's JAX devices) with
+    ``jax.shard_map``, padding it to a multiple of their number; on each device runs go in chunks of
+    ``chunk_size`` through ``jax.lax.map(batch_size=...)`` (a vmap inside each chunk): ``"auto"`` takes the
     measured per-backend default and None one full vmap. Results equal ``fit`` run by run. The remaining
     options are those of ``fit`` and are shared by all runs.
     """
@@ -245,18 +254,24 @@ def fit_batched(
         sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(tree)}
         if sizes != {batch}:
             raise ValueError(f"{name} must have a leading run axis of size {batch} (len(keys)) on every leaf, got {sizes}")
-    first = lambda tree: jax.tree.map(lambda a: a[0], tree)  # noqa: E731
-    _check_run_inputs(model, first(params), first(mask), first(data))
+    _check_run_inputs(model, *(jax.tree.map(lambda a: a[0], tree) for tree in (params, mask, data)))
     per_run = lambda name, v: jnp.broadcast_to(jnp.asarray(_checks.finite_array(name, v), jnp.float32), (batch,))  # noqa: E731
     learning_rate, grad_noise = per_run("learning_rate", learning_rate), per_run("grad_noise", grad_noise)
     if bool(jnp.any(learning_rate <= 0)) or bool(jnp.any(grad_noise < 0)):
         raise ValueError("learning_rate must be > 0 and grad_noise >= 0 for every run")
-    reference_x = data.x if reference_x is None else jnp.asarray(reference_x)
+    devices = list(jax.local_devices() if devices is None else devices)
+    padded = -(-batch // len(devices)) * len(devices)
+    reference_x = data.x if reference_x is None else jnp.broadcast_to(jnp.asarray(reference_x), (batch, *np.shape(reference_x)))
+    args = (params, mask, data, keys, learning_rate, grad_noise, reference_x)
+    if padded > batch:  # repeat the last run; its copies are dropped below
+        args = jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], padded - batch, axis=0)]), args)
     if chunk_size == "auto":
-        chunk_size = default_chunk()
+        chunk_size = default_chunk(devices[0].platform)
     if chunk_size is not None:
-        chunk_size = min(_checks.positive_int("chunk_size", chunk_size), batch)
-    return _train_batched(cfg, chunk_size, params, mask, data, keys, learning_rate, grad_noise, reference_x)
+        chunk_size = min(_checks.positive_int("chunk_size", chunk_size), padded // len(devices))
+    mesh = jax.sharding.Mesh(np.array(devices), ("runs",)) if len(devices) > 1 else None
+    out = _train_batched(cfg, chunk_size, mesh, *args)
+    return jax.tree.map(lambda a: a[:batch], out)
 
 
 def stack(trees: list) -> Any:

@@ -166,3 +166,32 @@ def test_fit_bad_structures(run_inputs):
     with pytest.raises(ValueError, match="leading run axis"):
         train.fit_batched(train.stack([params] * 2), train.stack([mask] * 3), train.stack([ds] * 2), model=MODEL, steps=5,
                           keys=jax.random.split(jax.random.key(0), 2))
+
+
+def test_sharded_over_forced_cpu_devices_equals_one_device():
+    """The run axis split over 4 forced CPU devices (with padding: 6 runs) gives the single-device results."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import os
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+        import jax, numpy as np
+        from lawrob import data, nets, train
+        m = nets.MLP((8, 16, 1))
+        keys = jax.random.split(jax.random.key(0), 6)
+        P = train.stack([m.init(k) for k in keys])
+        M = train.stack([nets.dense_mask(m.init(keys[0]))] * 6)
+        D = train.stack([data.make_dataset(k, data.Gaussian(8), 20) for k in keys])
+        assert len(jax.devices()) == 4
+        a, ha = train.fit_batched(P, M, D, model=m, steps=20, keys=keys)
+        b, hb = train.fit_batched(P, M, D, model=m, steps=20, keys=keys, devices=jax.devices()[:1])
+        assert ha["loss"].shape == (6, 2)
+        np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=1e-6)
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+        print("OK")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-2000:]
