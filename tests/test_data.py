@@ -179,3 +179,37 @@ def test_from_arrays():
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def _write_idx(path, array, type_code):
+    import gzip
+    import struct
+
+    header = bytes([0, 0, type_code, array.ndim]) + b"".join(struct.pack(">I", s) for s in array.shape)
+    payload = header + array.astype(array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype).tobytes()
+    (gzip.open if str(path).endswith(".gz") else open)(path, "wb").write(payload)
+
+
+def test_read_idx_and_fashion_mnist_loader(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 5).astype(np.uint8)
+    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", images, 0x08)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", labels, 0x08)
+    floats = rng.standard_normal((3, 2)).astype(np.float32)
+    _write_idx(tmp_path / "f.idx", floats, 0x0D)
+    np.testing.assert_array_equal(data.read_idx(tmp_path / "f.idx"), floats)
+    monkeypatch.setenv(data.FASHION_MNIST_ENV, str(tmp_path))
+    x, y = data.load_fashion_mnist()
+    np.testing.assert_allclose(x, images.reshape(5, -1) / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(y, labels)
+    with pytest.raises(FileNotFoundError, match="t10k-images"):
+        data.load_fashion_mnist(split="test")
+    (tmp_path / "bad.idx").write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        data.read_idx(tmp_path / "bad.idx")
+
+
+def test_load_digits():
+    x, y = data.load_digits()
+    assert x.shape == (1797, 64) and 0 <= x.min() and x.max() <= 1 and set(np.unique(y)) == set(range(10))
