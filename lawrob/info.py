@@ -1,0 +1,519 @@
+"""Mask entropy and mask-data mutual information: estimators with certified intervals, and p_eff.
+
+No Free Prune (NFP, Kumar, Luo & Sellke 2024) bounds Lip(f) through p_eff = I(m_W; D) + E||m||_1 log2(1 + 60 W J / eps)
+(THEORY.md 1.4). A larger p_eff only loosens the theorem's bound, so lawrob estimates I(m; D) from above, with
+confidence. The route (NFP App. C.2): fix everything random except the data (initialization, minibatch order,
+tie-breaks); the pruning pipeline is then a deterministic function of D, so, since the initialization is drawn
+independently of D,
+
+    I(m; D) <= I(m; D | init) = H(m | init) - H(m | D, init) = H(m | init),
+
+and H(m | init) is an entropy of masks that can be sampled: rerun the pipeline on K fresh data sets.
+
+Entropy estimators over masks, an array [samples, p] of 0/1 (one row per sampled mask):
+
+- ``plugin_entropy``: the entropy of the empirical distribution of whole masks.
+- ``miller_madow_entropy``: plug-in plus Miller's (1955) first-order bias correction (m_hat - 1) / (2N) nats.
+- ``chow_liu_entropy``: the entropy of the best tree-structured approximation (Chow & Liu 1968),
+  sum_j H(m_j) - max_T sum_{(i,j) in T} I(m_i; m_j) >= H(m).
+- ``marginal_entropy``: sum_j H(m_j) >= H(m) (subadditivity).
+- ``mask_ceiling``: log2 C(p, k), the entropy of the uniform distribution on masks with k ones (per layer: the sum).
+
+For the point values, plug-in <= Chow-Liu <= marginal holds by construction (see each function); the ceiling
+bounds H(m) itself but not the marginal sum (uniform k-subsets have marginal sum p h2(k/p) > log2 C(p, k)),
+so ``mask_information`` checks that link and reports it. Every interval is a finite-sample confidence interval
+for the estimator's own estimand (H(m), the tree entropy or the marginal sum, all >= H(m)), so each ``high`` is a
+certified upper bound on H(m) at its confidence level; the derivations are in the functions' docstrings.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import special, stats
+from scipy.sparse.csgraph import minimum_spanning_tree
+
+from lawrob import _checks
+
+UNITS = ("bits", "nats")
+LN2 = math.log(2.0)
+
+
+class Estimate(NamedTuple):
+    """A point estimate with its confidence interval [low, high], in ``units`` ("bits" or "nats").
+
+    ``confidence`` is the probability with which the interval covers the estimand (1.0 for exact values),
+    ``method`` names the estimator.
+    """
+
+    value: float
+    low: float
+    high: float
+    units: str = "bits"
+    method: str = ""
+    confidence: float = 1.0
+
+    def to(self, units: str) -> Estimate:
+        """The same estimate in ``units`` (1 bit = ln 2 nats)."""
+        _checks.one_of("units", units, UNITS)
+        if units == self.units:
+            return self
+        scale = LN2 if units == "nats" else 1.0 / LN2
+        return self._replace(value=self.value * scale, low=self.low * scale, high=self.high * scale, units=units)
+
+
+def _estimate(method: str, value: float, low: float, high: float, units: str, confidence: float) -> Estimate:
+    """An Estimate from values in nats, converted to ``units``."""
+    nats = Estimate(float(value), float(low), float(high), "nats", method, confidence)
+    return nats.to(units)
+
+
+def _as_masks(masks) -> np.ndarray:
+    array = np.asarray(masks)
+    if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] < 1:
+        raise ValueError(f"masks must be a [samples, p] array with samples >= 1 and p >= 1, got shape {array.shape}")
+    if not np.all((array == 0) | (array == 1)):
+        raise ValueError("masks must hold only 0 and 1")
+    return array.astype(np.uint8)
+
+
+def _alpha(confidence: float) -> float:
+    return 1.0 - _checks.real_in("confidence", confidence, 0.0, 1.0, low_open=True, high_open=True)
+
+
+def _log_support(ceiling: float | None, p: int) -> float:
+    """ln m for the number m of masks the pipeline can output, from ``ceiling`` = log2 m (default: all 2^p masks)."""
+    if ceiling is None:
+        return p * LN2
+    return _checks.real_in("ceiling", ceiling, 0.0, float(p)) * LN2
+
+
+def _counts(masks: np.ndarray) -> np.ndarray:
+    """How often each distinct row occurs (rows are hashed by packing them into bytes)."""
+    return np.unique(np.packbits(masks, axis=1), axis=0, return_counts=True)[1]
+
+
+def _plugin_nats(counts: np.ndarray) -> float:
+    n = counts.sum()
+    return float(math.log(n) - np.sum(special.xlogy(counts, counts)) / n)
+
+
+def _whole_mask_interval(counts: np.ndarray, log_m: float, alpha: float) -> tuple[float, float]:
+    """Distribution-free (1 - alpha) interval for H (nats) around the plug-in estimate H_N.
+
+    Bias (Paninski 2003, Prop. 1): H - ln(1 + (m - 1)/N) <= E H_N <= H, with m the support size (the upper
+    inequality is Jensen's, H concave). Concentration: moving one sample from a class of count a to one of count b
+    changes N H_N by g(b) - g(a - 1), g(k) = (k+1) ln(k+1) - k ln k increasing with b + a - 1 <= N - 1, so H_N has
+    bounded differences c = g(N - 1) / N = (N ln N - (N-1) ln(N-1)) / N, and McDiarmid gives
+    P(H_N - E H_N >= t) <= exp(-2 t^2 / (N c^2)) on each side (cf. Antos & Kontoyiannis 2001).
+    With t = c sqrt(N ln(2/alpha) / 2):  H_N - t <= H <= H_N + t + ln(1 + (m-1)/N), and H <= ln m.
+    """
+    n = int(counts.sum())
+    plugin = _plugin_nats(counts)
+    c = (special.xlogy(n, n) - special.xlogy(n - 1, n - 1)) / n
+    t = c * math.sqrt(n * math.log(2.0 / alpha) / 2.0)
+    bias = np.logaddexp(math.log(n - 1) if n > 1 else -math.inf, log_m) - math.log(n)
+    return max(plugin - t, 0.0), min(plugin + t + bias, log_m)
+
+
+def plugin_entropy(masks, *, confidence: float = 0.95, units: str = "bits", ceiling: float | None = None) -> Estimate:
+    """Plug-in (maximum-likelihood) entropy of whole masks: H_N = -sum_m (n_m/N) log(n_m/N) over the distinct rows.
+
+    H_N is biased low (E H_N <= H, Paninski 2003) and can never exceed log N. The interval is the distribution-free
+    one of ``_whole_mask_interval``: its lower end needs nothing, its upper end needs the number m of masks the
+    pipeline can output, given as ``ceiling`` = log2 m (for a pipeline that keeps exactly k of p weights,
+    ``mask_ceiling(p, k).value``; default p bits, every 0/1 vector). Without a small support no sample-based
+    upper bound on the whole-mask entropy exists (mass spread thinly over unseen masks is invisible).
+    """
+    _checks.one_of("units", units, UNITS)
+    alpha = _alpha(confidence)
+    array = _as_masks(masks)
+    counts = _counts(array)
+    low, high = _whole_mask_interval(counts, _log_support(ceiling, array.shape[1]), alpha)
+    return _estimate("plugin", _plugin_nats(counts), low, high, units, 1.0 - alpha)
+
+
+def miller_madow_entropy(masks, *, confidence: float = 0.95, units: str = "bits", ceiling: float | None = None) -> Estimate:
+    """Miller-Madow entropy of whole masks: H_N + (m_hat - 1) / (2N) nats, m_hat the number of distinct masks seen.
+
+    Miller (1955): E H_N = H - (m - 1)/(2N) + O(N^-2) for a well-sampled distribution on m outcomes; the
+    correction removes that first-order bias (Paninski 2003, Sec. 3). Capped at ln m (m from ``ceiling`` as in
+    ``plugin_entropy``), which H cannot exceed. The interval is the plug-in's distribution-free interval for H:
+    both estimate the same quantity and the correction is asymptotic, not a finite-sample guarantee.
+    """
+    _checks.one_of("units", units, UNITS)
+    alpha = _alpha(confidence)
+    array = _as_masks(masks)
+    counts = _counts(array)
+    log_m = _log_support(ceiling, array.shape[1])
+    value = min(_plugin_nats(counts) + (len(counts) - 1) / (2.0 * counts.sum()), log_m)
+    low, high = _whole_mask_interval(counts, log_m, alpha)
+    return _estimate("miller_madow", value, low, high, units, 1.0 - alpha)
+
+
+def _binary_entropy(q) -> np.ndarray:
+    """h(q) = -q ln q - (1-q) ln(1-q) in nats, elementwise (0 at q in {0, 1})."""
+    q = np.asarray(q, dtype=float)
+    return special.entr(q) + special.entr(1.0 - q)
+
+
+def _clopper_pearson(successes, trials, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided exact (Clopper & Pearson 1934) intervals for binomial proportions, each tail alpha/2
+    (elementwise; zero trials give [0, 1])."""
+    x, n = np.broadcast_arrays(np.asarray(successes, dtype=float), np.asarray(trials, dtype=float))
+    low = np.where(x > 0, stats.beta.ppf(alpha / 2, np.maximum(x, 1), np.maximum(n - x + 1, 1)), 0.0)
+    high = np.where(x < n, stats.beta.ppf(1 - alpha / 2, x + 1, np.maximum(n - x, 1)), 1.0)
+    return low, high
+
+
+def _entropy_range(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(min, max) of h over each interval [low, high]: h is concave with its peak at 1/2."""
+    return np.minimum(_binary_entropy(low), _binary_entropy(high)), _binary_entropy(np.clip(0.5, low, high))
+
+
+def marginal_entropy(masks, *, confidence: float = 0.95, units: str = "bits") -> Estimate:
+    """Sum of per-bit entropies, sum_j h(q_j) with q_j = P(m_j = 1): an upper bound on H(m) (subadditivity).
+
+    Point value: the plug-in sum_j h(q_hat_j). Interval: each q_j gets a two-sided Clopper-Pearson interval at
+    level alpha/p, so all p hold at once with probability >= 1 - alpha (union bound); on that event the marginal
+    sum lies between sum_j min h and sum_j max h over the intervals. The upper end is therefore a certified upper
+    bound on H(m) that needs no support size, and it is >= the plug-in value of every whole-mask estimate since
+    the empirical distribution is itself subadditive.
+    """
+    _checks.one_of("units", units, UNITS)
+    alpha = _alpha(confidence)
+    array = _as_masks(masks)
+    n, p = array.shape
+    ones = array.sum(axis=0, dtype=np.int64)
+    low_q, high_q = _clopper_pearson(ones, n, alpha / p)
+    low_h, high_h = _entropy_range(low_q, high_q)
+    value = _binary_entropy(ones / n).sum()
+    return _estimate("marginal", value, low_h.sum(), high_h.sum(), units, 1.0 - alpha)
+
+
+def _mixture_information(q, a, b) -> np.ndarray:
+    """I(X; Y) in nats for P(X=1) = q, P(Y=1 | X=1) = a, P(Y=1 | X=0) = b: h(q a + (1-q) b) - q h(a) - (1-q) h(b)."""
+    return np.maximum(_binary_entropy(q * a + (1 - q) * b) - q * _binary_entropy(a) - (1 - q) * _binary_entropy(b), 0.0)
+
+
+def _pair_information_range(q_low, q_high, a_low, a_high, b_low, b_high) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (min, max) of I(X; Y) over q in [q_low, q_high], a in [a_low, a_high], b in [b_low, b_high] (nats).
+
+    I is convex in the channel (a, b) for fixed q, zero on a = b, and concave in q for a fixed channel (Cover &
+    Thomas, Thm 2.7.4). Minimum: if the a- and b-intervals overlap it is 0; if a > b throughout, dI/da =
+    q (h'(m) - h'(a)) > 0 and dI/db = (1-q)(h'(m) - h'(b)) < 0 with m = q a + (1-q) b between them, so the
+    minimum is at the corner (a_low, b_high) (mirrored if b > a), and then at an end of the q-interval (concavity).
+    Maximum: at a corner of the channel box (convexity), then at the stationary point of the concave function
+    of q, where h'(m) = (h(a) - h(b)) / (a - b), i.e. m = 1 / (1 + exp(slope)), clipped to the q-interval.
+    """
+    gap_up, gap_down = a_low > b_high, b_low > a_high
+    a_near = np.where(gap_up, a_low, a_high)
+    b_near = np.where(gap_up, b_high, b_low)
+    near = np.minimum(_mixture_information(q_low, a_near, b_near), _mixture_information(q_high, a_near, b_near))
+    low = np.where(gap_up | gap_down, near, 0.0)
+    high = np.zeros_like(low)
+    for a in (a_low, a_high):
+        for b in (b_low, b_high):
+            diff = a - b
+            safe = np.where(diff == 0, 1.0, diff)
+            slope = (_binary_entropy(a) - _binary_entropy(b)) / safe
+            q_star = np.clip((special.expit(-slope) - b) / safe, q_low, q_high)
+            high = np.maximum(high, np.where(diff == 0, 0.0, _mixture_information(q_star, a, b)))
+    return low, high
+
+
+def _max_spanning_tree_weight(weights: np.ndarray) -> float:
+    """Total weight of a maximum spanning forest of the complete graph with nonnegative edge ``weights`` [p, p]
+    (scipy's minimum spanning tree of the negated upper triangle; zero-weight edges add nothing either way)."""
+    tree = minimum_spanning_tree(-np.triu(weights, k=1))
+    return float(-tree.sum())
+
+
+def chow_liu_entropy(masks, *, confidence: float = 0.95, units: str = "bits") -> Estimate:
+    """Chow-Liu tree entropy: H_T = sum_j H(m_j) - max_T sum_{(i,j) in T} I(m_i; m_j) >= H(m).
+
+    Chow & Liu (1968): for any spanning tree T the tree projection P_T of P has H(P_T) = sum_j H_j - sum_T I_ij and
+    KL(P || P_T) = H(P_T) - H(P) >= 0; the maximum spanning tree of the pairwise informations gives the smallest
+    such bound, and it is exact when P is tree-structured (e.g. a Markov chain of bits).
+
+    Point value: plug-in bit entropies and pairwise informations reduced by Miller's bias (|X|-1)(|Y|-1)/(2N) =
+    1/(2N) nats, clipped at 0. Since the empirical distribution's own tree bound uses the uncorrected (larger)
+    informations, plug-in <= this value <= the plug-in marginal sum, by construction.
+
+    Interval (certified): two-sided Clopper-Pearson intervals at level alpha/p^2 for the p proportions
+    q_j = P(m_j = 1) and, for each pair i < j, the two conditional proportions P(m_j = 1 | m_i = 1) and
+    P(m_j = 1 | m_i = 0) (exact given the number of samples with m_i = 1, hence also unconditionally): p^2
+    intervals in all, simultaneous by the union bound. On that event every I_ij lies in the exact range of
+    ``_pair_information_range`` over the box, and every H_j between the extremes of h over its interval.
+    high = sum_j max H_j - max_T sum_T I_lower (an upper bound for every tree, hence for the data-chosen one);
+    low = sum_j min H_j - max_T sum_T I_upper. Cost O(N p^2): meant for masks of up to a few thousand bits.
+    """
+    _checks.one_of("units", units, UNITS)
+    alpha = _alpha(confidence)
+    array = _as_masks(masks)
+    n, p = array.shape
+    x = array.astype(np.float64)
+    ones = x.sum(axis=0)
+    both = x.T @ x  # [i, j]: samples with m_i = m_j = 1
+    q = ones / n
+    given_one = both / np.maximum(ones[:, None], 1)  # empirical P(m_j = 1 | m_i = 1)
+    given_zero = (ones[None, :] - both) / np.maximum(n - ones[:, None], 1)  # empirical P(m_j = 1 | m_i = 0)
+    h = _binary_entropy(q)
+    info = np.maximum(_mixture_information(q[:, None], given_one, given_zero) - 1.0 / (2 * n), 0.0)
+    value = h.sum() - _max_spanning_tree_weight(info)
+
+    level = alpha / p**2
+    q_low, q_high = _clopper_pearson(ones, n, level)
+    h_low, h_high = _entropy_range(q_low, q_high)
+    a_low, a_high = _clopper_pearson(both, ones[:, None], level)  # P(m_j = 1 | m_i = 1)
+    b_low, b_high = _clopper_pearson(ones[None, :] - both, n - ones[:, None], level)  # P(m_j = 1 | m_i = 0)
+    info_low, info_high = _pair_information_range(q_low[:, None], q_high[:, None], a_low, a_high, b_low, b_high)
+    high = h_high.sum() - _max_spanning_tree_weight(info_low)
+    low = max(h_low.sum() - _max_spanning_tree_weight(info_high), 0.0)
+    return _estimate("chow_liu", value, low, high, units, 1.0 - alpha)
+
+
+# ------------------------------------------------------------------------------ ceilings
+
+
+def _log2_binomial(p: int, k: int) -> float:
+    return (math.lgamma(p + 1) - math.lgamma(k + 1) - math.lgamma(p - k + 1)) / LN2
+
+
+def mask_ceiling(p, k, *, units: str = "bits") -> Estimate:
+    """log2 C(p, k): the entropy of the uniform distribution over masks with k of p entries kept, the largest
+    entropy any pipeline that keeps exactly k weights can have (NFP Sec. 4.1 uses it for IMP).
+
+    ``p`` and ``k`` may be sequences (one entry per layer, for layerwise pruning): the ceiling is then
+    sum_l log2 C(p_l, k_l), never above the global log2 C(sum p_l, sum k_l) (Vandermonde). Exact: low = high = value.
+    """
+    _checks.one_of("units", units, UNITS)
+    sizes, kept = np.atleast_1d(p), np.atleast_1d(k)
+    if sizes.ndim != 1 or sizes.shape != kept.shape:
+        raise ValueError(f"p and k must be two integers or two sequences of the same length, got {p!r} and {k!r}")
+    total = 0.0
+    for p_l, k_l in zip(sizes.tolist(), kept.tolist()):
+        p_l = _checks.positive_int("p", p_l, minimum=0)
+        k_l = _checks.positive_int("k", k_l, minimum=0)
+        if k_l > p_l:
+            raise ValueError(f"k must lie in [0, p] per layer, got k={k_l} > p={p_l}")
+        total += _log2_binomial(p_l, k_l)
+    return Estimate(total, total, total, "bits", "ceiling", 1.0).to(units)
+
+
+# ------------------------------------------------------------------------ mask information
+
+# Data sets per jax.lax.map chunk in ``sample_masks``, measured with benchmarks/bench_info.py on the E5 toy
+# (see benchmarks/results_info.md); None (one full vmap) on other backends.
+DEFAULT_CHUNK = {"cpu": 2048}
+ESTIMATORS = ("plugin", "miller_madow", "chow_liu", "marginal")
+CHOW_LIU_MAX_BITS = 4096  # O(N p^2) time and O(p^2) memory: beyond this the default skips the Chow-Liu bound
+
+
+def default_chunk(backend: str | None = None) -> int | None:
+    """Data sets per chunk for ``sample_masks`` on ``backend`` (default: JAX's); None means one full vmap."""
+    return DEFAULT_CHUNK.get(backend or jax.default_backend())
+
+
+def _flatten(tree) -> tuple[jax.Array, jax.Array]:
+    """The leaves of a mask pytree raveled and concatenated as uint8, and whether all entries were 0 or 1."""
+    flat = jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(tree)])
+    return flat.astype(jnp.uint8), jnp.all((flat == 0) | (flat == 1))
+
+
+def _map_datasets(pipeline, sample_data, chunk, init_key, data_keys):
+    def one(data_key):
+        return _flatten(pipeline(init_key, sample_data(data_key)))
+
+    if chunk is None:
+        return jax.vmap(one)(data_keys)
+    return jax.lax.map(one, data_keys, batch_size=chunk)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _sample_one_init(pipeline, sample_data, chunk, mesh, init_key, data_keys):
+    if mesh is None:
+        return _map_datasets(pipeline, sample_data, chunk, init_key, data_keys)
+    spec = jax.sharding.PartitionSpec("datasets")
+    return jax.shard_map(lambda k: _map_datasets(pipeline, sample_data, chunk, init_key, k), mesh=mesh, in_specs=spec,
+                         out_specs=spec, check_vma=False)(data_keys)
+
+
+def _keys(key, inits: int, datasets: int) -> tuple[jax.Array, jax.Array]:
+    """([inits] pipeline keys, [inits, datasets] data keys): fresh data sets for every initialization."""
+    pairs = jax.vmap(lambda k: jax.random.split(k))(jax.random.split(key, inits))
+    return pairs[:, 0], jax.vmap(lambda k: jax.random.split(k, datasets))(pairs[:, 1])
+
+
+def sample_masks(pipeline: Callable, sample_data: Callable, *, key: jax.Array, datasets: int, inits: int = 1,
+                 chunk_size: int | None | str = "auto", devices: list | None = None) -> np.ndarray:
+    """masks[i, k] = pipeline(key_i, sample_data(key_ik)) flattened: a uint8 array [inits, datasets, p].
+
+    ``pipeline(key, data)`` is a pure JAX function returning a 0/1 mask pytree (its leaves are raveled and
+    concatenated in ``jax.tree.leaves`` order); ``key`` must fix everything it draws (initialization, minibatch
+    order, tie-breaks), so that the mask is a deterministic function of (key, data). ``sample_data(key)`` draws
+    one data set from the generator under study. For each of ``inits`` pipeline keys, ``datasets`` fresh data
+    sets are drawn and the pipeline runs on all of them in one compiled call: the data sets are split over
+    ``devices`` (default: this process's JAX devices; on CPU set XLA_FLAGS=--xla_force_host_platform_device_count=C
+    before importing jax to use C cores) with ``jax.shard_map``, and on each device go through ``jax.lax.map`` in
+    chunks of ``chunk_size`` (a vmap inside each chunk; "auto": ``default_chunk()``, None: one full vmap).
+    Both functions are static arguments of the compiled call: pass the same function objects to reuse it.
+    """
+    datasets = _checks.positive_int("datasets", datasets)
+    inits = _checks.positive_int("inits", inits)
+    if not callable(pipeline) or not callable(sample_data):
+        raise TypeError("pipeline and sample_data must be callables: pipeline(key, data) -> mask, sample_data(key) -> data")
+    devices = list(jax.local_devices() if devices is None else devices)
+    per_device = -(-datasets // len(devices))
+    if chunk_size == "auto":
+        chunk_size = default_chunk(devices[0].platform)
+    if chunk_size is not None:
+        chunk_size = min(_checks.positive_int("chunk_size", chunk_size), per_device)
+    mesh = jax.sharding.Mesh(np.array(devices), ("datasets",)) if len(devices) > 1 else None
+    init_keys, data_keys = _keys(key, inits, datasets)
+    pad = per_device * len(devices) - datasets  # repeat the last data set; the copies are dropped below
+    data_keys = jnp.concatenate([data_keys, jnp.repeat(data_keys[:, -1:], pad, axis=1)], axis=1)
+    out = []
+    for i in range(inits):
+        masks, binary = _sample_one_init(pipeline, sample_data, chunk_size, mesh, init_keys[i], data_keys[i])
+        if not bool(jnp.all(binary)):
+            raise ValueError("pipeline must return masks holding only 0 and 1")
+        out.append(np.asarray(masks)[:datasets])
+    return np.stack(out)
+
+
+class MaskInformation(NamedTuple):
+    """Estimates of I(m; D | init) = H(m | init) for a pipeline deterministic given (init, D), in ``units``.
+
+    estimates: name -> Estimate, the mean over the initializations of each estimator ("plugin", "miller_madow",
+        "chow_liu", "marginal") and of the "ceiling"; per_init: name -> one Estimate per initialization.
+    upper: the mean over initializations of the smallest certified upper bound (the least ``high`` among the
+        plug-in, Chow-Liu and marginal bounds and the ceiling): the I(m; D) to put into p_eff.
+    Confidence: every interval (all estimators, all initializations) holds at once with probability
+        >= ``confidence`` (union bound); the mean intervals cover the mean of the per-initialization values.
+    chain: (name, mean point value) in the order plug-in <= Chow-Liu <= marginal <= ceiling;
+        chain_violations: the links that fail (plug-in <= Chow-Liu <= marginal hold by construction; the last
+        link can fail, see the module docstring).
+    active: E||m||_1, the mean number of ones per mask (for p_eff's count term).
+    """
+
+    estimates: dict
+    per_init: dict
+    upper: float
+    chain: tuple
+    chain_violations: tuple
+    active: float
+    datasets: int
+    inits: int
+    confidence: float
+    units: str
+
+
+def _ceiling_bits(masks: np.ndarray, groups) -> float:
+    """log2 of the number of masks whose block counts are among those observed in ``masks`` [N, p].
+
+    Blocks (``groups``: consecutive sizes, e.g. one per layer) whose count never varies contribute
+    log2 C(p_l, k_l); the other blocks are merged and contribute log2 sum_k C(p_rest, k) over their observed
+    total counts (log2 C(p_rest, k) when that total is fixed, as under global pruning to a fixed density).
+    """
+    p = masks.shape[-1]
+    sizes = [p] if groups is None else [_checks.positive_int("groups[i]", g) for g in groups]
+    if sum(sizes) != p:
+        raise ValueError(f"groups must add up to the mask length p={p}, got sizes summing to {sum(sizes)}")
+    edges = np.cumsum([0, *sizes])
+    counts = np.stack([masks[:, a:b].sum(axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
+    fixed = np.all(counts == counts[:1], axis=0)
+    bits = float(mask_ceiling([s for s, f in zip(sizes, fixed) if f], counts[0, fixed]).value) if fixed.any() else 0.0
+    rest = [s for s, f in zip(sizes, fixed) if not f]
+    if rest:
+        totals = np.unique(counts[:, ~fixed].sum(axis=1))
+        logs = np.array([mask_ceiling(sum(rest), int(k)).value for k in totals]) * LN2
+        bits += float(special.logsumexp(logs)) / LN2
+    return min(bits, float(p))  # log2 2^p: rounding of the sums above can only overshoot it
+
+
+def _chain(values: dict) -> tuple[tuple, tuple]:
+    order = [name for name in ("plugin", "chow_liu", "marginal", "ceiling") if name in values]
+    chain = tuple((name, values[name]) for name in order)
+    violations = tuple(f"{a} > {b}" for (a, x), (b, y) in zip(chain[:-1], chain[1:]) if x > y + 1e-9 * max(1.0, abs(y)))
+    return chain, violations
+
+
+def estimate_information(masks, *, confidence: float = 0.95, units: str = "bits", ceiling: float | None = None,
+                         groups=None, estimators=None) -> MaskInformation:
+    """Every entropy estimator on sampled masks [inits, datasets, p] (or [datasets, p] for one initialization).
+
+    Row k of initialization i must be the pipeline's mask on the k-th independent data set with the i-th
+    initialization held fixed; H(m | init_i) is then I(m; D | init_i) for a pipeline deterministic given
+    (init, D). ``ceiling`` (bits): log2 of the number of masks the pipeline can output; by default it is
+    inferred from the observed counts, per block of ``groups`` (see ``_ceiling_bits``), which assumes the
+    pipeline keeps the counts the samples show (true of ``lawrob.prune``, which keeps exact counts); it is
+    inferred for each initialization on its own.
+    ``estimators``: a subset of ``ESTIMATORS`` (default: all, Chow-Liu only up to ``CHOW_LIU_MAX_BITS`` bits).
+    The confidence is split evenly over the three interval families (whole-mask, Chow-Liu, marginal) and the
+    initializations, so all intervals hold at once with probability >= ``confidence``.
+    """
+    _checks.one_of("units", units, UNITS)
+    alpha = _alpha(confidence)
+    array = np.asarray(masks)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3 or 0 in array.shape:
+        raise ValueError(f"masks must be a [inits, datasets, p] or [datasets, p] array, got shape {np.shape(masks)}")
+    inits, datasets, p = array.shape
+    if estimators is None:
+        estimators = tuple(e for e in ESTIMATORS if e != "chow_liu" or p <= CHOW_LIU_MAX_BITS)
+    for name in estimators:
+        _checks.one_of("estimators[i]", name, ESTIMATORS)
+    families = len({"whole" if e in ("plugin", "miller_madow") else e for e in estimators})
+    level = 1.0 - alpha / (families * inits)
+    array = _as_masks(array.reshape(-1, p)).reshape(array.shape)
+    if ceiling is not None:
+        ceiling = _checks.real_in("ceiling", ceiling, 0.0, float(p))
+    functions = {"plugin": plugin_entropy, "miller_madow": miller_madow_entropy, "chow_liu": chow_liu_entropy,
+                 "marginal": marginal_entropy}
+    per_init = {name: [] for name in (*estimators, "ceiling")}
+    uppers = []
+    for masks_i in array:
+        bits = _ceiling_bits(masks_i, groups) if ceiling is None else ceiling
+        ceiling_i = Estimate(bits, bits, bits, "bits", "ceiling", 1.0).to(units)
+        per_init["ceiling"].append(ceiling_i)
+        for name in estimators:
+            options = {"ceiling": bits} if name in ("plugin", "miller_madow") else {}
+            per_init[name].append(functions[name](masks_i, confidence=level, units=units, **options))
+        uppers.append(min([per_init[e][-1].high for e in estimators if e != "miller_madow"] + [ceiling_i.value]))
+    mean = {name: Estimate(float(np.mean([e.value for e in values])), float(np.mean([e.low for e in values])),
+                           float(np.mean([e.high for e in values])), units, name, 1.0 - alpha)
+            for name, values in per_init.items()}
+    mean["ceiling"] = mean["ceiling"]._replace(confidence=1.0)
+    chain, violations = _chain({name: e.value for name, e in mean.items()})
+    return MaskInformation(estimates=mean, per_init={k: tuple(v) for k, v in per_init.items()},
+                           upper=float(np.mean(uppers)), chain=chain, chain_violations=violations,
+                           active=float(array.sum(axis=-1).mean()), datasets=datasets, inits=inits,
+                           confidence=1.0 - alpha, units=units)
+
+
+def mask_information(pipeline: Callable, sample_data: Callable, *, key: jax.Array, datasets: int, inits: int = 3,
+                     chunk_size: int | None | str = "auto", devices: list | None = None, confidence: float = 0.95,
+                     units: str = "bits", ceiling: float | None = None, estimators=None) -> MaskInformation:
+    """Upper estimates of I(m; D) for a pruning pipeline: ``sample_masks`` then ``estimate_information``.
+
+    The pipeline runs with its key (initialization, minibatch order, tie-breaks) fixed while ``datasets`` data
+    sets are resampled from ``sample_data``, for ``inits`` keys. When the pipeline is deterministic given
+    (key, D) and the key is drawn independently of D, I(m; D) <= I(m; D | key) = H(m | key) (NFP Sec. 1.4 and
+    App. C.2), the quantity estimated here and averaged over the keys. A data-free pipeline (random pruning
+    with a fixed key, SynFlow) gives identical masks, hence point values of exactly 0 for every estimator.
+    The blocks for the ceiling are the pipeline's mask leaves (one per weight matrix and bias vector).
+    """
+    masks = sample_masks(pipeline, sample_data, key=key, datasets=datasets, inits=inits, chunk_size=chunk_size,
+                         devices=devices)
+    init_key, data_key = _keys(key, 1, 1)
+    leaves = jax.tree.leaves(jax.eval_shape(pipeline, init_key[0], jax.eval_shape(sample_data, data_key[0, 0])))
+    return estimate_information(masks, confidence=confidence, units=units, ceiling=ceiling,
+                                groups=[math.prod(leaf.shape) for leaf in leaves], estimators=estimators)
