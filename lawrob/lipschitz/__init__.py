@@ -1,0 +1,33 @@
+"""Certified lower bounds, sound upper bounds and exact values of the l2 Lipschitz constant of sparse MLPs.
+
+One calling convention for every method (as in jax_verify): ``f(params, mask, *, model=None, ...) -> Bound``,
+where ``params``/``mask`` are ``lawrob.nets`` pytrees (mask None: dense) and ``model`` is the ``nets.MLP``
+that supplies the activation (None: ReLU, shapes taken from params). All constants are l2 -> l2,
+Lip(f) = sup_x ||J_f(x)||_2, global over R^d unless a box ``domain`` is given; all values are float64.
+
+- ``lower(params, mask, *, key, points=None, method="search")``: the Jacobian norm at a witness point, certified
+  on the exact masked network ("points": best of the given points; "search": multi-scale sampling, hyperplane
+  probes, annealed smoothed ascent and region walking). ``lower_batch`` does B networks in one compiled call.
+- ``upper(params, mask, *, method="best")``: "product" of certified spectral norms, "eclipse_fast"
+  (ECLipsE-Fast closed form), "lipsdp" (LipSDP-Neuron with cvxpy), "best" (the smallest affordable).
+- ``exact(params, mask)``: enumeration of the linear regions of a ReLU / leaky-ReLU / identity network with
+  LPs (HiGHS), refusing networks whose region-count bound exceeds ``max_regions``.
+- ``region_bound(params, mask)``: that region-count bound.
+"""
+
+from lawrob.lipschitz._exact import DEFAULT_MAX_REGIONS, exact
+from lawrob.lipschitz._lower import SearchConfig, lower, lower_batch
+from lawrob.lipschitz._network import Bound, prepare, reduce
+from lawrob.lipschitz._network import region_bound as _region_bound
+from lawrob.lipschitz._upper import DEFAULT_SDP_MAX_DIM, upper
+
+
+def region_bound(params, mask=None, *, model=None) -> int:
+    """Upper bound on the number of linear regions (Serra et al. 2018) of the network without dead units."""
+    return _region_bound(reduce(prepare(params, mask, model)))
+
+
+__all__ = [
+    "Bound", "DEFAULT_MAX_REGIONS", "DEFAULT_SDP_MAX_DIM", "SearchConfig", "exact", "lower", "lower_batch",
+    "region_bound", "upper",
+]
