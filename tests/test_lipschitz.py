@@ -43,7 +43,8 @@ def model_of(params, activation="relu"):
     return nets.MLP(sizes, activation=activation)
 
 
-def random_net(sizes, seed, density=1.0, *, dead=False, zero_bias=False, duplicate=False, masked_unit=False):
+def random_net(sizes, seed, density=1.0, *, dead=False, zero_bias=False, duplicate=False, masked_unit=False,
+               masked_row=False):
     """A random small sparse ReLU net (params, mask) with optional degenerate features."""
     rng = np.random.default_rng(seed)
     weights = [rng.normal(size=(a, b)) / np.sqrt(a) for a, b in zip(sizes[:-1], sizes[1:])]
@@ -58,6 +59,8 @@ def random_net(sizes, seed, density=1.0, *, dead=False, zero_bias=False, duplica
     if masked_unit:  # the last unit of the first hidden layer is fully masked (incoming and outgoing)
         masks_w[0][:, -1] = 0.0
         masks_w[1][-1, :] = 0.0
+    if masked_row:  # input 0 is cut off: a fully masked row of the first weight matrix
+        masks_w[0][0, :] = 0.0
     params = make_params(weights, biases)
     mask = tuple({"w": jnp.asarray(m), "b": jnp.ones(b.shape, jnp.float32)} for m, b in zip(masks_w, biases))
     return params, mask
@@ -206,9 +209,9 @@ def test_region_that_exists_only_in_a_tiny_cell():
     assert bound.details["witness_radius"] == pytest.approx(delta / (2 + math.sqrt(2)), rel=1e-6)  # its incentre
     assert brute_force(params) == pytest.approx(bound.value, rel=RTOL)
     # random points essentially never land in the triangle; the search's probes do
-    data = np.random.default_rng(0).normal(size=(100, 2))
+    data = np.random.default_rng(0).normal(size=(20, 2))
     assert lower(params, key=KEY, points=data, method="points").value < 2.3
-    assert lower(params, key=KEY, points=data).value == pytest.approx(2 * math.sqrt(2), rel=RTOL)
+    assert lower(params, key=KEY, points=data, config=SMALL).value == pytest.approx(2 * math.sqrt(2), rel=RTOL)
 
 
 def test_steep_slab_far_from_the_data():
@@ -217,7 +220,7 @@ def test_steep_slab_far_from_the_data():
     params = make_params([w1, [[10.0], [-10.0], [10.0]]], [[0.0, -1e-3, -2000.0], [0.0]])
     answer = math.sqrt(200.0)
     assert exact(params).value == pytest.approx(answer, rel=RTOL)
-    found = lower(params, key=KEY, points=np.random.default_rng(0).normal(size=(100, 2)))
+    found = lower(params, key=KEY, points=np.random.default_rng(0).normal(size=(20, 2)), config=SMALL)
     assert found.value == pytest.approx(answer, rel=RTOL)
     assert found.witness[1] > 2000 and 0 < found.witness[0] < 1e-3
 
@@ -226,9 +229,8 @@ def test_ascent_climbs_where_starts_are_flat():
     """Smoothed ascent alone (no probes, no walking) leaves flat starts: 3 relu(x1 + x2 - 4) seen from |x| <= 1."""
     params = make_params([[[1.0], [1.0]], [[3.0]]], [[-4.0], [0.0]])
     no_climb = SearchConfig(samples=8, probes=0, starts=8, steps=1, rounds=0, radius_max=1.0)
-    climbing = SearchConfig(samples=8, probes=0, starts=8, steps=100, rounds=0, radius_max=1.0)
     assert lower(params, key=KEY, config=no_climb).value == 0.0  # every start has gradient 0
-    found = lower(params, key=KEY, config=climbing)
+    found = lower(params, key=KEY, config=no_climb, steps=100)  # a keyword overrides one field
     assert found.value == pytest.approx(3 * math.sqrt(2), rel=RTOL)
     assert found.witness.sum() > 4
 
@@ -318,10 +320,11 @@ ARCHS = [(2, 4, 1), (2, 3, 3, 1), (3, 4, 2)]
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(arch=st.sampled_from(ARCHS), seed=st.integers(0, 2**31 - 1), density=st.sampled_from([1.0, 0.6, 0.35]),
-       dead=st.booleans(), zero_bias=st.booleans(), duplicate=st.booleans(), masked_unit=st.booleans())
-def test_sandwich_on_random_sparse_nets(arch, seed, density, dead, zero_bias, duplicate, masked_unit):
+       dead=st.booleans(), zero_bias=st.booleans(), duplicate=st.booleans(), masked_unit=st.booleans(),
+       masked_row=st.booleans())
+def test_sandwich_on_random_sparse_nets(arch, seed, density, dead, zero_bias, duplicate, masked_unit, masked_row):
     params, mask = random_net(arch, seed, density, dead=dead, zero_bias=zero_bias, duplicate=duplicate,
-                              masked_unit=masked_unit)
+                              masked_unit=masked_unit, masked_row=masked_row)
     ex = exact(params, mask)
     assert ex.value == pytest.approx(brute_force(params, mask), rel=RTOL, abs=1e-12)
     points = np.random.default_rng(seed).normal(size=(20, arch[0]))
@@ -403,6 +406,10 @@ def test_bad_arguments_name_themselves():
         lower(params, key=KEY, config={"steps": 3})
     with pytest.raises(ValueError, match="steps"):
         SearchConfig(steps=-1)
+    with pytest.raises(ValueError, match="steps"):
+        lower(params, key=KEY, steps=-1)
+    with pytest.raises(TypeError, match="budget"):
+        lower(params, key=KEY, climbers=3)
 
 
 # --- upper-bound components ------------------------------------------------------------------------------------

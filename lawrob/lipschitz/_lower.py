@@ -11,8 +11,9 @@ scores every one on the true (masked) network, so it can only improve a certifie
    intersection gets a probe, half of them moved far out along the intersection (along unit boundaries);
 3. smoothed ascent: a ReLU network's gradient is piecewise constant, so ascent on ||J(x)|| never moves. It
    climbs log ||J_tau(x)||^2 instead, where relu(z) is replaced by tau softplus(z / tau) with the temperature
-   tau annealed from 0.3 to 3e-5 of the start's distance scale (leaky ReLU likewise; smooth activations are
-   used as they are), with normalised steps; every iterate is scored on the true network;
+   tau annealed geometrically from the start's distance scale r = |x_0| + scale down to 1e-4 r (leaky ReLU
+   likewise; smooth activations are used as they are), by normalised steps of length tau / 2, from half the
+   best points so far and half fresh random points; every iterate is scored on the true network;
 4. region walking: around the best points so far, the same probes against the *local* hyperplanes of all
    hidden units (each unit's pre-activation linearised at the point), which crosses into neighbouring regions
    and reaches vertices of deeper layers.
@@ -52,8 +53,8 @@ class SearchConfig:
     starts: int = 32
     steps: int = 64
     rounds: int = 8
-    walkers: int = 16
-    local_probes: int = 256
+    walkers: int = 32
+    local_probes: int = 512
     radius_min: float = 1e-2
     radius_max: float = 1e4
 
@@ -77,14 +78,15 @@ class SearchConfig:
 
 def lower(
     params, mask=None, *, key: jax.Array, model: nets.MLP | None = None, points=None, method: str = "search",
-    domain=None, config: SearchConfig | None = None,
+    domain=None, config: SearchConfig | None = None, **budget,
 ) -> Bound:
     """A certified lower bound on the l2 Lipschitz constant, with its witness point.
 
     ``method``: "points" (the largest Jacobian norm over ``points``, e.g. the training inputs) or "search" (the
     climbing search of this module, which also scores ``points`` when given and uses their scale). ``model``:
     the ``nets.MLP`` (its activation; None means ReLU). ``domain``: None (R^d) or a box (low, high) that
-    candidates are clipped to. ``config``: the search budget (``SearchConfig``).
+    candidates are clipped to. ``config``: the search budget (``SearchConfig``); keywords named after its
+    fields (``starts=64``, ``steps=...``) override single fields.
 
     ``value`` is recomputed in float64 on the masked network at ``witness`` and certified there (``certify``);
     if no candidate certifies (all on region boundaries), the bound is the trivial 0 with witness None.
@@ -92,7 +94,7 @@ def lower(
     """
     start = time.perf_counter()
     net = prepare(params, mask, model)
-    setup = _setup(net, key, points, method, domain, config)
+    setup = _setup(net, key, points, method, domain, config, budget)
     with jax.enable_x64(True):
         candidates, _ = _run(net.activation, setup.config, setup.method, _arrays(net), setup.key, setup.points,
                              setup.box)
@@ -101,7 +103,7 @@ def lower(
 
 def lower_batch(
     params, mask=None, *, key: jax.Array, model: nets.MLP | None = None, points=None, method: str = "search",
-    domain=None, config: SearchConfig | None = None, chunk: int | None = 8,
+    domain=None, config: SearchConfig | None = None, chunk: int | None = 8, **budget,
 ) -> list[Bound]:
     """``lower`` for B networks of one architecture at once: params (and mask) carry a leading axis of size B.
 
@@ -122,7 +124,8 @@ def lower_batch(
         one = jax.tree.map(lambda leaf: leaf[b], params)
         one_mask = None if mask is None else jax.tree.map(lambda leaf: leaf[b], mask)
         networks.append(prepare(one, one_mask, model))
-        setups.append(_setup(networks[b], keys[b], points[b] if per_network else points, method, domain, config))
+        setups.append(_setup(networks[b], keys[b], points[b] if per_network else points, method, domain, config,
+                             budget))
     first = setups[0]
     with jax.enable_x64(True):
         arrays = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[_arrays(net) for net in networks])
@@ -143,7 +146,7 @@ class _Setup:
     box: tuple[tuple[float, ...], tuple[float, ...]] | None
 
 
-def _setup(net: Net, key, points, method: str, domain, config) -> _Setup:
+def _setup(net: Net, key, points, method: str, domain, config, budget: dict) -> _Setup:
     _checks.one_of("method", method, METHODS)
     if not isinstance(key, jax.Array) or not (jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or key.shape == (2,)):
         raise TypeError(f"key must be a jax.random key, got {key!r}")
@@ -151,6 +154,10 @@ def _setup(net: Net, key, points, method: str, domain, config) -> _Setup:
         config = SearchConfig()
     elif not isinstance(config, SearchConfig):
         raise TypeError(f"config must be a SearchConfig or None, got {type(config).__name__}")
+    unknown = set(budget) - {field.name for field in dataclasses.fields(SearchConfig)}
+    if unknown:
+        raise TypeError(f"unexpected keyword(s) {sorted(unknown)}: the budget keywords are SearchConfig's fields")
+    config = dataclasses.replace(config, **budget)
     box = check_domain(domain, net.d)
     if points is not None:
         points = check_points(points, net.d)
@@ -348,27 +355,28 @@ class _JaxNet:
     def _probes(self, key, base, normals, offsets, weights, n, scale, cfg):
         """n points y with n_j.(y - base) + offset_j = eps sigma_j for a random subset S of the hyperplanes.
 
-        |S| is uniform in 1..min(d, H, 8); members are drawn by ``weights``; sigma random signs, eps
-        log-uniform in [1e-7, 1e-1] x (scale + distance to the intersection): one probe per adjacent cell of the
-        intersection's neighbourhood in expectation. Half the probes move far out along the intersection (a
-        random direction orthogonal to the normals of S, radius up to radius_max x scale).
+        |S| is uniform in 1..min(d, H, 8); members are drawn (with replacement: a repeat is dropped as dependent)
+        with probabilities proportional to ``weights``; sigma random signs, eps log-uniform in [1e-7, 1e-1] x
+        (scale + distance to the intersection): one probe per adjacent cell of the intersection's neighbourhood
+        in expectation. Half the probes move far out along the intersection (a random direction orthogonal to
+        the normals of S, radius up to radius_max x scale).
         """
         count = normals.shape[0]
         size_max = min(self.d, count, 8)
         if size_max == 0 or n == 0:
             return jnp.zeros((0, self.d))
-        log_weights = jnp.log(jnp.maximum(weights, 1e-300))
+        cdf = jnp.cumsum(weights)
+        cdf = cdf / jnp.where(cdf[-1] > 0, cdf[-1], 1.0)
         key_u, key_n = jax.random.split(key)
-        uniform = jax.random.uniform(key_u, (n, count + size_max + 4), minval=1e-300)
+        uniform = jax.random.uniform(key_u, (n, 2 * size_max + 4))
         normal = jax.random.normal(key_n, (n, self.d))
 
         def one(u, direction):
             size = 1 + jnp.floor(u[0] * size_max).astype(int)
-            gumbel = -jnp.log(-jnp.log(u[4 : 4 + count]))
-            chosen = jax.lax.top_k(log_weights + gumbel, size_max)[1]
+            chosen = jnp.minimum(jnp.searchsorted(cdf, u[4 : 4 + size_max], side="right"), count - 1)
             member = (jnp.arange(size_max) < size) & (weights[chosen] > 0)
             rows = normals[chosen] * member[:, None]
-            sign = jnp.where(u[4 + count :] < 0.5, -1.0, 1.0)
+            sign = jnp.where(u[4 + size_max :] < 0.5, -1.0, 1.0)
             solution, basis = _least_norm(rows, member, jnp.stack([-offsets[chosen], sign], axis=1))
             to_flat = solution[:, 0]
             eps = 10.0 ** (-7 + 6 * u[1]) * (scale + jnp.linalg.norm(to_flat))
@@ -389,18 +397,23 @@ class _JaxNet:
         """
         half = cfg.starts // 2
         starts = jnp.concatenate([pool_x[:half], self.random_points(key, cfg.starts - half, scale, cfg)])
+        # a unit's smoothing width, in pre-activation units: tau times a rough gain from the input to the unit
         gains = [jnp.linalg.norm(w, axis=0) for w in self.weights[:-1]]
-        upstream = jnp.cumprod(jnp.array([1.0] + [jnp.linalg.norm(w, 2) for w in self.weights[:-2]]))
+        upstream = jnp.cumprod(jnp.array([1.0] + [jnp.linalg.norm(w) / math.sqrt(w.shape[1])
+                                                   for w in self.weights[:-2]]))
         steps = jnp.arange(cfg.steps) / max(cfg.steps - 1, 1)
 
         def climb(x0):
             reach = jnp.linalg.norm(x0) + scale
 
             def objective(x, tau):
-                temperatures = [tau * g * u + 1e-300 for g, u in zip(gains, upstream)]
+                """log ||u^T J_tau(x)||^2, u the top left singular vector of J_tau(x) held fixed (so the gradient
+                is that of log sigma_max^2; u = 1 for one output)."""
+                temperatures = [jnp.maximum(tau * g * u, 1e-12 * tau) for g, u in zip(gains, upstream)]
                 jac = jax.jacrev(lambda y: self.forward(y, temperatures)[1])(x)
-                u = jnp.linalg.svd(jax.lax.stop_gradient(jac), full_matrices=False)[0][:, 0]
-                return jnp.log(jnp.sum((u @ jac) ** 2) + 1e-300)
+                if jac.shape[0] > 1:
+                    jac = jnp.linalg.svd(jax.lax.stop_gradient(jac), full_matrices=False)[0][:, :1].T @ jac
+                return jnp.log(jnp.sum(jac**2) + 1e-300)
 
             def step(carry, t):
                 x, best_x, best_s = carry

@@ -186,7 +186,9 @@ def check_points(points, d: int, name: str = "points") -> np.ndarray:
 
 
 def jacobian_norm(j: np.ndarray) -> float:
-    """||J||_2, the largest singular value (the vector norm for one output)."""
+    """||J||_2, the largest singular value (the vector norm for one output; 0 for an empty J)."""
+    if j.size == 0:
+        return 0.0
     return float(np.linalg.norm(j) if min(j.shape) == 1 else np.linalg.norm(j, 2))
 
 

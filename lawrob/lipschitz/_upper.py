@@ -28,8 +28,9 @@ METHODS = ("best", "product", "eclipse_fast", "lipsdp")
 SDP_SOLVERS = ("auto", "CLARABEL", "SCS")
 # LipSDP's matrix has N = d + (hidden units) rows. Measured on 2 cores (two-hidden-layer ReLU nets): Clarabel
 # (interior point, accurate) 2 s at N = 50 and 51 s at N = 100; SCS (first order) 0.9 s at 50, 3 s at 100,
-# 12 s at 160 and 26 s at 250. "auto" takes Clarabel up to N = 50 and SCS above; "best" runs LipSDP up to 120.
-DEFAULT_SDP_MAX_DIM = 120
+# 12 s at 160 and 26 s at 250 (random init; 4 s at N = 144 on a trained net). "auto" takes Clarabel up to
+# N = 50 and SCS above; "best" runs LipSDP up to N = 150.
+DEFAULT_SDP_MAX_DIM = 150
 _CLARABEL_MAX_DIM = 50
 _SDP_MARGIN = 1e-7  # LipSDP is solved with M <= -margin I (weights scaled to norm 1) so the check has room
 
