@@ -177,15 +177,17 @@ _KINDS = {"count": (1.0, False, "a count >= 1"), "nonneg": (0.0, False, ">= 0"),
 
 
 def _inputs(**specs):
-    """{name: (value, kind)} -> ([float64 arrays in order; None stays None], broadcast shape).
+    """{name: (value, kind)} -> ([float64 arrays in order], broadcast shape).
 
     kind: "count" (>= 1), "nonneg" (>= 0), "positive" (> 0) or "real"; a violation raises naming the argument.
+    A trailing "?" marks an optional argument, whose None stays None.
     """
     arrays, shape = [], ()
     for name, (value, kind) in specs.items():
-        if value is None:
+        if value is None and kind.endswith("?"):
             arrays.append(None)
             continue
+        kind = kind.rstrip("?")
         array = _real(name, value)
         low, strict, text = _KINDS[kind]
         bad = array <= low if strict else array < low
@@ -355,7 +357,7 @@ def bubeck_sellke(n, d, p, eps, delta, W, J, c=1.0, k=1, variant: str = "paper",
     mixture_constant = _mixture_constant(mixture_constant)
     (n, d, p, eps, delta, W, J, c, k, sigma2), shape = _inputs(
         n=(n, "count"), d=(d, "count"), p=(p, "count"), eps=(eps, "real"), delta=(delta, "real"), W=(W, "nonneg"),
-        J=(J, "nonneg"), c=(c, "positive"), k=(k, "count"), sigma2=(sigma2, "real"))
+        J=(J, "nonneg"), c=(c, "positive"), k=(k, "count"), sigma2=(sigma2, "real?"))
     value, defined, log_cover, denominator = _bs_core(n, d, p, eps, delta, W, J, c, const)
     conditions, n_min = _bs_conditions(n, eps, delta, W, J, k, sigma2, const, mixture_constant)
     return _result(value, defined, conditions, shape, variant=variant, theorem="BS Theorem 3",
@@ -423,8 +425,8 @@ def bubeck_sellke_inverse(L, solve_for: str, *, n=None, d, p=None, eps=None, del
     _checks.one_of("solve_for", solve_for, ("p", "n", "eps"))
     _check_unknowns(solve_for, {"n": n, "p": p, "eps": eps})
     (L, n, d, p, eps, delta, W, J, c, k, sigma2), shape = _inputs(
-        L=(L, "positive"), n=(n, "count"), d=(d, "count"), p=(p, "count"), eps=(eps, "real"), delta=(delta, "real"),
-        W=(W, "nonneg"), J=(J, "nonneg"), c=(c, "positive"), k=(k, "count"), sigma2=(sigma2, "real"))
+        L=(L, "positive"), n=(n, "count?"), d=(d, "count"), p=(p, "count?"), eps=(eps, "real?"), delta=(delta, "real"),
+        W=(W, "nonneg"), J=(J, "nonneg"), c=(c, "positive"), k=(k, "count"), sigma2=(sigma2, "real?"))
     K2c = const.prefactor**2 * c * L**2
     extra = []
     if solve_for == "eps":
@@ -634,7 +636,7 @@ def no_free_prune(n, d, p_eff, eps, delta, c=1.0, k=1, variant: str = "paper", *
     _checks.one_of("units", units, UNITS)
     (n, d, p_eff_value, eps, delta, c, k, sigma2), shape = _inputs(
         n=(n, "count"), d=(d, "count"), p_eff=(p_eff, "real"), eps=(eps, "real"), delta=(delta, "real"),
-        c=(c, "positive"), k=(k, "count"), sigma2=(sigma2, "real"))
+        c=(c, "positive"), k=(k, "count"), sigma2=(sigma2, "real?"))
     information = _nfp_information(p_eff_value, const, units)
     with np.errstate(all="ignore"):
         denominator = information + delta / 2 * np.log(4 / delta)
@@ -664,8 +666,8 @@ def no_free_prune_inverse(L, solve_for: str, *, n=None, d, p_eff=None, eps=None,
     _checks.one_of("solve_for", solve_for, ("p_eff", "n", "eps"))
     _check_unknowns(solve_for, {"n": n, "p_eff": p_eff, "eps": eps})
     (L, n, d, p_eff, eps, delta, c, k, sigma2), shape = _inputs(
-        L=(L, "positive"), n=(n, "count"), d=(d, "count"), p_eff=(p_eff, "real"), eps=(eps, "real"),
-        delta=(delta, "real"), c=(c, "positive"), k=(k, "count"), sigma2=(sigma2, "real"))
+        L=(L, "positive"), n=(n, "count?"), d=(d, "count"), p_eff=(p_eff, "real?"), eps=(eps, "real?"),
+        delta=(delta, "real"), c=(c, "positive"), k=(k, "count"), sigma2=(sigma2, "real?"))
     K2c = const.prefactor**2 * c * L**2
     with np.errstate(all="ignore"):
         log_delta = delta / 2 * np.log(4 / delta)

@@ -172,14 +172,25 @@ def _hoeffding() -> list[Claim]:
 # ------------------------------------------------------------------------------------ BS Theorems 2 and 3
 
 
-def _bs_theorem2() -> list[Claim]:
-    c_x = 144  # 2 * 4 * 18
-    printed_proof = c_x * 6**2  # threshold eps/6 for the centred part
+C_X = 144  # the subgaussian constant of sqrt(d/c)(f - Ef) z/L after Prop 1.2: 2 * 4 * 18 (see _subgaussian)
+
+
+def _repaired_thm2_exponent():
+    """K of the repaired Theorem 2: <F, Z> >= eps/4 split into the centred part and the component means, whose
+    Hoeffding term 2k exp(-b^2 n/(8k)) keeps the printed 8^3 iff b^2/8 = eps^2/512, i.e. b = eps/8."""
     b_sym = sp.Symbol("b", positive=True)
-    # the mean part: 2k exp(-b^2 n/(8k)) must keep the printed 8^3: b^2/8 = eps^2/512 -> b = eps/8
     b = _solve_positive(sp.Eq(b_sym**2 / 8, eps**2 / 512), b_sym)
-    centred = eps / 4 - b
-    repaired = sp.simplify(c_x * eps**2 / centred**2)
+    return sp.simplify(C_X * eps**2 / (eps / 4 - b) ** 2)
+
+
+def _finest_nfp_net() -> int:
+    """The largest b such that an eps/(bJ)-net's covering (1 + 2b W J/eps)^||m|| is <= the printed (1 + 60 W J/eps)."""
+    return max(b_ for b_ in range(1, 61) if 2 * b_ <= 60)
+
+
+def _bs_theorem2() -> list[Claim]:
+    printed_proof = C_X * 6**2  # threshold eps/6 for the centred part
+    repaired = _repaired_thm2_exponent()
     return [
         _row("Theorem 2 exponent with the printed eps/6 split: eps^2 n d/(K c L^2)", "BS (2.3), Thm 2", 8**4,
              printed_proof, 8**4 >= printed_proof, must_hold=False,
@@ -200,10 +211,10 @@ def _bs_theorem3() -> list[Claim]:
     step3 = sp.simplify(8**4 / (sp.Rational(1, 2) ** 2) * 2**2)  # Theorem 2 at eps/2 with Lipschitz bound 2L
     solved = _solve_positive(sp.Eq(p * sp.log(N) - eps**2 * n * d / (8**6 * c * L**2), sp.log(delta / 4)), L)
     rig = bounds.BS["rigorous"]
-    rigorous_exponent = rig.thm2_exponent * 2**2  # Theorem 2 (9216) at eps/2, Lipschitz bound L (internal net)
+    rigorous_exponent = _repaired_thm2_exponent() * 2**2  # Theorem 2 (9216) at eps/2, Lipschitz bound L (internal net)
     rig_L = _solve_positive(sp.Eq(p * sp.log(N) - eps**2 * n * d / (rigorous_exponent * c * L**2), sp.log(delta / 4)), L)
     rig_prefactor = sp.sqrt(rigorous_exponent)
-    with_2L = sp.sqrt(rig.thm2_exponent * 4 * 4)
+    with_2L = sp.sqrt(rigorous_exponent * 4)
     mixture_min = 4 * 8**3  # 4k exp(-n (eps/2)^2/(8^3 k)) <= delta/2  <=>  2048 k ln(8k/delta) <= n eps^2
     extreme = {n: K * k * sp.log(8 * k / delta) / eps**2}  # the condition at equality (the term decreases in n)
     first_term = sp.simplify((4 * k * sp.exp(-n * eps**2 / (K * k))).subs(extreme))
@@ -266,7 +277,7 @@ def _nets() -> list[Claim]:
                          solution == sp.Interval(sp.Rational(1, 60 - 2 * divisor), sp.oo),
                          note=f"x >= 1/{60 - 2 * divisor}" + ("; lawrob.bounds checks it in the paper variant"
                                                              if divisor == bounds.BS["paper"].net_divisor else "")))
-    finest = max(b_ for b_ in range(1, 61) if 2 * b_ <= bounds.NFP_COVER)
+    finest = _finest_nfp_net()
     nfp_net = 2 * bounds.NFP["paper"].net_divisor
     rows.append(_row("NFP covering (1 + 2W J/(eps/8))^||m|| = (1 + 16 W J/eps)^||m|| <= (1 + 60 W J/eps)^||m||",
                      "NFP B.2 (Vershynin Cor 4.2.13)", bounds.NFP_COVER, nfp_net, nfp_net <= bounds.NFP_COVER))
@@ -296,8 +307,7 @@ def _nfp() -> list[Claim]:
     max_h = sp.nsimplify(h.subs(bit, _solve_positive(sp.Eq(sp.diff(h, bit), 0), bit)))
     rounded_fit = -eps + 4 * eps / 8  # the rounded output's MSE minus sigma^2: an eps/(8J)-net adds 4 eps/8
     rig = bounds.NFP["rigorous"]
-    beta = sp.Integer(rig.net_divisor)
-    accuracy = 1 - 4 / beta
+    accuracy = 1 - sp.Rational(4, _finest_nfp_net())  # the net moves the MSE by 4 eps/b
     rig_L = _solve_positive(sp.Eq(A1 * sp.sqrt(c0 * (2 * I / delta + sp.log(4 / delta))), accuracy * eps / 8), L)
     rig_printed = (sp.nsimplify(rig.accuracy) * eps / (rig.prefactor * sp.sqrt(c))
                    * sp.sqrt(n * d * delta / (I + delta / 2 * sp.log(4 / delta))))
