@@ -117,7 +117,7 @@ class BoundResult:
     is valid, else each failing condition with its two sides (for arrays: how many points fail and the first).
     ``variant``: "paper" or "rigorous". ``theorem``: the source. ``scaling``: the constant-free
     sqrt(n d / p) or sqrt(n d / p_eff) beside a Lipschitz bound (None elsewhere). ``conditions``: condition ->
-    bool (array). ``details``: named intermediate numbers (the log term, the minimal n of the mixture condition).
+    bool (a read-only array for array arguments). ``details``: named intermediate numbers (the log term, the minimal n of the mixture condition).
     """
 
     value: float | np.ndarray
@@ -203,8 +203,11 @@ def _inputs(**specs):
 
 
 def _out(x, shape, dtype=float):
-    x = np.broadcast_to(np.asarray(x, dtype=dtype), shape)
-    return dtype(x) if shape == () else np.array(x)
+    """A Python scalar for scalar arguments, else an array of the broadcast shape (copied only to broadcast)."""
+    x = np.asarray(x, dtype=dtype)
+    if shape == ():
+        return dtype(x)
+    return x if x.shape == shape else np.broadcast_to(x, shape).copy()
 
 
 def _result(value, defined, conditions, shape, *, variant, theorem, scaling=None, details=None) -> BoundResult:
@@ -680,7 +683,7 @@ def no_free_prune_inverse(L, solve_for: str, *, n=None, d, p_eff=None, eps=None,
             defined = (delta > 0) & (denominator > 0)
             if solve_for == "n":
                 solution = n = K2c * denominator / ((const.accuracy * eps) ** 2 * d * delta)
-                defined &= eps > 0
+                defined = defined & (eps > 0)
             else:
                 solution = eps = np.sqrt(K2c * denominator / (n * d * delta)) / const.accuracy
     conditions, _ = _nfp_conditions(n, eps, delta, None if solve_for == "p_eff" else p_eff, k, sigma2, const,

@@ -194,7 +194,7 @@ def test_bs_scaling_and_monotonicity(n, d, p, eps, delta, W, J, lam, variant):
        variant=st.sampled_from(bounds.VARIANTS))
 def test_nfp_scaling(n, d, p_eff, eps, delta, lam, variant):
     def bound(**changes):
-        args = dict(n=n, d=d, p_eff=p_eff, eps=eps, delta=delta) | changes
+        args = {"n": n, "d": d, "p_eff": p_eff, "eps": eps, "delta": delta} | changes
         return bounds.no_free_prune(variant=variant, **args).value
 
     base = bound()
@@ -322,6 +322,20 @@ def test_vectorized_equals_elementwise():
         assert f"of {bs.valid.size} points (first at index" in bs.reason
 
 
+@pytest.mark.parametrize("solve_for", ["p_eff", "n", "eps"])
+def test_vectorized_inverse_equals_elementwise(solve_for):
+    args = {"n": np.array([[1e8], [1e9]]), "p_eff": np.array([1e3, 1e5, 1e7]), "eps": np.array([[0.05], [0.3]])}
+    del args[solve_for]
+    grid = bounds.no_free_prune_inverse(np.array([1e-5, 1e-4, 1e-3]), solve_for, d=50, delta=0.05, variant="rigorous",
+                                        **args)
+    assert grid.value.shape == (2, 3)
+    for i in range(2):
+        for j, L in enumerate([1e-5, 1e-4, 1e-3]):
+            one = {key: float(np.broadcast_to(value, (2, 3))[i, j]) for key, value in args.items()}
+            single = bounds.no_free_prune_inverse(L, solve_for, d=50, delta=0.05, variant="rigorous", **one)
+            assert grid.value[i, j] == single.value and grid.valid[i, j] == single.valid
+
+
 def test_result_types_and_numeric_conversion():
     scalar = bounds.no_free_prune(1e8, 10, 1e3, 0.1, 0.1)
     assert type(scalar.value) is float and type(scalar.valid) is bool
@@ -337,7 +351,7 @@ def test_result_types_and_numeric_conversion():
 def test_bs_inverse_round_trips(variant):
     n, d, p, eps, delta, W, J = 1e9, 100, 1e5, 0.2, 0.01, 3.0, 4.0
     target = bounds.bubeck_sellke(n, d, p, eps, delta, W, J, variant=variant).value
-    common = dict(d=d, delta=delta, W=W, J=J, variant=variant)
+    common = {"d": d, "delta": delta, "W": W, "J": J, "variant": variant}
     p_min = bounds.bubeck_sellke_inverse(target, "p", n=n, eps=eps, **common)
     n_at = bounds.bubeck_sellke_inverse(target, "n", p=p, eps=eps, **common)
     eps_at = bounds.bubeck_sellke_inverse(target, "eps", n=n, p=p, **common)
@@ -365,7 +379,7 @@ def test_bs_inverse_unreachable_and_invalid_solutions():
 def test_nfp_inverse_round_trips(variant, units):
     n, d, p_eff, eps, delta = 1e9, 100, 1e5, 0.2, 0.01
     target = bounds.no_free_prune(n, d, p_eff, eps, delta, variant=variant, units=units).value
-    common = dict(d=d, delta=delta, variant=variant, units=units)
+    common = {"d": d, "delta": delta, "variant": variant, "units": units}
     assert bounds.no_free_prune_inverse(target, "p_eff", n=n, eps=eps, **common).value == pytest.approx(p_eff, rel=1e-10)
     assert bounds.no_free_prune_inverse(target, "n", p_eff=p_eff, eps=eps, **common).value == pytest.approx(n, rel=1e-10)
     eps_at = bounds.no_free_prune_inverse(target, "eps", n=n, p_eff=p_eff, **common)
