@@ -117,7 +117,8 @@ class BoundResult:
     is valid, else each failing condition with its two sides (for arrays: how many points fail and the first).
     ``variant``: "paper" or "rigorous". ``theorem``: the source. ``scaling``: the constant-free
     sqrt(n d / p) or sqrt(n d / p_eff) beside a Lipschitz bound (None elsewhere). ``conditions``: condition ->
-    bool (a read-only array for array arguments). ``details``: named intermediate numbers (the log term, the minimal n of the mixture condition).
+    bool (a read-only array for array arguments). ``details``: named intermediate numbers (the log term, the
+    minimal n of the mixture condition).
     """
 
     value: float | np.ndarray
@@ -371,7 +372,8 @@ def bubeck_sellke(n, d, p, eps, delta, W, J, c=1.0, k=1, variant: str = "paper",
 
 
 def _solve_increasing(fn, target: float, low: float, high: float) -> tuple[float, float]:
-    """(x, fn(high)): the x in [low, high] with fn(x) = target for an increasing fn (brentq); x = NaN if fn(high) < target."""
+    """(x, fn(high)): the x in [low, high] with fn(x) = target for an increasing fn, by brentq; x = NaN if
+    fn(high) < target (not reached)."""
     at_high = fn(high)
     if at_high < target:
         return math.nan, at_high
@@ -403,9 +405,11 @@ def _bs_solve_eps(L, n, d, p, delta, W, J, c, const: BSConstants, shape):
     for index in np.ndindex(shape):
         L_i, n_i, d_i, p_i, delta_i, W_i, J_i, c_i = (float(a[index]) for a in arrays)
         high = 1.0 if const.cover_offset else min(1.0, (const.cover - 2 * const.net_divisor) * W_i * J_i)
-
         bound = functools.partial(_bs_at_eps, n=n_i, d=d_i, p=p_i, delta=delta_i, W=W_i, J=J_i, c=c_i, const=const)
-        eps[index], at_high[index] = _solve_increasing(bound, L_i, min(_EPS_LOW, high), high) if high > 0 else (math.nan, 0.0)
+        if high > 0:
+            eps[index], at_high[index] = _solve_increasing(bound, L_i, min(_EPS_LOW, high), high)
+        else:
+            eps[index], at_high[index] = math.nan, 0.0
     return eps, at_high
 
 

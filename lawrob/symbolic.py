@@ -130,7 +130,8 @@ def _lemma21() -> list[Claim]:
     s2, e, z, g, f = R(1), R(1, 10), R(992, 1000), R(-168, 10000), R(266, 10000)
     y = g + z
     facts = {"A: (y - f)^2 <= sigma2 - eps": (y - f) ** 2 <= s2 - e, "B: z^2 >= sigma2 - eps/6": z**2 >= s2 - e / 6,
-             "C: z g >= -eps/6": z * g >= -e / 6, "|y|, |g|, |f| <= 1, |z| <= 2": max(abs(y), abs(g), abs(f)) <= 1 and abs(z) <= 2}
+             "C: z g >= -eps/6": z * g >= -e / 6,
+             "|y|, |g|, |f| <= 1, |z| <= 2": max(abs(y), abs(g), abs(f)) <= 1 and abs(z) <= 2}
     counterexample = all(facts.values()) and f * z < e / 3 and f * z >= e / 4
     witness = (f"n = 1, sigma2 = 1, eps = 1/10, z = 0.992, g = -0.0168, f = 0.0266 (y = g + z): MSE = "
                f"{float((y - f) ** 2):.5f} <= 0.9, z^2 = {float(z**2):.5f} >= 59/60, z g = {float(z * g):.5f} >= -1/60, "
@@ -164,7 +165,8 @@ def _hoeffding() -> list[Claim]:
              n * eps**2 / (8**3 * k), per_component, _same(per_component, n * eps**2 / (8**3 * k)), note="exact"),
         _row("first terms: 2 exp(-n eps^2/8^3) + 2k exp(-n eps^2/(8^3 k)) <= (2k+2) exp(.) <= 4k exp(.)", "BS Thm 2",
              4 * k, 2 * k + 2,
-             sp.solve_univariate_inequality(2 * k + 2 <= 4 * k, k, relational=False, domain=POSITIVE) == sp.Interval(1, sp.oo),
+             sp.solve_univariate_inequality(2 * k + 2 <= 4 * k, k, relational=False, domain=POSITIVE)
+             == sp.Interval(1, sp.oo),
              note="(2k+2) <= 4k iff k >= 1"),
     ]
 
