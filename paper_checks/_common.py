@@ -1,0 +1,98 @@
+"""Shared plumbing of the paper checks: command-line options, verdict files, simple statistics, batched pruning."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from scipy import stats
+
+from lawrob import prune
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(name: str, argv=None, extra=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=name, description=f"lawrob paper check {name}")
+    parser.add_argument("--scale", choices=("smoke", "full"), default="smoke", help="smoke (CI-sized) or full (the paper's)")
+    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default: paper_checks/results/{name.lower()})")
+    parser.add_argument("--seed", type=int, default=0, help="base PRNG seed")
+    if extra:
+        extra(parser)
+    args = parser.parse_args(argv)
+    args.out = args.out or RESULTS / name.lower()
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def write_verdict(out: Path, experiment: str, *, claim: str, measured: dict, criterion: str, passed: bool, scale: str,
+                  start: float, **extra) -> dict:
+    """Write ``verdict.json``: the claim in one sentence, the numbers behind it, the criterion and pass/fail."""
+    verdict = {"experiment": experiment, "claim": claim, "scale": scale, "measured": measured, "criterion": criterion,
+               "passed": bool(passed), "seconds": round(time.perf_counter() - start, 1), **extra}
+    (out / "verdict.json").write_text(json.dumps(verdict, indent=2, default=_jsonable))
+    return verdict
+
+
+def _jsonable(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.bool_):
+        return bool(x)
+    raise TypeError(type(x).__name__)
+
+
+def paired_greater(a, b) -> dict:
+    """One-sided paired t-test of mean(a - b) > 0 over seeds: the mean difference, its standard error and p."""
+    diff = np.asarray(a, float) - np.asarray(b, float)
+    se = diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else math.inf
+    if se == 0:
+        p = 0.0 if diff.mean() > 0 else 1.0
+    else:
+        p = float(stats.t.sf(diff.mean() / se, len(diff) - 1))
+    return {"mean_difference": float(diff.mean()), "se": float(se), "p_value": p, "seeds": len(diff)}
+
+
+def spearman(x, y) -> float:
+    return float(stats.spearmanr(x, y).statistic)
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def seeds_option(parser: argparse.ArgumentParser) -> None:
+    """``--seeds N``: run N seeds instead of the scale's number (for a documented reduced-seed full run)."""
+    parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the scale's)")
+
+
+def mean_se(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error of the mean over ``axis`` (the seeds)."""
+    values = np.asarray(values, float)
+    count = values.shape[axis]
+    se = values.std(axis=axis, ddof=1) / math.sqrt(count) if count > 1 else np.zeros_like(values.mean(axis=axis))
+    return values.mean(axis=axis), se
+
+
+def prune_runs(method: str, params, data, density: float, keys, *, model, loss: str, **options):
+    """``lawrob.prune.prune`` vmapped over stacked runs (params, data and keys with a leading run axis).
+
+    Layer collapse is allowed (callers measure it with ``prune.layer_collapse``). The x64 scope is needed by
+    SynFlow, whose float64 scores fail to trace under ``jax.vmap`` without it; the masks are float32 either way.
+    """
+    with jax.enable_x64(True):
+        return jax.vmap(lambda p, d, k: prune.prune(method, p, d, density, k, model=model, loss=loss,
+                                                    collapse="allow", **options))(params, data, keys)
+
