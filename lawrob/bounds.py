@@ -715,7 +715,8 @@ def log2_binomial(p, k):
     (p, k), shape = _inputs(p=(p, "nonneg"), k=(k, "nonneg"))
     if np.any(k > p):
         raise ValueError(f"k must lie in [0, p], got k > p at {np.count_nonzero(np.broadcast_to(k > p, shape))} point(s)")
-    return _out(-(np.log(p + 1) + special.betaln(p - k + 1, k + 1)) / LN2, shape)
+    value = -(np.log(p + 1) + special.betaln(p - k + 1, k + 1)) / LN2
+    return _out(np.where((k == 0) | (k == p), 0.0, value), shape)  # C(p, 0) = C(p, p) = 1 exactly, not -1e-12
 
 
 def entropy_ceiling(p, gamma) -> BoundResult:

@@ -9,63 +9,216 @@ import time
 from pathlib import Path
 
 
+DEMO_GRID = """
+# lawrob demo: the law on Gaussian data. Random +-1 labels (sigma2 = 1) on N(0, I/d), two-hidden-layer ReLU
+# MLPs of two widths, pruned by IMP (data-dependent mask), random and SynFlow (data-free masks) to three
+# densities, 3 seeds; every run is trained below the noise level, bracketed and bounded.
+seeds = 3
+
+[fixed]
+measure = "gaussian"
+d = 8
+n = 96
+depth = 2
+steps = 1500
+log_every = 100
+learning_rate = 3e-3
+stop_loss = 0.01
+eps = 0.1
+delta = 0.01
+lip_search_starts = 32
+
+[axes]
+width = [24, 48]
+method = ["imp", "random", "synflow"]
+density = [1.0, 0.5, 0.25]
+"""
+
+
 def _add_demo(sub) -> None:
-    parser = sub.add_parser("demo", help="run the embedded default job and write results under ./lawrob-out/")
+    parser = sub.add_parser("demo", help="run the embedded default sweep and write results, figures and a report")
     parser.add_argument("--out", type=Path, default=Path("lawrob-out"), help="output folder (default: ./lawrob-out)")
-    parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+    parser.add_argument("--print-grid", action="store_true", help="print the embedded grid (TOML) and exit")
     parser.set_defaults(handler=_run_demo)
 
 
 def _run_demo(args) -> int:
-    """Gaussian data with random +-1 labels -> randomly pruned MLP -> training below the noise level -> summary."""
-    import jax
-
-    from lawrob import data, nets, train
-
-    n, d, width, density, eps = 256, 16, 256, 0.5, 0.1
-    key_data, key_init, key_mask = jax.random.split(jax.random.key(args.seed), 3)
-    dataset = data.make_dataset(key_data, data.Gaussian(d), n)
-    model = nets.MLP((d, width, width, 1))
-    params = model.init(key_init)
-    mask = jax.tree.map(lambda p: p, nets.dense_mask(params))
-    mask = tuple(
-        {**layer, "w": jax.random.bernoulli(k, density, layer["w"].shape).astype(layer["w"].dtype)}
-        for layer, k in zip(mask, jax.random.split(key_mask, model.depth))
-    )
-    start = time.perf_counter()
-    params, history = train.fit(params, mask, dataset, model=model, steps=2000, learning_rate=1e-3, log_every=100,
-                                stop_loss=1e-3)
-    seconds = time.perf_counter() - start
-    sigma2 = float(dataset.sigma2)
-    mse = float(history["mse"][-1])
-    summary = {
-        "data": dataset.description, "n": n, "d": d, "sigma2": sigma2, "eps": eps,
-        "model": f"MLP{model.sizes}", "density": density,
-        "active_weights": nets.count_active(mask), "weights": model.num_weights,
-        "train_mse": mse, "fits_below_noise": mse <= sigma2 - eps,
-        "noise_correlation": float(history["noise_corr"][-1]), "steps_run": int(history["steps_run"]),
-        "train_seconds": round(seconds, 2),
-    }
+    """The embedded grid -> lawrob sweep -> lawrob report, into ./lawrob-out/."""
+    if args.print_grid:
+        print(DEMO_GRID.strip())
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "demo.json").write_text(json.dumps(summary, indent=2))
-    width_key = max(len(k) for k in summary)
-    for k, v in summary.items():
-        print(f"{k:<{width_key}}  {v}")
-    print(f"wrote {args.out / 'demo.json'}")
+    config = args.out / "demo.toml"
+    config.write_text(DEMO_GRID.lstrip())
+    return _sweep_and_report(config, args.out, resume=True)
+
+
+def _sweep_and_report(config: Path, out: Path, resume: bool) -> int:
+    from lawrob import sweep
+
+    grid = sweep.Grid.from_toml(config)
+    start = time.perf_counter()
+    rows = sweep.run(grid, out, resume=resume)
+    report = sweep.write_report(out)
+    summary = json.loads((out / "verdicts.json").read_text())
+    fitted = sum(bool(r.get("fits_below_noise")) for r in rows)
+    print(f"{len(rows)} runs in {time.perf_counter() - start:.0f} s; {fitted} fit below the noise level")
+    for check in summary["checks"]:
+        print(f"  {check['check']}: {check['measured']}"
+              + ("" if check["passed"] is None else f"  [{'PASS' if check['passed'] else 'FAIL'}]"))
+    print(f"table:  {out / 'results.csv'}\nreport: {report}")
+    return 0 if all(c["passed"] is not False for c in summary["checks"]) else 1
+
+
+def _add_sweep(sub) -> None:
+    parser = sub.add_parser("sweep", help="run a grid from a TOML file (resumable)")
+    parser.add_argument("config", type=Path, help="grid TOML file with [axes] and [fixed] tables (see README)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: ./lawrob-out/<config name>)")
+    parser.add_argument("--resume", action="store_true", help="continue a sweep in a folder that already has results")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan (runs, shape groups, cost) and exit")
+    parser.set_defaults(handler=_run_sweep)
+
+
+def _run_sweep(args) -> int:
+    from lawrob import sweep
+
+    out = args.out or Path("lawrob-out") / args.config.stem
+    if args.dry_run:
+        print(json.dumps(sweep.plan(sweep.Grid.from_toml(args.config)), indent=2))
+        return 0
+    return _sweep_and_report(args.config, out, resume=args.resume)
+
+
+def _add_report(sub) -> None:
+    parser = sub.add_parser("report", help="figures and a Markdown report for a sweep's results folder")
+    parser.add_argument("dir", type=Path, help="a folder written by `lawrob sweep` or `lawrob demo`")
+    parser.set_defaults(handler=_run_report)
+
+
+def _run_report(args) -> int:
+    from lawrob import sweep
+
+    print(sweep.write_report(args.dir))
     return 0
+
+
+def _add_check(sub) -> None:
+    parser = sub.add_parser("check", help="run the paper checks E1..E6 (smoke scale by default) and print a verdict table")
+    parser.add_argument("experiments", nargs="*", metavar="E", help="experiments to run, e.g. E1 E5 (default: all)")
+    parser.add_argument("--scale", choices=("smoke", "full"), default="smoke")
+    parser.add_argument("--out", type=Path, default=None, help="base output folder (default: paper_checks/results)")
+    parser.set_defaults(handler=_run_check)
+
+
+def paper_check_scripts() -> dict[str, Path]:
+    """{"E1": path, ...}: the scripts of the paper_checks/ folder of the source checkout lawrob runs from."""
+    folder = Path(__file__).resolve().parents[1] / "paper_checks"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"paper checks not found at {folder}: run `lawrob check` from a source checkout")
+    return {p.name.split("_")[0].upper(): p for p in sorted(folder.glob("e[0-9]_*.py"))}
+
+
+def _run_check(args) -> int:
+    import importlib.util
+
+    scripts = paper_check_scripts()
+    wanted = [e.upper() for e in args.experiments] or sorted(scripts)
+    unknown = [e for e in wanted if e not in scripts]
+    if unknown:
+        raise ValueError(f"experiments must be among {sorted(scripts)}, got {unknown}")
+    verdicts = []
+    for name in wanted:
+        spec = importlib.util.spec_from_file_location(f"lawrob_check_{name.lower()}", scripts[name])
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        out = (args.out or scripts[name].parent / "results") / name.lower()
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"{name}: running at {args.scale} scale -> {out}", flush=True)
+        verdicts.append(module.run(args.scale, out))
+    print(f"\n{'check':<6} {'scale':<6} {'verdict':<8} {'seconds':>8}  claim")
+    for v in verdicts:
+        print(f"{v['experiment']:<6} {v['scale']:<6} {'PASS' if v['passed'] else 'FAIL':<8} {v['seconds']:>8}  {v['claim']}")
+    return 0 if all(v["passed"] for v in verdicts) else 1
+
+
+def _add_bound(sub) -> None:
+    parser = sub.add_parser("bound", help="a Lipschitz lower bound (BS Thm 3 or NFP Thm 4) and its conditions")
+    parser.add_argument("--theorem", choices=("bs", "nfp"), default="bs", help="bs: Bubeck-Sellke; nfp: No Free Prune")
+    parser.add_argument("--variant", choices=("paper", "rigorous"), default="paper")
+    parser.add_argument("--n", type=float, required=True, help="number of samples")
+    parser.add_argument("--d", type=float, required=True, help="input dimension")
+    parser.add_argument("--p", type=float, help="number of parameters (bs; for nfp without --p-eff: active weights)")
+    parser.add_argument("--p-eff", type=float, help="nfp: effective parameter count p_eff (in --units)")
+    parser.add_argument("--info", type=float, default=0.0, help="nfp without --p-eff: I(m; D) in --units (default 0)")
+    parser.add_argument("--eps", type=float, required=True, help="margin below the noise level, in (0, 1)")
+    parser.add_argument("--delta", type=float, required=True, help="failure probability, in (0, 1)")
+    parser.add_argument("--W", type=float, help="diameter of the parameter set")
+    parser.add_argument("--J", type=float, help="sup-norm Lipschitz constant of w -> f_w")
+    parser.add_argument("--c", type=float, default=1.0, help="isoperimetric constant (default 1)")
+    parser.add_argument("--k", type=float, default=1, help="mixture components (default 1)")
+    parser.add_argument("--units", choices=("bits", "nats"), default="bits", help="units of p_eff and info (nfp)")
+    parser.set_defaults(handler=_run_bound)
+
+
+def _run_bound(args) -> int:
+    """Print the bound, whether its theorem's conditions hold (and why not), and sqrt(n d / p) or sqrt(n d / p_eff)."""
+    from lawrob import bounds
+
+    def need(*names):
+        missing = [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is None]
+        if missing:
+            raise ValueError(f"{' and '.join(missing)} required for --theorem {args.theorem}")
+
+    if args.theorem == "bs":
+        need("p", "W", "J")
+        result = bounds.bubeck_sellke(args.n, args.d, args.p, args.eps, args.delta, args.W, args.J, c=args.c,
+                                      k=args.k, variant=args.variant)
+        scaling = "sqrt(n d / p)"
+    else:
+        if args.p_eff is None:
+            if None in (args.p, args.W, args.J):
+                raise ValueError("--p-eff, or --p with --W and --J (p_eff = info + p log(1 + 60 W J/eps) in --units), "
+                                 "is required for --theorem nfp")
+            args.p_eff = float(bounds.p_eff(args.info, args.p, args.W, args.J, args.eps, units=args.units))
+            print(f"p_eff = I + p log(1 + 60 W J / eps) = {args.p_eff:.6g} {args.units}")
+        result = bounds.no_free_prune(args.n, args.d, args.p_eff, args.eps, args.delta, c=args.c, k=args.k,
+                                      variant=args.variant, units=args.units)
+        scaling = "sqrt(n d / p_eff)"
+    print(f"{result.theorem} ({result.variant}): Lip(f) >= {result.value:.6g}")
+    print(f"valid: {'yes' if result.valid else 'no: ' + result.reason}")
+    print(f"constant-free scaling {scaling} = {result.scaling:.6g}")
+    return 0
+
+
+def _add_constants(sub) -> None:
+    parser = sub.add_parser("constants", help="re-derive every constant of both papers with sympy and print the report")
+    parser.set_defaults(handler=_run_constants)
+
+
+def _run_constants(args) -> int:
+    """The lawrob.symbolic report; exit status 1 if a must-hold row fails."""
+    from lawrob import symbolic
+
+    rows = symbolic.verify_all()
+    print(symbolic.format_table(rows))
+    return 1 if symbolic.failed(rows) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lawrob", description="Put the sparse Law of Robustness to the test.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_demo,):
+    for add in (_add_demo, _add_sweep, _add_report, _add_check, _add_bound, _add_constants):
         add(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        print(f"lawrob {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -134,6 +134,7 @@ def test_p_eff_exact_in_bits_and_nats():
 def test_mask_entropy_helpers():
     for p, k in ((10, 3), (64, 32), (200, 1), (1000, 900), (7, 0), (7, 7)):
         assert bounds.log2_binomial(p, k) == pytest.approx(math.log2(math.comb(p, k)), rel=1e-12, abs=1e-12)
+    assert all(bounds.log2_binomial(p, k) == 0.0 for p in (1, 96, 5000, 10**7) for k in (0, p))  # never -1e-12
     assert bounds.log2_binomial(10**6, 3) == pytest.approx(math.log2(math.comb(10**6, 3)), rel=1e-11)
     assert bounds.h2(0.5) == 1.0 and bounds.h2(0.0) == 0.0 and bounds.h2(1.0) == 0.0
     assert bounds.h2(0.11) == pytest.approx(-(0.11 * math.log2(0.11) + 0.89 * math.log2(0.89)), rel=1e-14)

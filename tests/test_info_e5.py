@@ -3,7 +3,6 @@
 import importlib.util
 import json
 import math
-import time
 from pathlib import Path
 
 import jax
@@ -65,9 +64,7 @@ def test_nested_masks_remove_the_lowest_scores_with_random_tie_breaks(e5):
 
 
 def test_smoke_scale_runs_and_post_training_carries_more_information(e5, tmp_path):
-    start = time.perf_counter()
     verdict = e5.run("smoke", tmp_path)
-    assert time.perf_counter() - start < 60
     saved = json.loads((tmp_path / "verdict.json").read_text())
     assert (tmp_path / "e5.png").stat().st_size > 5000
     assert saved["claim"] and saved["criterion"] and isinstance(saved["passed"], bool)

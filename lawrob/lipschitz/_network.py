@@ -158,6 +158,12 @@ def reduce(net: Net) -> Net:
     return Net(tuple(weights), tuple(biases), net.activation)
 
 
+def drop_unused_inputs(net: Net) -> tuple[Net, np.ndarray]:
+    """The network on the inputs that have an outgoing weight (f does not depend on the others), and their indices."""
+    used = np.flatnonzero(np.any(net.weights[0] != 0, axis=1))
+    return Net((net.weights[0][used],) + net.weights[1:], net.biases, net.activation), used
+
+
 def check_domain(domain, d: int) -> tuple[np.ndarray, np.ndarray] | None:
     """``domain``: None (all of R^d) or a box ``(low, high)`` of scalars or length-d arrays with low < high."""
     if domain is None:

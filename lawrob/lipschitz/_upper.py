@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 
 from lawrob import _checks
-from lawrob.lipschitz._network import _U, Bound, Net, prepare, reduce
+from lawrob.lipschitz._network import _U, Bound, Net, drop_unused_inputs, prepare, reduce
 
 METHODS = ("best", "product", "eclipse_fast", "lipsdp")
 SDP_SOLVERS = ("auto", "CLARABEL", "SCS")
@@ -43,17 +43,18 @@ def upper(
 
     ``model``: the ``nets.MLP`` (its activation's slope bounds are used; None means ReLU). ``method``: "best"
     (default), "product", "eclipse_fast" or "lipsdp" (needs cvxpy: the "sdp" extra). ``solver``: cvxpy's
-    "CLARABEL" or "SCS" for LipSDP, or "auto" (Clarabel while N = d + hidden units <= 50, else SCS; the
-    verification makes either sound, a looser solve only costs tightness). ``sdp_max_dim``: "best" runs LipSDP only while d + hidden units (after
-    dropping dead units and unused inputs) is at most this, and without cvxpy it falls back to the closed forms.
-    ``details`` holds every value computed (a LipSDP whose certificate fails verification is reported, not used).
+    "CLARABEL" or "SCS" for LipSDP, or "auto" (Clarabel while N = d + hidden units <= 50, else SCS; the float64
+    verification makes either sound, a looser solve only costs tightness). ``sdp_max_dim``: "best" runs LipSDP
+    only while N (after dropping dead units and unused inputs) is at most this; without cvxpy it falls back to
+    the closed forms. ``details`` holds every value computed (a LipSDP whose certificate fails verification is
+    reported, not used) and N as sdp_dim.
     """
     start = time.perf_counter()
     net = prepare(params, mask, model)
     _checks.one_of("method", method, METHODS)
     _checks.one_of("solver", solver, SDP_SOLVERS)
     sdp_max_dim = _checks.positive_int("sdp_max_dim", sdp_max_dim)
-    small = _drop_unused_inputs(reduce(net))
+    small = drop_unused_inputs(reduce(net))[0]
     dim = small.d + sum(small.widths)
     values: dict[str, float | str] = {}
     if method in ("best", "product"):
@@ -70,11 +71,6 @@ def upper(
     chosen = min(numbers, key=numbers.get)
     details = dict(values, sdp_dim=dim)
     return Bound(numbers[chosen], "upper", chosen, seconds=time.perf_counter() - start, details=details)
-
-
-def _drop_unused_inputs(net: Net) -> Net:
-    used = np.any(net.weights[0] != 0, axis=1)
-    return Net((net.weights[0][used],) + net.weights[1:], net.biases, net.activation)
 
 
 def _constant(net: Net) -> bool:
@@ -107,7 +103,8 @@ def spectral_norm_upper(w: np.ndarray, iterations: int = 100) -> float:
     for _ in range(iterations):
         vector = gram @ vector
         vector /= np.linalg.norm(vector)
-    sigma = math.sqrt(max(float(vector @ gram @ vector), 0.0))
+    sigma = float(np.sqrt(max(vector @ gram @ vector, 0.0)))
+    sigma = sigma if math.isfinite(sigma) else 0.0  # a start vector in the null space: the loop below still ends
     rounding = _gamma(max(w.shape)) * frobenius_sq
     delta = 1e-12
     while True:
@@ -124,14 +121,15 @@ def _gamma(n: int) -> float:
 def _psd_certified(a: np.ndarray, shift: float = 0.0) -> bool:
     """True only if a - shift I is positive semidefinite (a symmetric, in float64).
 
-    Rump's test (Verification of positive definiteness, BIT 46, 2006, Thm 2.3; INTLAB's isspd): if the
-    floating-point Cholesky factorisation of a - c I succeeds with c >= gamma_{n+1} / (1 - gamma_{n+1}) tr(a)
-    (plus an underflow term, negligible here), then a is positive definite. c is doubled to absorb the rounding
-    of forming a - c I, and the extra ``shift`` is added to it.
+    Rump's test (Verification of positive definiteness, BIT 46, 2006; INTLAB's isspd): a floating-point
+    Cholesky factorisation that succeeds on b = a - c I computes R^T R = b + E with |E_ij| <= gamma_{n+1} /
+    (1 - gamma_{n+1}) sqrt(b_ii b_jj) (Demmel 1989), so ||E||_2 <= gamma_{n+1} / (1 - gamma_{n+1}) tr(a) and
+    a >= (c - ||E||_2) I >= 0 once c exceeds that. c is doubled to absorb the rounding of forming a - c I, plus a
+    tiny term for underflow, and the extra ``shift`` is added to it.
     """
     n = a.shape[0]
     trace = float(np.trace(a))
-    if trace <= 0:
+    if not np.all(np.isfinite(a)) or trace <= 0:
         return False
     c = 2 * (_gamma(n + 1) / (1 - _gamma(n + 1)) * trace + shift + 1e-290 * n)
     try:

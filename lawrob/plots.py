@@ -1,0 +1,171 @@
+"""The standard figures of a sweep, drawn from its tidy results table (a list of row dicts).
+
+Each function saves PNG and PDF next to each other and returns what it measured (e.g. a fitted slope), so the
+report can state numbers beside the pictures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> list[Path]:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = [path.with_suffix(".png"), path.with_suffix(".pdf")]
+    for p in out:
+        fig.savefig(p, dpi=120, bbox_inches="tight")
+    _pyplot().close(fig)
+    return out
+
+
+def _num(row, key):
+    v = row.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def fit_loglog_slope(x, y, level: float = 0.95) -> dict:
+    """Least-squares fit log y = a + b log x; returns the slope b, its ``level`` confidence interval (Student t with
+    m - 2 degrees of freedom) and the number of points m. Needs at least 3 points with distinct x."""
+    x, y = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    m = len(x)
+    if m < 3 or np.ptp(x) == 0:
+        return {"slope": None, "low": None, "high": None, "points": m, "intercept": None}
+    res = stats.linregress(x, y)
+    half = stats.t.ppf(0.5 + level / 2, m - 2) * res.stderr
+    return {"slope": float(res.slope), "low": float(res.slope - half), "high": float(res.slope + half), "points": m,
+            "intercept": float(res.intercept)}
+
+
+def lipschitz_vs_peff(rows: list[dict], path: Path) -> dict:
+    """Measured Lipschitz bracket [lip_lower, lip_upper] (exact as a dot) against p_eff on log-log axes, with the
+    rigorous NFP bound of each run and the scaling law sqrt(n d / p_eff) fitted to the bracket midpoints
+    (geometric mean), whose slope is reported with its 95 % confidence interval beside the theory's -1/2.
+    Only runs that fit below the noise level are drawn (the theorem says nothing about the others)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fitted = [r for r in rows if r.get("fits_below_noise") and _num(r, "p_eff") and _num(r, "lip_lower") and _num(r, "lip_upper")]
+    by_method = defaultdict(list)
+    for r in fitted:
+        by_method[r["method"]].append(r)
+    for i, (method, rs) in enumerate(sorted(by_method.items())):
+        color = f"C{i}"
+        x = np.array([_num(r, "p_eff") for r in rs])
+        lo = np.array([_num(r, "lip_lower") for r in rs])
+        hi = np.array([_num(r, "lip_upper") for r in rs])
+        ax.vlines(x, lo, hi, color=color, alpha=0.6)
+        ax.scatter(x, np.sqrt(lo * hi), color=color, s=14, label=f"{method} (bracket)")
+        exact = [(_num(r, "p_eff"), _num(r, "lip_exact")) for r in rs if _num(r, "lip_exact")]
+        if exact:
+            ax.scatter(*zip(*exact), color=color, marker="*", s=40)
+    bound = [(_num(r, "p_eff"), _num(r, "bound_nfp_rigorous")) for r in fitted if _num(r, "bound_nfp_rigorous")]
+    if bound:
+        ax.scatter(*zip(*bound), color="k", marker="_", s=60, label="NFP bound (rigorous)")
+    fit = fit_loglog_slope([_num(r, "p_eff") for r in fitted],
+                           [math.sqrt(_num(r, "lip_lower") * _num(r, "lip_upper")) for r in fitted])
+    if fit["slope"] is not None:
+        grid = np.geomspace(min(_num(r, "p_eff") for r in fitted), max(_num(r, "p_eff") for r in fitted), 50)
+        ax.plot(grid, np.exp(fit["intercept"]) * grid ** fit["slope"], "k--", lw=1,
+                label=f"fit: slope {fit['slope']:.2f} [{fit['low']:.2f}, {fit['high']:.2f}] (theory -0.5)")
+        scale = np.median([math.sqrt(_num(r, "lip_lower") * _num(r, "lip_upper")) / math.sqrt(r["n"] * r["d"] / _num(r, "p_eff"))
+                           for r in fitted])
+        ax.plot(grid, scale * np.sqrt(np.median([r["n"] * r["d"] for r in fitted]) / grid), ":", color="gray", lw=1,
+                label="sqrt(n d / p_eff), scaled")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("p_eff (bits)")
+    ax.set_ylabel("Lipschitz constant")
+    ax.set_title("Measured Lipschitz bracket vs p_eff")
+    if fitted:
+        ax.legend(fontsize=7)
+    files = _save(fig, path)
+    return fit | {"files": [str(f) for f in files], "runs_drawn": len(fitted)}
+
+
+def _mean_se(values):
+    v = np.asarray(values, float)
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
+
+
+def memorization_vs_sparsity(rows: list[dict], path: Path, metric: str = "train_accuracy") -> dict:
+    """Mean (with standard error over seeds) of ``metric`` against sparsity 1 - density, one line per method."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    curves = {}
+    groups = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if _num(r, metric) is not None:
+            groups[r["method"]][1 - float(r["density"])].append(_num(r, metric))
+    for i, (method, by_sparsity) in enumerate(sorted(groups.items())):
+        xs = sorted(by_sparsity)
+        stats_ = [_mean_se(by_sparsity[x]) for x in xs]
+        means, ses = np.array([m for m, _ in stats_]), np.array([s for _, s in stats_])
+        ax.errorbar(xs, means, yerr=ses, marker="o", ms=3, capsize=2, color=f"C{i}", label=method)
+        curves[method] = {"sparsity": xs, "mean": means.tolist(), "se": ses.tolist()}
+    ax.set_xlabel("sparsity (fraction of weights pruned)")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title("Memorization against sparsity")
+    if curves:
+        ax.legend(fontsize=8)
+    return {"curves": curves, "files": [str(f) for f in _save(fig, path)]}
+
+
+def noise_correlation(histories: dict[str, dict], rows: list[dict], path: Path) -> dict:
+    """The noise correlation (1/n) sum (f(x_i) - E f) z_i over training steps, averaged per method, with the mean
+    noise level sigma2 for reference. ``histories`` maps config hashes to {"step": [...], "noise_corr": [...]}."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    by_method = defaultdict(list)
+    for r in rows:
+        h = histories.get(r["config_hash"])
+        if h and h.get("noise_corr"):
+            by_method[r["method"]].append(h)
+    finals = {}
+    for i, (method, hs) in enumerate(sorted(by_method.items())):
+        steps = hs[0]["step"]
+        curves = np.array([h["noise_corr"] for h in hs if h["step"] == steps])
+        ax.plot(steps, curves.mean(axis=0), color=f"C{i}", label=method)
+        finals[method] = float(curves[:, -1].mean())
+    sigma2 = [_num(r, "sigma2") for r in rows if _num(r, "sigma2") is not None]
+    if sigma2:
+        ax.axhline(float(np.mean(sigma2)), color="k", ls=":", lw=1, label="sigma2")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("noise correlation")
+    ax.set_title("Correlation with the label noise during training")
+    if finals:
+        ax.legend(fontsize=8)
+    return {"final_mean": finals, "files": [str(f) for f in _save(fig, path)]}
+
+
+def imp_rounds_correlation(round_curves: list[list[float]], path: Path, sigma2: float | None = None) -> dict:
+    """Noise correlation across IMP rounds: ``round_curves[r]`` is the curve within round r (one seed or a mean);
+    rounds are drawn end to end, so each prune-and-rewind shows as a drop (NFP Fig. 3)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.0, 4.0))
+    offset, peaks = 0, []
+    for r, curve in enumerate(round_curves):
+        xs = offset + np.arange(len(curve))
+        ax.plot(xs, curve, color=f"C{r % 10}")
+        peaks.append(float(np.max(curve)))
+        offset += len(curve)
+    if sigma2 is not None:
+        ax.axhline(sigma2, color="k", ls=":", lw=1, label="sigma2")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("training progress (rounds end to end)")
+    ax.set_ylabel("noise correlation")
+    ax.set_title("Noise correlation across IMP rounds")
+    return {"peaks": peaks, "files": [str(f) for f in _save(fig, path)]}

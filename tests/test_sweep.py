@@ -1,0 +1,195 @@
+"""lawrob.sweep end to end: the table, resuming after SIGKILL, sharding, jax.distributed, compile once per group."""
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from lawrob import sweep
+from lawrob.cli import DEMO_GRID, main
+from lawrob.sweep import Grid, read_csv
+
+PROMISED = ["seed", "sigma2", "train_mse", "fits_below_noise", "active", "p_eff", "lip_lower", "lip_upper", "lip_exact",
+            "bound_bs_paper", "bound_bs_rigorous", "bound_nfp_paper", "bound_nfp_rigorous", "config_hash"]
+ALWAYS_NUMERIC = ["sigma2", "train_mse", "active", "p_eff", "lip_lower", "lip_upper"]
+TIMING = {"lip_seconds"}
+
+SMALL = {"fixed": {"d": 3, "n": 24, "depth": 1, "steps": 200, "log_every": 50, "learning_rate": 1e-2,
+                   "lip_search_starts": 8, "lip_exact_max_hidden": 8},
+         "axes": {"width": [4, 6], "method": ["random", "synflow", "imp"], "density": [1.0, 0.5]}, "seeds": 2}
+
+
+def small_grid() -> Grid:
+    return Grid(**SMALL)
+
+
+def toml_of(spec: dict) -> str:
+    lines = [f"seeds = {spec['seeds']}", "[fixed]"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in spec["fixed"].items()]
+    lines += ["[axes]"] + [f"{k} = {json.dumps(v)}" for k, v in spec["axes"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def comparable(rows, rel=1e-4):
+    """Rows keyed by hash, timing columns dropped, floats rounded to ``rel`` relative precision."""
+    def norm(v):
+        if isinstance(v, list):
+            return [norm(x) for x in v]
+        if isinstance(v, float) and v != 0 and math.isfinite(v):
+            return round(v, -int(math.floor(math.log10(abs(v)))) + int(-math.log10(rel)))
+        return v
+    return {r["config_hash"]: {k: norm(v) for k, v in r.items() if k not in TIMING} for r in rows}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference")
+    rows = sweep.run(small_grid(), out, progress=False, log=lambda *_: None)
+    return out, rows
+
+
+def test_table_has_the_promised_columns_and_no_nan(reference):
+    out, rows = reference
+    table = read_csv(out / "results.csv")
+    assert len(table) == len(small_grid().runs()) == len(rows)
+    assert len({r["config_hash"] for r in table}) == len(table)
+    for row in table:
+        assert set(PROMISED) <= set(row)
+        for key in ALWAYS_NUMERIC:
+            assert isinstance(row[key], (int, float)) and math.isfinite(row[key]), (key, row[key])
+        assert row["lip_lower"] <= row["lip_upper"] * (1 + 1e-6)
+        if row["lip_exact"] is not None:
+            assert row["lip_lower"] <= row["lip_exact"] * (1 + 1e-6) and row["lip_exact"] <= row["lip_upper"] * (1 + 1e-6)
+        assert row["fits_below_noise"] == (row["train_mse"] <= row["sigma2"] - row["eps"])
+        if row["method"] in ("random", "synflow") or row["density"] == 1.0:
+            assert row["info_bits"] == 0.0
+        assert not row["bound_violation"]
+    # paired design: runs that differ only in method share the data (same sigma2, same radius)
+    by_seed = {}
+    for r in table:
+        by_seed.setdefault((r["seed"], r["width"]), set()).add(r["radius"])
+    assert all(len(v) == 1 for v in by_seed.values())
+
+
+def test_rerun_skips_finished_runs(reference, tmp_path):
+    out, rows = reference
+    calls = []
+    again = sweep.run(small_grid(), out, progress=False, log=calls.append)
+    assert "0 to do" in calls[0]
+    assert comparable(again) == comparable(rows)
+
+
+def test_compiles_once_per_group(tmp_path):
+    from lawrob import train
+
+    grid = Grid(fixed={"d": 3, "n": 16, "depth": 1, "width": 5, "steps": 40, "log_every": 20, "lip_search_starts": 4},
+                axes={"method": ["random", "synflow"], "density": [1.0, 0.5]}, seeds=2)
+    assert len(grid.groups()) == 1
+    before = train._train_batched._cache_size()
+    sweep.run(grid, tmp_path, progress=False, log=lambda *_: None)
+    assert train._train_batched._cache_size() - before == 1
+
+
+def _sweep_script(out: Path, prelude: str = "") -> str:
+    """A Python program: ``prelude`` (set up devices or processes), then the SMALL sweep into ``out``."""
+    body = textwrap.dedent(f"""
+        from lawrob import sweep
+        grid = sweep.Grid(**{SMALL!r})
+        sweep.run(grid, {str(out)!r}, progress=False)
+        print("DONE")
+    """)
+    return prelude + "\n" + body
+
+
+def _python(script: str, **kwargs):
+    return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_sigkill_then_resume_equals_uninterrupted(reference, tmp_path):
+    out_ref, rows_ref = reference
+    out = tmp_path / "killed"
+    proc = _python(_sweep_script(out))
+    part = out / "parts" / "results-p0.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and not part.exists():
+        time.sleep(0.2)
+    assert part.exists(), proc.communicate()[1][-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = read_csv(part)
+    assert 0 < len(partial) < len(rows_ref)
+    resumed = sweep.run(small_grid(), out, progress=False, log=lambda *_: None)
+    assert len(resumed) == len(rows_ref)
+    assert comparable(resumed) == comparable(rows_ref)
+    assert not list(out.glob("**/.*tmp*")) or all(p.stat().st_size >= 0 for p in out.glob("**/.*tmp*"))
+
+
+def test_eight_forced_devices_give_the_same_table(reference, tmp_path):
+    _, rows_ref = reference
+    prelude = 'import os; os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"\nimport jax; assert len(jax.devices()) == 8'
+    proc = _python(_sweep_script(tmp_path, prelude))
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0 and "DONE" in stdout, stderr[-3000:]
+    assert comparable(read_csv(tmp_path / "results.csv")) == comparable(rows_ref)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_jax_distributed_gives_the_same_table(reference, tmp_path):
+    _, rows_ref = reference
+    port = _free_port()
+    procs = []
+    for pid in range(2):
+        prelude = (f"import jax; jax.distributed.initialize(coordinator_address='127.0.0.1:{port}', num_processes=2, "
+                   f"process_id={pid}); assert jax.process_count() == 2")
+        procs.append(_python(_sweep_script(tmp_path, prelude)))
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (stdout, stderr) in zip(procs, outs):
+        assert p.returncode == 0 and "DONE" in stdout, stderr[-3000:]
+    parts = sorted(p.name for p in (tmp_path / "parts").glob("results-p*.csv"))
+    assert parts == ["results-p0.csv", "results-p1.csv"]
+    table = read_csv(tmp_path / "results.csv")
+    assert len(table) == len(rows_ref) and len({r["config_hash"] for r in table}) == len(table)
+    assert comparable(table) == comparable(rows_ref)
+
+
+def test_cli_sweep_dry_run_and_bad_grid(tmp_path, capsys):
+    config = tmp_path / "g.toml"
+    config.write_text(toml_of(SMALL))
+    assert main(["sweep", str(config), "--dry-run"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["runs"] == 24 and plan["groups"] == 2 and plan["estimated_seconds"] > 0
+    config.write_text("[axes]\nwidht = [3]\n")
+    assert main(["sweep", str(config)]) == 2
+    assert "unknown grid key 'widht'" in capsys.readouterr().err
+
+
+def test_report_writes_figures_and_verdicts(reference):
+    out, _ = reference
+    assert main(["report", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "## Verdicts" in text and "figures/lipschitz_vs_peff.png" in text
+    for name in ("lipschitz_vs_peff", "memorization_vs_sparsity", "noise_correlation"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1000
+        assert (out / "figures" / f"{name}.pdf").exists()
+    verdicts = json.loads((out / "verdicts.json").read_text())
+    assert any("violations" in c["measured"] for c in verdicts["checks"])
+
+
+def test_demo_grid_is_valid_and_small():
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / "lawrob-demo-grid.toml"
+    path.write_text(DEMO_GRID)
+    grid = Grid.from_toml(path)
+    assert 20 <= len(grid.runs()) <= 80 and len(grid.groups()) == 2

@@ -1,0 +1,73 @@
+"""lawrob.sweep grids and result stores: validation, expansion, hashing, atomic resumable tables."""
+
+import pytest
+
+from lawrob.sweep import Grid, ResultStore, config_hash, read_csv
+from lawrob.sweep.grid import SCHEMA
+
+
+def test_expansion_groups_and_hashes(tmp_path):
+    grid = Grid(axes={"width": [8, 16], "method": ["random", "synflow"], "density": [0.5, 1.0]}, fixed={"d": 4}, seeds=2)
+    runs = grid.runs()
+    assert len(runs) == 2 * 2 * 2 * 2
+    assert len({r.hash for r in runs}) == len(runs)
+    assert all(r.config["d"] == 4 and set(r.config) == set(SCHEMA) for r in runs)
+    groups = grid.groups()
+    assert [len(g) for g in groups] == [8, 8]
+    assert {g[0].config["width"] for g in groups} == {8, 16}
+    assert all(len({r.shape_key for r in g}) == 1 for g in groups)
+    # the hash is a function of the full configuration only
+    assert config_hash(dict(reversed(list(runs[0].config.items())))) == runs[0].hash
+    assert Grid(axes={"method": ["random", "synflow"], "density": [0.5, 1.0], "width": [8, 16]},
+                fixed={"d": 4}, seeds=2).runs()[0].hash in {r.hash for r in runs}
+
+
+def test_from_toml(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text('seeds = 2\n[fixed]\nd = 5\nmeasure = "sphere"\n[axes]\nwidth = [4, 6]\n')
+    grid = Grid.from_toml(path)
+    assert len(grid.runs()) == 4 and grid.runs()[0].config["measure"] == "sphere"
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"axes": {"widht": [4]}}, "unknown grid key 'widht'; allowed keys"),
+        ({"axes": {"method": ["prune_everything"]}}, "'method' must be one of"),
+        ({"fixed": {"density": 0.0}}, "'density' must be a number in \\(0, 1\\]"),
+        ({"fixed": {"n": 2.5}}, "'n' must be an integer >= 1"),
+        ({"axes": {"width": []}}, "has no values"),
+        ({"axes": {"d": [3]}, "fixed": {"d": 3}}, "both an axis and a fixed"),
+        ({"fixed": {"steps": 100, "log_every": 30}}, "must divide"),
+        ({"fixed": {"noise": "flip"}}, "needs a target"),
+        ({"fixed": {"method": "dense", "density": 0.5}}, "needs density=1.0"),
+        ({"seeds": 0}, "seeds must be an integer >= 1"),
+    ],
+)
+def test_bad_grids_name_the_key(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Grid(**kwargs).runs()
+
+
+def test_toml_unknown_table(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text("[axis]\nwidth = [4]\n")
+    with pytest.raises(ValueError, match="unknown top-level table"):
+        Grid.from_toml(path)
+
+
+def test_store_appends_atomically_and_dedupes(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append([{"config_hash": "a", "x": 1.5, "flag": True, "empty": None, "name": "imp"}], {"a": {"step": [0, 1]}})
+    store.append([{"config_hash": "a", "x": 9.0}, {"config_hash": "b", "x": 0.1, "list": [1, 2]}])
+    rows = {r["config_hash"]: r for r in store.rows()}
+    assert rows["a"]["x"] == 1.5 and rows["a"]["flag"] is True and rows["a"]["empty"] is None
+    assert rows["b"]["list"] == [1, 2] and rows["b"]["x"] == 0.1
+    assert store.done() == {"a", "b"}
+    assert store.history_records() == {"a": {"step": [0, 1]}}
+    other = ResultStore(tmp_path, process=1)
+    other.append([{"config_hash": "b", "x": 0.1}, {"config_hash": "c", "x": 2.0}])
+    assert store.done() == {"a", "b", "c"} and len(store.rows()) == 3
+    table = read_csv(store.write_table(order=["c", "b", "a"]))
+    assert [r["config_hash"] for r in table] == ["c", "b", "a"]
+    assert not list(tmp_path.glob("**/.*tmp*"))
