@@ -1,0 +1,170 @@
+"""The notebooks in notebooks/ run top to bottom, and the numbers they report agree with independent checks.
+
+Each notebook is executed with nbclient in a fresh kernel of this interpreter (the project's environment), with its
+working directory and TMPDIR in the test's tmp_path. Its last cell writes its key numbers as JSON to the file named
+by LAWROB_NOTEBOOK_SUMMARY; the tests recompute them here from the closed forms of THEORY.md, exact integer
+binomials and the results table the sweep wrote, and check the statements the notebooks' text makes about them.
+Notebooks are committed without outputs, which is checked too.
+"""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+from nbclient import NotebookClient
+
+from lawrob.sweep import read_csv
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+CELL_TIMEOUT = 600  # seconds per cell; each notebook takes well under a minute on two CPU cores
+LN2 = math.log(2.0)
+
+
+def h2(q: float) -> float:
+    return -q * math.log2(q) - (1 - q) * math.log2(1 - q)
+
+
+def execute(name: str, tmp_path: Path, monkeypatch) -> dict:
+    """Run notebooks/``name`` and return the summary it writes."""
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"{name} must be committed without outputs"
+    summary = tmp_path / "summary.json"
+    monkeypatch.setenv("LAWROB_NOTEBOOK_SUMMARY", str(summary))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    nb.cells.insert(0, nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)"))
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT, startup_timeout=180, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    assert nb.cells[0].outputs[0]["text"].strip() == sys.prefix, "the kernel must run in the project's environment"
+    return json.loads(summary.read_text())
+
+
+def test_notebooks_are_the_four_of_the_spec():
+    assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == [
+        "01_quickstart.ipynb", "02_bound_vs_empirical.ipynb", "03_constants.ipynb", "04_mask_information.ipynb"]
+
+
+def test_01_quickstart(tmp_path, monkeypatch):
+    s = execute("01_quickstart.ipynb", tmp_path, monkeypatch)
+    n, d, c, eps, delta, P = s["n"], s["d"], s["c"], s["eps"], s["delta"], s["prunable_weights"]
+    biases = s["num_params"] - P
+    assert set(s["methods"]) == {"imp", "random"}
+    for name, m in s["methods"].items():
+        assert m["lower"] <= m["exact"] * (1 + 1e-9) and m["exact"] <= m["upper"] * (1 + 1e-9), name
+        assert m["train_mse"] <= s["sigma2"] - eps, name  # both fit below the noise level, as the text says
+        assert m["kept_weights"] == math.floor(0.8**3 * P + 0.5) and m["active"] == m["kept_weights"] + biases
+        info = 0.0 if name == "random" else math.log2(math.comb(P, m["kept_weights"]))
+        assert m["info_bits"] == pytest.approx(info, rel=1e-9, abs=1e-12)
+        assert m["p_eff"] == pytest.approx(info + m["active"] * math.log2(1 + 60 * m["W"] * m["J"] / eps), rel=1e-12)
+        # NFP Theorem 4 and BS Theorem 3 as printed (THEORY.md section 6), by hand
+        nfp = eps / (1152 * math.sqrt(c)) * math.sqrt(n * d * delta / (m["p_eff"] + delta / 2 * math.log(4 / delta)))
+        assert m["nfp_value"] == pytest.approx(nfp, rel=1e-12)
+        assert m["nfp_scaling"] == pytest.approx(math.sqrt(n * d / m["p_eff"]), rel=1e-12)
+        bs = eps / (2**9 * math.sqrt(c)) * math.sqrt(
+            n * d / (s["num_params"] * math.log(60 * m["dense_W"] * m["dense_J"] / eps) + math.log(4 / delta)))
+        assert m["bs_value"] == pytest.approx(bs, rel=1e-12)
+        # n = 64 is far from the mixture conditions 8^3 ln(8/delta) <= n eps^2 (NFP) and 8^4 ... (BS)
+        assert not m["nfp_valid"] and not m["bs_valid"] and "mixture condition" in m["nfp_reason"]
+    assert s["methods"]["imp"]["p_eff"] > s["methods"]["random"]["p_eff"]
+    assert s["nfp_n_min"] == math.ceil(8**3 * math.log(8 / delta) / eps**2)
+    assert s["nfp_at_n_min"]["valid"]
+
+
+def test_02_bound_vs_empirical(tmp_path, monkeypatch):
+    s = execute("02_bound_vs_empirical.ipynb", tmp_path, monkeypatch)
+    out = Path(s["out_dir"])
+    assert out.is_relative_to(tmp_path)  # the sweep wrote into TMPDIR, not into the repository
+    table = read_csv(out / "results.csv")
+    assert len(table) == s["runs"] == 12 and len({r["config_hash"] for r in table}) == 12
+    for r in table:
+        assert r["lip_lower"] <= r["lip_upper"] * (1 + 1e-9)
+        assert r["lip_lower"] <= r["lip_exact"] * (1 + 1e-9) and r["lip_exact"] <= r["lip_upper"] * (1 + 1e-9)
+        assert r["fits_below_noise"] == (r["train_mse"] <= r["sigma2"] - r["eps"])
+        weights = r["d"] * r["width"] + r["width"]
+        kept = r["active"] - (r["width"] + 1)  # biases are never pruned
+        assert kept == math.floor(r["density"] * weights + 0.5)
+        info = math.log2(math.comb(weights, kept)) if r["method"] == "imp" else 0.0
+        assert r["info_bits"] == pytest.approx(info, rel=1e-9, abs=1e-12)
+        assert r["p_eff"] == pytest.approx(info + r["active"] * math.log2(1 + 60 * r["W"] * r["J"] / r["eps"]), rel=1e-12)
+        assert r["p_eff"] > r["n"] * r["d"]  # the regime the discussion describes
+        assert r["bound_nfp_rigorous"] is None and "mixture condition" in r["bound_reason_rigorous"]
+        assert not r["bound_violation"]
+    fitted = [r for r in table if r["fits_below_noise"]]
+    assert s["fitted"] == len(fitted) == s["slope_points"] >= 3
+    x = np.log([r["p_eff"] for r in fitted])
+    y = np.log([math.sqrt(r["lip_lower"] * r["lip_upper"]) for r in fitted])
+    assert s["slope"] == pytest.approx(np.polyfit(x, y, 1)[0], rel=1e-9)
+    assert s["slope_low"] < s["slope"] < s["slope_high"]
+    assert Path(s["report"]).read_text().startswith("# lawrob sweep report")
+    for figure in s["figures"]:
+        assert Path(figure).stat().st_size > 1000
+
+
+def test_03_constants(tmp_path, monkeypatch):
+    s = execute("03_constants.ipynb", tmp_path, monkeypatch)
+    assert s["failures"] == 0 and s["known_slips"] >= 1 and s["holds"] + s["known_slips"] == s["claims"]
+    n, d, eps, delta, c = (s["setting"][k] for k in ("n", "d", "eps", "delta", "c"))
+    p, W, J, active = s["p"], s["W"], s["J"], s["active"]
+    # BS Theorem 3: printed (2^9, ln(60 W J/eps)) and repaired (192, ln(1 + 16 W J/eps)), THEORY.md 2.2
+    paper = eps / (512 * math.sqrt(c)) * math.sqrt(n * d / (p * math.log(60 * W * J / eps) + math.log(4 / delta)))
+    rigorous = eps / (192 * math.sqrt(c)) * math.sqrt(n * d / (p * math.log(1 + 16 * W * J / eps) + math.log(4 / delta)))
+    assert s["bs"]["paper"]["value"] == pytest.approx(paper, rel=1e-12)
+    assert s["bs"]["rigorous"]["value"] == pytest.approx(rigorous, rel=1e-12)
+    # NFP Theorem 4: printed with p_eff in bits or nats; repaired with 13 eps/15 and (p_eff + 1 bit) in nats
+    bits, nats = active * math.log2(1 + 60 * W * J / eps), active * math.log(1 + 60 * W * J / eps)
+    assert s["p_eff_bits"] == pytest.approx(bits, rel=1e-12) and s["p_eff_nats"] == pytest.approx(nats, rel=1e-12)
+    tail = delta / 2 * math.log(4 / delta)
+    nfp = {"paper, bits": eps / 1152 * math.sqrt(n * d * delta / (bits + tail)),
+           "rigorous, bits": 13 * eps / 15 / 1152 * math.sqrt(n * d * delta / (LN2 * (bits + 1) + tail)),
+           "paper, nats": eps / 1152 * math.sqrt(n * d * delta / (nats + tail))}
+    for label, value in nfp.items():
+        assert s["nfp"][label]["value"] == pytest.approx(value, rel=1e-12), label
+    assert all(r["valid"] for r in (*s["bs"].values(), *s["nfp"].values()))
+    # the orderings the notebook's text states
+    assert s["nfp"]["paper, bits"]["value"] < s["nfp"]["rigorous, bits"]["value"] < s["nfp"]["paper, nats"]["value"]
+    assert s["grid_ratio_min"] > 1
+    assert s["grid_paper_invalid_below"] < 1 / 48
+
+
+def test_04_mask_information(tmp_path, monkeypatch):
+    s = execute("04_mask_information.ipynb", tmp_path, monkeypatch)
+    chain = s["chain"]
+    truth = 1 + (chain["p"] - 1) * h2(chain["q"])
+    assert chain["truth"] == pytest.approx(truth, rel=1e-12)
+    estimates = chain["estimates"]
+    for name in ("plugin_entropy", "miller_madow_entropy", "chow_liu_entropy"):
+        assert estimates[name]["low"] <= truth <= estimates[name]["high"], name
+        assert estimates[name]["value"] == pytest.approx(truth, abs=0.1), name
+    assert estimates["marginal_entropy"]["value"] == pytest.approx(chain["p"], abs=0.01)  # every bit is uniform
+    assert estimates["marginal_entropy"]["high"] >= truth
+
+    subsets = s["subsets"]
+    assert subsets["ceiling"] == pytest.approx(math.log2(math.comb(subsets["p"], subsets["k"])), rel=1e-12)
+    assert subsets["violations"] == ["marginal > ceiling"] and subsets["upper"] <= subsets["ceiling"] + 1e-12
+
+    W, J, eps = s["W"], s["J"], s["eps"]
+    for method, r in s["pipelines"].items():
+        data_free = method in ("random", "magnitude")
+        for name in ("plugin", "miller_madow", "chow_liu", "marginal"):
+            value = r["estimates"][name]["value"]
+            assert (value == 0.0) if data_free else (value > 0.0), (method, name)
+        assert 0.0 < r["upper"] <= r["estimates"]["ceiling"]["value"] + 1e-9
+        assert r["active"] == 8 + 5  # half of the 16 weights, and the 5 biases
+        assert r["p_eff"] == pytest.approx(r["upper"] + r["active"] * math.log2(1 + 60 * W * J / eps), rel=1e-12)
+
+    lemma = s["lemma1"]
+    assert lemma["C0"] == pytest.approx(144 * lemma["L"] ** 2 / (lemma["n"] * lemma["d"]), rel=1e-12)
+    delta = lemma["delta"]
+    certified = delta * (lemma["alpha"] ** 2 / (72 * lemma["C0"]) - math.log(2 / delta)) / LN2
+    assert lemma["bits"] == pytest.approx(certified, rel=1e-12)
+    assert lemma["bits"] < 0  # vacuous at this size, as the notebook says
+    at_needed = lemma["alpha"] ** 2 * lemma["n_needed"] * lemma["d"] / (72 * 144 * lemma["L"] ** 2)
+    assert at_needed == pytest.approx(math.log(2 / delta), rel=1e-12)  # the break-even sample size
+    assert lemma["round_trip"] == pytest.approx(5.0, rel=1e-9)
