@@ -1,0 +1,239 @@
+"""E6 (beyond the paper): the rigorous NFP / BS bounds against measured Lipschitz constants of trained networks.
+
+On Gaussian data N(0, I/d) (c-isoperimetric with c = 1, k = 1) with +-a Rademacher labels (pure noise, sigma2 = a^2),
+two-hidden-layer ReLU MLPs of several widths are pruned by every method of ``lawrob.sweep`` (random, SynFlow, SNIP,
+GraSP, IMP with rewinding, MagAfter) to several densities (plus the dense network), trained by full-batch Adam at
+lr 1e-2 until the train MSE is <= 0.04 (checked every 50 steps; below both noise levels' sigma2 - eps) or the step
+budget runs out, and each trained network is measured by ``lawrob.sweep``: its Lipschitz constant bracketed between a certified lower
+bound (climbing search, certified at its witness) and a certified upper bound, p_eff with a valid upper bound on
+I(m; D) (0 for data-free masks, the ceiling log2 C(p, k) otherwise), and both theorems' bounds in the rigorous
+variant (``None`` where a theorem's conditions fail). The sweep itself (results.csv, report.md, standard figures)
+lies in ``OUT/sweep_<scale>``.
+
+Making the check non-vacuous. Both theorems hold only under the mixture condition
+8^3 k ln(8k/delta) <= n (13 eps/15)^2 (NFP, rigorous) and 8^4 k ln(8k/delta) <= n eps^2 (BS), and a network only
+counts when it fits below the noise level, train MSE <= sigma2 - eps <= 1 - eps. So a valid NFP bound needs a large
+margin eps, a moderate delta and a large n: eps = 0.9 and delta = 0.5 need n >= 2333 (``lawrob.bounds``), and the
+fit then needs train MSE <= sigma2 - 0.9, i.e. (near-)interpolation of n = 2400 random labels. Every run of this
+check sits at n = 2400, d = 16 (the rigorous NFP bound is valid on every run; the BS bound, whose condition needs
+n >= 14020 here, on none), and the noise-level axis is limited to sigma2 in {0.95, 1}, the levels at which a fit below
+sigma2 - 0.9 is possible.
+
+Checks: (1) no fitted network's certified upper bound falls below a valid rigorous bound (a violation would be a
+counterexample to the theorem, or a bug), with at least one checked run (else the check is vacuous, and fails);
+(2) the slope of log Lip (geometric mean of the bracket) against log p_eff over the fitted runs, with its 95 %
+confidence interval, reported beside the theory's -1/2 (the theorem is a lower bound, so it need not match).
+
+    uv run python paper_checks/e6_bound_vs_measurement.py --scale smoke|full [--seeds N] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import parse_args, pyplot, seeds_option, write_verdict  # noqa: E402
+
+from lawrob import bounds, plots, sweep  # noqa: E402
+
+# The one (n, d, eps, delta) of every run: the smallest round n above the NFP mixture condition's 2333.
+FIXED = dict(measure="gaussian", d=16, n=2400, target="zero", noise="rademacher", depth=2, loss="mse",
+             optimizer="adam", learning_rate=1e-2, stop_loss=0.04, log_every=50, eps=0.9, delta=0.5, imp_rate=0.2,
+             lip_search_starts=8, lip_exact_max_hidden=12)
+SPARSE_METHODS = ("random", "synflow", "snip", "grasp", "imp", "mag_after")
+SCALES = {
+    "full": dict(widths=(64, 96, 128), amplitudes=(0.975, 1.0), methods=SPARSE_METHODS, densities=(0.5, 0.3),
+                 seeds=2, steps=3000),
+    "smoke": dict(widths=(96,), amplitudes=(1.0,), methods=("random", "synflow", "snip"), densities=(0.5,),
+                  seeds=1, steps=1200),
+}
+THEORY_SLOPE = -0.5
+
+
+def grids(s: dict, seed: int) -> list[sweep.Grid]:
+    """The sparse grid (methods x densities) and the dense grid (method "dense" needs density 1), same settings."""
+    fixed = FIXED | {"steps": s["steps"]}
+    axes = {"width": list(s["widths"]), "amplitude": list(s["amplitudes"]), "seed": [seed + i for i in range(s["seeds"])]}
+    return [sweep.Grid(axes=axes | {"method": list(s["methods"]), "density": list(s["densities"])}, fixed=fixed),
+            sweep.Grid(axes=axes, fixed=fixed | {"method": "dense", "density": 1.0})]
+
+
+def _num(row: dict, key: str) -> float | None:
+    v = row.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def rigorous_bounds(row: dict) -> list[float]:
+    """The valid rigorous theorem bounds of a run (an empty list where neither theorem's conditions hold)."""
+    return [v for key in ("bound_nfp_rigorous", "bound_bs_rigorous") if (v := _num(row, key)) is not None]
+
+
+def analyse(rows: list[dict]) -> dict:
+    """Every number of the verdict, recomputed from the results table alone."""
+    fitted = [r for r in rows if r["fits_below_noise"]]
+    checked = [r for r in fitted if rigorous_bounds(r) and _num(r, "lip_upper") is not None]
+    violations = [r["config_hash"] for r in checked if r["lip_upper"] < max(rigorous_bounds(r))]
+    flagged = sorted(r["config_hash"] for r in rows if r.get("bound_violation"))
+    # an independent evaluation of NFP Theorem 4 (rigorous) from the row's own n, d, p_eff, eps, delta, c, k
+    recomputed = [bounds.no_free_prune(r["n"], r["d"], r["p_eff"], r["eps"], r["delta"], c=r["c"], k=r["k"],
+                                       variant="rigorous") for r in rows]
+    mismatch = sum(1 for r, b in zip(rows, recomputed)
+                   if bool(b.valid) != (_num(r, "bound_nfp_rigorous") is not None)
+                   or (bool(b.valid) and not math.isclose(float(b.value), r["bound_nfp_rigorous"], rel_tol=1e-9)))
+    margin_upper = [r["lip_upper"] / max(rigorous_bounds(r)) for r in checked]
+    margin_lower = [r["lip_lower"] / max(rigorous_bounds(r)) for r in checked if r["lip_lower"] > 0]
+    x = [r["p_eff"] for r in fitted]
+    slope = plots.fit_loglog_slope(x, [math.sqrt(r["lip_lower"] * r["lip_upper"]) for r in fitted])
+    slope_lower = plots.fit_loglog_slope(x, [r["lip_lower"] for r in fitted])
+    slope_upper = plots.fit_loglog_slope(x, [r["lip_upper"] for r in fitted])
+    reasons = Counter(str(r.get("bound_reason_rigorous") or "") for r in fitted if not rigorous_bounds(r))
+    by_method = {}
+    for method in sorted({r["method"] for r in rows}):
+        rs = [r for r in rows if r["method"] == method]
+        fit_rs = [r for r in rs if r["fits_below_noise"]]
+        by_method[method] = {"runs": len(rs), "fitted": len(fit_rs),
+                             "median_p_eff": float(np.median([r["p_eff"] for r in rs])),
+                             "median_lip_lower_fitted": float(np.median([r["lip_lower"] for r in fit_rs])) if fit_rs else None,
+                             "median_lip_upper_fitted": float(np.median([r["lip_upper"] for r in fit_rs])) if fit_rs else None}
+    return {
+        "runs": len(rows), "fitted_below_noise": len(fitted),
+        "runs_with_valid_rigorous_nfp_bound": sum(_num(r, "bound_nfp_rigorous") is not None for r in rows),
+        "runs_with_valid_rigorous_bs_bound": sum(_num(r, "bound_bs_rigorous") is not None for r in rows),
+        "checked_runs": len(checked), "violations": len(violations), "violation_hashes": violations,
+        "sweep_flagged_violations": flagged,
+        "recomputed_nfp_bound_mismatches": mismatch,
+        "min_lip_upper_over_bound": min(margin_upper) if margin_upper else None,
+        "median_lip_lower_over_bound": float(np.median(margin_lower)) if margin_lower else None,
+        "rigorous_nfp_bound_range": [min(b), max(b)] if (b := [r["bound_nfp_rigorous"] for r in checked
+                                                               if _num(r, "bound_nfp_rigorous") is not None]) else None,
+        "lip_lower_range_fitted": [min(r["lip_lower"] for r in fitted), max(r["lip_lower"] for r in fitted)] if fitted else None,
+        "lip_upper_range_fitted": [min(r["lip_upper"] for r in fitted), max(r["lip_upper"] for r in fitted)] if fitted else None,
+        "p_eff_range_fitted": [min(x), max(x)] if fitted else None,
+        "exact_lipschitz_runs": sum(_num(r, "lip_exact") is not None for r in rows),
+        "slope_log_lip_vs_log_p_eff": slope | {"theory": THEORY_SLOPE,
+                                               "ci_contains_theory": (slope["low"] <= THEORY_SLOPE <= slope["high"])
+                                               if slope["slope"] is not None else None},
+        "slope_lip_lower": slope_lower, "slope_lip_upper": slope_upper,
+        "why_no_valid_bound_among_fitted": dict(reasons),
+        "by_method": by_method,
+    }
+
+
+def figure(rows: list[dict], measured: dict, path: Path) -> None:
+    plt = pyplot()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
+    fitted = [r for r in rows if r["fits_below_noise"]]
+    methods = sorted({r["method"] for r in rows})
+    colors = {m: f"C{i}" for i, m in enumerate(methods)}
+    for method in methods:
+        rs = [r for r in fitted if r["method"] == method]
+        if not rs:
+            continue
+        x = np.array([r["p_eff"] for r in rs])
+        lo, hi = np.array([r["lip_lower"] for r in rs]), np.array([r["lip_upper"] for r in rs])
+        ax.vlines(x, lo, hi, color=colors[method], alpha=0.6)
+        ax.scatter(x, np.sqrt(lo * hi), color=colors[method], s=12, label=f"{method}: certified bracket")
+    if fitted:
+        x = np.array([r["p_eff"] for r in fitted])
+        grid = np.geomspace(x.min(), x.max(), 50)
+        nd = np.median([r["n"] * r["d"] for r in fitted])
+        ax.plot(grid, np.sqrt(nd / grid), color="gray", ls=":", label="sqrt(n d / p_eff) (no constants)")
+        bound = [(r["p_eff"], max(rigorous_bounds(r))) for r in fitted if rigorous_bounds(r)]
+        if bound:
+            ax.scatter(*zip(*bound), color="k", marker="_", s=80, label="rigorous NFP bound (conditions met)")
+        fit = measured["slope_log_lip_vs_log_p_eff"]
+        if fit["slope"] is not None:
+            ax.plot(grid, np.exp(fit["intercept"]) * grid ** fit["slope"], "k--", lw=1,
+                    label=f"fit: slope {fit['slope']:.2f} [{fit['low']:.2f}, {fit['high']:.2f}] (theory -0.5)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high * 1e4)  # room for the legend above the brackets
+    ax.set_xlabel("p_eff (bits)")
+    ax.set_ylabel("Lipschitz constant")
+    ax.set_title(f"E6: fitted runs, {measured['violations']} violations in {measured['checked_runs']} checked")
+    ax.legend(fontsize=6.5, loc="upper center", ncol=2)
+    for method in methods:
+        rs = [r for r in rows if r["method"] == method]
+        jitter = 0.004 * (methods.index(method) - len(methods) / 2)
+        ax2.scatter([1 - r["density"] + jitter for r in rs], [r["train_mse"] for r in rs], color=colors[method], s=12,
+                    label=method, marker="o")
+    for s2 in sorted({r["sigma2"] for r in rows}):
+        ax2.axhline(s2 - rows[0]["eps"], color="k", ls=":", lw=1)
+        ax2.text(0.0, s2 - rows[0]["eps"], f" sigma2 - eps = {s2 - rows[0]['eps']:.3g}", fontsize=7, va="bottom")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("sparsity (fraction of weights pruned)")
+    ax2.set_ylabel("train MSE")
+    ax2.set_title("fit below the noise level (runs below their line count)")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
+    start = time.perf_counter()
+    s = SCALES[scale] | ({"seeds": seeds} if seeds else {})
+    out = Path(out)
+    folder = out / f"sweep_{scale}"
+    todo = grids(s, seed)
+    wanted = [r.hash for g in todo for r in g.runs()]
+    if (folder / "parts").exists() and not sweep.ResultStore(folder).done() <= set(wanted):
+        shutil.rmtree(folder)  # results of another grid (other seeds or settings): start afresh, never mix
+    for grid in todo:  # resumable: a rerun skips finished runs
+        sweep.run(grid, folder, progress=False)
+    sweep.write_report(folder)
+    rank = {h: i for i, h in enumerate(wanted)}
+    rows = sorted((r for r in sweep.read_csv(folder / "results.csv") if r["config_hash"] in rank),
+                  key=lambda r: rank[r["config_hash"]])
+    measured = analyse(rows)
+    figure(rows, measured, out / "e6.png")
+    no_violation = measured["violations"] == 0 and not measured["sweep_flagged_violations"]
+    non_vacuous = measured["checked_runs"] >= 1
+    fit = measured["slope_log_lip_vs_log_p_eff"]
+    slope_text = (f"slope {fit['slope']:.3f} (95% CI [{fit['low']:.3f}, {fit['high']:.3f}], {fit['points']} runs) beside "
+                  "the theory's -1/2" if fit["slope"] is not None else "slope not fitted (fewer than 3 fitted runs)")
+    measured["summary"] = (
+        f"{measured['violations']} violations among {measured['checked_runs']} checked runs (fitted below the noise "
+        f"level with a valid rigorous bound) out of {measured['runs']} runs ({measured['fitted_below_noise']} fitted); "
+        f"rigorous NFP bound valid on {measured['runs_with_valid_rigorous_nfp_bound']} runs, rigorous BS bound on "
+        f"{measured['runs_with_valid_rigorous_bs_bound']}; smallest certified upper bound / rigorous bound "
+        + (f"{measured['min_lip_upper_over_bound']:.3g}" if measured["min_lip_upper_over_bound"] else "-")
+        + f"; {slope_text}")
+    return write_verdict(
+        out, "E6", scale=scale, start=start,
+        claim="No trained network's certified Lipschitz upper bound falls below the rigorous theorem bound, and the "
+              "measured Lipschitz constant scales with p_eff with a slope reported beside -1/2.",
+        measured=measured,
+        criterion="Pass/fail: 0 violations (fitted run with certified upper bound < a valid rigorous NFP or BS bound) "
+                  "among >= 1 checked run (fewer would make the check vacuous). Reported, not pass/fail: the "
+                  "least-squares slope of log Lip (geometric mean of the certified bracket) against log p_eff over "
+                  "the fitted runs, with its 95 % t interval, beside -1/2 (a lower-bound law; measured slopes need not "
+                  "equal it).",
+        passed=no_violation and non_vacuous, parts={"no violations": no_violation, "non-vacuous": non_vacuous},
+        setup=FIXED | {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()}
+        | {"seed": seed, "c": 1.0, "k": 1, "sigma2": [a**2 for a in s["amplitudes"]],
+           "nfp_mixture_n_min": float(bounds.no_free_prune(FIXED["n"], FIXED["d"], 1.0, FIXED["eps"], FIXED["delta"],
+                                                           variant="rigorous").details["mixture_n_min"]),
+           "bs_mixture_n_min": float(bounds.bubeck_sellke(FIXED["n"], FIXED["d"], 1, FIXED["eps"], FIXED["delta"], 1.0,
+                                                          1.0, variant="rigorous").details["mixture_n_min"]),
+           "sweep_folder": folder.name, "figure": "e6.png"})
+
+
+def main(argv=None) -> int:
+    args = parse_args("E6", argv, extra=seeds_option)
+    verdict = run(args.scale, args.out, args.seed, args.seeds)
+    print(f"E6 {'PASS' if verdict['passed'] else 'FAIL'}: {verdict['measured']['summary']} ({verdict['seconds']} s) "
+          f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
