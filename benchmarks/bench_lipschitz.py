@@ -1,4 +1,4 @@
-"""Benchmarks of lawrob.lipschitz (issue 4); the recorded numbers are in benchmarks/results_lipschitz.md.
+"""Benchmarks of lawrob.lipschitz (issue 4); the recorded numbers are in benchmarks/RESULTS.md.
 
     cd /work/main && uv run python benchmarks/bench_lipschitz.py [exact] [lower-small] [lower-wide] [upper-trained]
 

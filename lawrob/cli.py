@@ -59,6 +59,10 @@ def _sweep_and_report(config: Path, out: Path, resume: bool) -> int:
     grid = sweep.Grid.from_toml(config)
     start = time.perf_counter()
     rows = sweep.run(grid, out, resume=resume)
+    import jax
+
+    if jax.process_index() != 0:  # process 0 merges the parts and writes the report
+        return 0
     report = sweep.write_report(out)
     summary = json.loads((out / "verdicts.json").read_text())
     fitted = sum(bool(r.get("fits_below_noise")) for r in rows)
@@ -76,7 +80,29 @@ def _add_sweep(sub) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: ./lawrob-out/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue a sweep in a folder that already has results")
     parser.add_argument("--dry-run", action="store_true", help="print the plan (runs, shape groups, cost) and exit")
+    scale_out = parser.add_argument_group("scale-out over several processes or hosts (jax.distributed)")
+    scale_out.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0 (all processes give the same)")
+    scale_out.add_argument("--num-processes", type=int, help="number of processes in all")
+    scale_out.add_argument("--process-id", type=int, help="this process's index, 0 .. num-processes - 1")
+    scale_out.add_argument("--distributed", action="store_true",
+                           help="initialize jax.distributed from the cluster environment (SLURM, Cloud TPU, ...)")
     parser.set_defaults(handler=_run_sweep)
+
+
+def _initialize_distributed(args) -> None:
+    """``jax.distributed.initialize`` from the explicit options, or from the cluster's environment."""
+    explicit = (args.coordinator, args.num_processes, args.process_id)
+    if any(v is not None for v in explicit):
+        if any(v is None for v in explicit):
+            raise ValueError("--coordinator, --num-processes and --process-id must be given together")
+        if not 0 <= args.process_id < args.num_processes:
+            raise ValueError(f"--process-id must be in [0, {args.num_processes}), got {args.process_id}")
+    elif not args.distributed:
+        return
+    import jax
+
+    jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
+                               process_id=args.process_id)
 
 
 def _run_sweep(args) -> int:
@@ -86,6 +112,7 @@ def _run_sweep(args) -> int:
     if args.dry_run:
         print(json.dumps(sweep.plan(sweep.Grid.from_toml(args.config)), indent=2))
         return 0
+    _initialize_distributed(args)
     return _sweep_and_report(args.config, out, resume=args.resume)
 
 

@@ -309,7 +309,7 @@ def mask_ceiling(p, k, *, units: str = "bits") -> Estimate:
 # ------------------------------------------------------------------------ mask information
 
 # Data sets per jax.lax.map chunk in ``sample_masks``, measured with benchmarks/bench_info.py on the E5 toy
-# (see benchmarks/results_info.md); None (one full vmap) on other backends.
+# (see benchmarks/RESULTS.md); None (one full vmap) on other backends.
 DEFAULT_CHUNK = {"cpu": 2048}
 ESTIMATORS = ("plugin", "miller_madow", "chow_liu", "marginal")
 CHOW_LIU_MAX_BITS = 4096  # O(N p^2) time and O(p^2) memory: beyond this the default skips the Chow-Liu bound

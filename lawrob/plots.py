@@ -14,13 +14,12 @@ import numpy as np
 from scipy import stats
 
 
-def _pyplot():
-    import matplotlib
+def _axes(figsize: tuple[float, float]):
+    """A figure outside pyplot (no backend is selected or changed, so notebooks keep theirs) and its axes."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 def _save(fig, path: Path) -> list[Path]:
@@ -29,7 +28,6 @@ def _save(fig, path: Path) -> list[Path]:
     out = [path.with_suffix(".png"), path.with_suffix(".pdf")]
     for p in out:
         fig.savefig(p, dpi=120, bbox_inches="tight")
-    _pyplot().close(fig)
     return out
 
 
@@ -56,8 +54,7 @@ def lipschitz_vs_peff(rows: list[dict], path: Path) -> dict:
     rigorous NFP bound of each run and the scaling law sqrt(n d / p_eff) fitted to the bracket midpoints
     (geometric mean), whose slope is reported with its 95 % confidence interval beside the theory's -1/2.
     Only runs that fit below the noise level are drawn (the theorem says nothing about the others)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig, ax = _axes((6.4, 4.6))
     fitted = [r for r in rows if r.get("fits_below_noise") and _num(r, "p_eff") and _num(r, "lip_lower") and _num(r, "lip_upper")]
     by_method = defaultdict(list)
     for r in fitted:
@@ -103,8 +100,7 @@ def _mean_se(values):
 
 def memorization_vs_sparsity(rows: list[dict], path: Path, metric: str = "train_accuracy") -> dict:
     """Mean (with standard error over seeds) of ``metric`` against sparsity 1 - density, one line per method."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = _axes((6.4, 4.2))
     curves = {}
     groups = defaultdict(lambda: defaultdict(list))
     for r in rows:
@@ -127,8 +123,7 @@ def memorization_vs_sparsity(rows: list[dict], path: Path, metric: str = "train_
 def noise_correlation(histories: dict[str, dict], rows: list[dict], path: Path) -> dict:
     """The noise correlation (1/n) sum (f(x_i) - E f) z_i over training steps, averaged per method, with the mean
     noise level sigma2 for reference. ``histories`` maps config hashes to {"step": [...], "noise_corr": [...]}."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = _axes((6.4, 4.2))
     by_method = defaultdict(list)
     for r in rows:
         h = histories.get(r["config_hash"])
@@ -154,8 +149,7 @@ def noise_correlation(histories: dict[str, dict], rows: list[dict], path: Path) 
 def imp_rounds_correlation(round_curves: list[list[float]], path: Path, sigma2: float | None = None) -> dict:
     """Noise correlation across IMP rounds: ``round_curves[r]`` is the curve within round r (one seed or a mean);
     rounds are drawn end to end, so each prune-and-rewind shows as a drop (NFP Fig. 3)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.0, 4.0))
+    fig, ax = _axes((7.0, 4.0))
     offset, peaks = 0, []
     for r, curve in enumerate(round_curves):
         xs = offset + np.arange(len(curve))

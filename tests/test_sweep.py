@@ -193,3 +193,31 @@ def test_demo_grid_is_valid_and_small():
     path.write_text(DEMO_GRID)
     grid = Grid.from_toml(path)
     assert 20 <= len(grid.runs()) <= 80 and len(grid.groups()) == 2
+
+
+def test_estimated_information_is_an_upper_bound_below_the_ceiling(tmp_path):
+    """info = "estimate": H(m | init) over fresh data sets bounds I(m;D); it lies in (0, log2 C(p, k)] for SNIP,
+    whose mask depends on the data, and p_eff = info + active log2(1 + 60 W J / eps) (NFP Thm 4)."""
+    grid = Grid(fixed={"d": 3, "n": 16, "depth": 1, "width": 6, "steps": 40, "log_every": 20, "lip_search_starts": 4,
+                       "info": "estimate", "info_datasets": 12, "density": 0.5},
+                axes={"method": ["snip", "synflow"]}, seeds=1)
+    rows = {r["method"]: r for r in sweep.run(grid, tmp_path, progress=False, log=lambda *_: None)}
+    snip, synflow = rows["snip"], rows["synflow"]
+    prunable = 3 * 6 + 6 * 1
+    ceiling = math.log2(math.comb(prunable, prunable // 2))
+    assert 0 < snip["info_bits"] <= ceiling + 1e-9 and "upper bound on H(m | init)" in snip["info_source"]
+    assert synflow["info_bits"] == 0.0
+    for r in (snip, synflow):
+        count_term = r["active"] * math.log2(1 + 60 * r["W"] * r["J"] / r["eps"])
+        assert r["p_eff"] == pytest.approx(r["info_bits"] + count_term, rel=1e-12)
+
+
+def test_cli_scale_out_options_must_come_together(tmp_path, capsys):
+    config = tmp_path / "g.toml"
+    config.write_text(toml_of(SMALL))
+    assert main(["sweep", str(config), "--out", str(tmp_path / "o"), "--coordinator", "127.0.0.1:1234"]) == 2
+    assert "--coordinator, --num-processes and --process-id must be given together" in capsys.readouterr().err
+    args = ["--coordinator", "127.0.0.1:1234", "--num-processes", "2", "--process-id", "2"]
+    assert main(["sweep", str(config), "--out", str(tmp_path / "o"), *args]) == 2
+    assert "--process-id must be in [0, 2), got 2" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lawrob import bounds, data, lipschitz, nets, prune, train
+from lawrob import bounds, data, info, lipschitz, nets, prune, train
 from lawrob.sweep.grid import DATA_FREE_METHODS, Grid, Run
 from lawrob.sweep.store import ResultStore
 
@@ -44,8 +44,10 @@ def run_keys(config: dict) -> dict[str, jax.Array]:
     return {name: jax.random.fold_in(base, i) for i, name in enumerate(("data", "init", "mask", "train", "lipschitz", "info"))}
 
 
-def make_dataset(config: dict) -> data.Dataset:
-    return data.make_dataset(run_keys(config)["data"], measure_of(config), config["n"], config["target"], config["noise"],
+def make_dataset(config: dict, key: jax.Array | None = None) -> data.Dataset:
+    """The run's data set (``key``: another draw from the same generator, for the information estimate)."""
+    key = run_keys(config)["data"] if key is None else key
+    return data.make_dataset(key, measure_of(config), config["n"], config["target"], config["noise"],
                              amplitude=config["amplitude"], flip=config["flip"])
 
 
@@ -107,8 +109,28 @@ def _float(x) -> float:
     return float(np.asarray(x))
 
 
-def evaluate(config: dict, model, dataset, mask, params, history: dict) -> dict:
+def estimated_information(run: Run, model: nets.MLP, init) -> tuple[float, str]:
+    """An upper bound on I(m; D) for the run's pruning pipeline, in bits, and a note saying what it is.
+
+    The pipeline (``make_masks``: same initialization, same mask key) runs on ``info_datasets`` fresh data sets
+    from the run's generator; for a pipeline deterministic given (init, D), I(m; D) <= H(m | init) (NFP Sec. 1.4),
+    bounded above by ``lawrob.info.estimate_information``'s ``upper``: the least 95 % upper confidence bound
+    among the plug-in, Chow-Liu and marginal estimators and the count ceiling.
+    """
+    config = run.config
+    count = config["info_datasets"]
+    datasets = [make_dataset(config, key) for key in jax.random.split(run_keys(config)["info"], count)]
+    masks, _ = make_masks([run] * count, model, [init] * count, datasets)
+    leaves = [jax.tree.leaves(m) for m in masks]
+    flat = np.stack([np.concatenate([np.ravel(np.asarray(leaf)) for leaf in ls]) for ls in leaves])
+    estimate = info.estimate_information(flat, groups=[leaf.size for leaf in leaves[0]])
+    return estimate.upper, (f"{estimate.confidence:.0%} upper bound on H(m | init) >= I(m;D) from {count} data sets "
+                            "(least of plug-in, Chow-Liu, marginal, ceiling)")
+
+
+def evaluate(run: Run, model, dataset, init, mask, params, history: dict) -> dict:
     """Measure one trained run and evaluate both papers' bounds on it; returns its table row (without axes)."""
+    config = run.config
     keys = run_keys(config)
     eps, delta = config["eps"], config["delta"]
     sigma2 = _float(dataset.sigma2)
@@ -121,7 +143,7 @@ def evaluate(config: dict, model, dataset, mask, params, history: dict) -> dict:
 
     start = time.perf_counter()
     lower = lipschitz.lower(params, mask, model=model, key=keys["lipschitz"], points=dataset.x, starts=config["lip_search_starts"])
-    upper = lipschitz.upper(params, mask, model=model)
+    upper = lipschitz.upper(params, mask, model=model, method=config["lip_upper"])
     hidden = sum(model.sizes[1:-1])
     exact = None
     if model.activation == "relu" and hidden <= config["lip_exact_max_hidden"]:
@@ -135,8 +157,10 @@ def evaluate(config: dict, model, dataset, mask, params, history: dict) -> dict:
     consts = nets.parametrization_constants(model, params, mask, radius=radius)
     dense_consts = nets.parametrization_constants(model, params, radius=radius)
     prunable = model.num_weights
-    if config["method"] in DATA_FREE_METHODS:
+    if config["method"] in DATA_FREE_METHODS or config["density"] == 1.0:
         info_bits, info_source = 0.0, "data-free mask: I(m;D) = 0"
+    elif config["info"] == "estimate":
+        info_bits, info_source = estimated_information(run, model, init)
     else:
         info_bits = float(bounds.log2_binomial(prunable, nets.count_active(mask)))
         info_source = "ceiling log2 C(p, k) >= H(m) >= I(m;D)"
@@ -178,7 +202,7 @@ def run_group(runs: list[Run], devices=None) -> tuple[list[dict], dict[str, dict
     for i, run in enumerate(runs):
         params_i = jax.tree.map(lambda a: a[i], trained)
         history_i = jax.tree.map(lambda a: np.asarray(a[i]), history)
-        row = {**run.config, **evaluate(run.config, model, datasets[i], masks[i], params_i, history_i),
+        row = {**run.config, **evaluate(run, model, datasets[i], inits[i], masks[i], params_i, history_i),
                **{k: v for k, v in extras[i].items()}, "config_hash": run.hash}
         if row["bound_violation"]:
             print(f"!!! BOUND VIOLATION in run {run.hash}: certified Lipschitz upper bound {row['lip_upper']:.6g} is "
@@ -196,11 +220,14 @@ def plan(grid: Grid) -> dict:
     seconds = 0.0
     for group in groups:
         c = group[0].config
-        model = model_of(c)
-        forward = 2 * c["n"] * model.num_params
-        rounds = 1 + sum(imp_schedule(r.config["density"], r.config["imp_rate"])[0] + 1 for r in group
-                         if r.config["method"] in ("imp", "mag_after") and r.config["density"] < 1) / len(group)
-        seconds += len(group) * (3 * forward * c["steps"] * rounds / TRAIN_FLOPS_PER_SECOND + EVAL_SECONDS_PER_RUN)
+        training = 3 * 2 * c["n"] * model_of(c).num_params * c["steps"] / TRAIN_FLOPS_PER_SECOND  # fwd + bwd
+        for r in group:
+            trainings = 1
+            if r.config["method"] in ("imp", "mag_after") and r.config["density"] < 1:
+                rounds = imp_schedule(r.config["density"], r.config["imp_rate"])[0] if r.config["method"] == "imp" else 0
+                pipeline = rounds + 1
+                trainings += pipeline * (1 + (r.config["info_datasets"] if r.config["info"] == "estimate" else 0))
+            seconds += trainings * training + EVAL_SECONDS_PER_RUN
     return {"runs": sum(len(g) for g in groups), "groups": len(groups),
             "group_sizes": [len(g) for g in groups], "estimated_seconds": round(seconds, 1),
             "shapes": [dict(zip(("d", "n", "width", "depth"), g[0].shape_key[:4])) for g in groups]}

@@ -69,6 +69,7 @@ SCHEMA: dict[str, tuple[Any, Any]] = {
     "delta": (0.01, _real(0, 1, low_open=True, high_open=True)),
     "lip_exact_max_hidden": (12, _int(0)),
     "lip_search_starts": (64, _int(1)),
+    "lip_upper": ("best", _choice("best", "product", "eclipse_fast", "lipsdp")),
     "info": ("ceiling", _choice("ceiling", "estimate")),
     "info_datasets": (64, _int(2)),
     "seed": (0, _int(0)),

@@ -1,0 +1,94 @@
+"""Sweep throughput (issue 7): a 64-run grid in 2 shape groups, ``lawrob.sweep.run`` against a plain Python loop.
+
+Grid: Gaussian data (d = 8, n = 96, random +-1 labels), ReLU MLPs 8 -> w -> w -> 1 with w in {32, 64} (the two
+shape groups), methods random and SynFlow, densities 0.5 and 0.25, 8 seeds; 1000 Adam steps (lr 3e-3), then the
+full per-run measurement (certified Lipschitz bracket, p_eff, both theorems in both variants).
+
+The loop runs the same configurations one by one with the same library functions (``execute.make_dataset``,
+``MLP.init``, ``execute.make_masks``, ``train.fit``, ``execute.evaluate``) and writes nothing. Both are timed
+cold (first call in the process: compilation included) and warm (median of ``--repeats`` further calls on
+fresh output folders); compile time = cold - warm median. The loop's warm time is also split into training
+and measurement.
+
+    uv run python benchmarks/bench_sweep.py [--repeats 2] [--seeds 8] [--steps 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import report  # noqa: E402
+
+from lawrob import sweep, train  # noqa: E402
+from lawrob.sweep import execute  # noqa: E402
+
+
+def grid(seeds: int, steps: int) -> sweep.Grid:
+    return sweep.Grid(axes={"width": [32, 64], "method": ["random", "synflow"], "density": [0.5, 0.25]},
+                      fixed={"d": 8, "n": 96, "depth": 2, "steps": steps, "log_every": 100, "learning_rate": 3e-3,
+                             "lip_search_starts": 32}, seeds=seeds)
+
+
+def run_sweep(g: sweep.Grid) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        sweep.run(g, out, progress=False, log=lambda *_: None)
+        return time.perf_counter() - start
+
+
+def run_loop(g: sweep.Grid) -> tuple[float, float, float]:
+    """(total, training, measurement) seconds of the one-by-one loop."""
+    training = measuring = 0.0
+    start = time.perf_counter()
+    for r in g.runs():
+        config = r.config
+        model = execute.model_of(config)
+        dataset = execute.make_dataset(config)
+        init = model.init(execute.run_keys(config)["init"])
+        (mask,), _ = execute.make_masks([r], model, [init], [dataset])
+        t0 = time.perf_counter()
+        params, history = train.fit(init, mask, dataset, model=model, key=execute.run_keys(config)["train"],
+                                    learning_rate=config["learning_rate"], **execute.train_options(config))
+        history = {k: v for k, v in history.items()}
+        float(history["mse"][-1])
+        t1 = time.perf_counter()
+        execute.evaluate(r, model, dataset, init, mask, params, history)
+        training += t1 - t0
+        measuring += time.perf_counter() - t1
+    return time.perf_counter() - start, training, measuring
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=1000)
+    args = parser.parse_args()
+    g = grid(args.seeds, args.steps)
+    runs, groups = len(g.runs()), len(g.groups())
+
+    sweep_cold = run_sweep(g)
+    sweep_warm = [run_sweep(g) for _ in range(args.repeats)]
+    loop_cold = run_loop(g)
+    loop_warm = [run_loop(g) for _ in range(args.repeats)]
+    sweep_median = statistics.median(sweep_warm)
+    loop_median = statistics.median(t[0] for t in loop_warm)
+    report("sweep", {
+        "runs": runs, "groups": groups, "steps": args.steps, "repeats": args.repeats,
+        "sweep_warm_seconds": sweep_median, "sweep_warm_all": sweep_warm, "sweep_compile_seconds": sweep_cold - sweep_median,
+        "loop_warm_seconds": loop_median, "loop_warm_all": [t[0] for t in loop_warm],
+        "loop_compile_seconds": loop_cold[0] - loop_median,
+        "loop_training_seconds": statistics.median(t[1] for t in loop_warm),
+        "loop_measurement_seconds": statistics.median(t[2] for t in loop_warm),
+        "speedup_warm": loop_median / sweep_median, "speedup_cold": loop_cold[0] / sweep_cold,
+    })
+
+
+if __name__ == "__main__":
+    main()
