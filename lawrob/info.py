@@ -24,6 +24,10 @@ bounds H(m) itself but not the marginal sum (uniform k-subsets have marginal sum
 so ``mask_information`` checks that link and reports it. Every interval is a finite-sample confidence interval
 for the estimator's own estimand (H(m), the tree entropy or the marginal sum, all >= H(m)), so each ``high`` is a
 certified upper bound on H(m) at its confidence level; the derivations are in the functions' docstrings.
+
+``mask_information`` runs a pruning pipeline on resampled data sets and applies all of them; ``p_eff`` turns an
+estimate into NFP's effective parameter count; ``information_from_correlations`` is the other direction, a
+certified lower bound on the information from measured noise correlations (the Lemma-1 inversion).
 """
 
 from __future__ import annotations
@@ -516,3 +520,59 @@ def mask_information(pipeline: Callable, sample_data: Callable, *, key: jax.Arra
     leaves = jax.tree.leaves(jax.eval_shape(pipeline, init_key[0], jax.eval_shape(sample_data, data_key[0, 0])))
     return estimate_information(masks, confidence=confidence, units=units, ceiling=ceiling,
                                 groups=[math.prod(leaf.shape) for leaf in leaves], estimators=estimators)
+
+
+def p_eff(information, W, J, eps, *, active=None, units: str = "bits"):
+    """NFP's p_eff = I(m; D) + E||m||_1 log(1 + 60 W J / eps) (Theorem 4; THEORY.md 1.4) from an estimate of I.
+
+    ``information``: a ``MaskInformation`` (its certified ``upper`` and its mean ``active`` count are used), an
+    ``Estimate`` (its ``high``: an upper bound on I keeps the theorem valid, a larger p_eff only loosens it) or a
+    number, an upper bound on I in ``units``. ``active``: E||m||_1, required unless ``information`` carries it.
+    Returns ``lawrob.bounds.p_eff``'s ``BoundResult`` in ``units`` ("bits": log2 in the count term, as printed;
+    "nats": ln), ready for ``lawrob.bounds.no_free_prune(..., units=units)``.
+    """
+    from lawrob import bounds
+
+    _checks.one_of("units", units, UNITS)
+    if isinstance(information, MaskInformation):
+        upper = Estimate(information.upper, information.upper, information.upper, information.units).to(units).value
+        active = information.active if active is None else active
+    elif isinstance(information, Estimate):
+        upper = information.to(units).high
+    else:
+        upper = _checks.real_in("information", information, 0.0, math.inf)
+    if active is None:
+        raise ValueError("active (E||m||_1, the mean number of kept weights) is required with a plain number or an Estimate")
+    return bounds.p_eff(upper, active, W, J, eps, units=units)
+
+
+def information_from_correlations(correlations, *, n: int, d: int, L: float, c: float = 1.0,
+                                  confidence: float = 0.95, units: str = "bits") -> Estimate:
+    """A certified lower bound on I({X_t}; W) <= I(W; D) from the measured noise correlations of trained networks.
+
+    ``correlations``: X_W = (1/n) sum_i (f^W(x_i) - E f^W) z_i of N independent trainings (fresh data and
+    randomness each; e.g. ``history["noise_corr"][-1]`` of ``lawrob.train.fit``). The Lemma-1 inversion
+    (THEORY.md 3.5): if P(|X_W| >= alpha) > delta, then I > delta (alpha^2 / (72 C0) - ln(2/delta)) nats, with
+    C0 = 144 c L^2 / (n d) for L-Lipschitz networks on c-isoperimetric data (L: a bound on every trained network's
+    Lipschitz constant, e.g. the largest certified upper bound). For every threshold alpha = the j-th largest
+    |X_i|, delta_j is the Clopper-Pearson lower confidence bound on P(|X_W| >= alpha) from j of N samples, at
+    level 1 - (1 - confidence) / N (a union bound over the N thresholds), and the best of the N bounds is
+    returned. ``value`` = ``low`` = that bound (it may be negative: the data then certify nothing), ``high`` = inf.
+    """
+    x = np.abs(np.asarray(_checks.finite_array("correlations", correlations), dtype=float).ravel())
+    if x.size < 1:
+        raise ValueError("correlations must hold at least one value")
+    n = _checks.positive_int("n", n)
+    d = _checks.positive_int("d", d)
+    L = _checks.real_in("L", L, 0.0, math.inf, low_open=True, high_open=True)
+    c = _checks.real_in("c", c, 0.0, math.inf, low_open=True, high_open=True)
+    alpha = _alpha(confidence)
+    _checks.one_of("units", units, UNITS)
+    c0 = 144.0 * c * L**2 / (n * d)
+    thresholds = np.sort(x)[::-1]  # at least j samples reach thresholds[j - 1]
+    reached = np.arange(1, x.size + 1)
+    delta = stats.beta.ppf(alpha / x.size, reached, x.size - reached + 1) * (1 - 1e-12)  # one-sided CP, P > delta
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nats = np.where(delta > 0, delta * (thresholds**2 / (72.0 * c0) - np.log(2.0 / delta)), -np.inf)
+    best = float(np.max(nats))
+    return _estimate("lemma1_inversion", best, best, math.inf, units, confidence)

@@ -328,3 +328,39 @@ def test_bad_arguments_raise():
         info.estimate_information(masks, estimators=("plugin", "nope"))
     with pytest.raises(ValueError, match="groups"):
         info.estimate_information(masks, groups=[2, 2])
+
+
+def test_p_eff_from_an_information_estimate_matches_the_formula():
+    masks = np.array([[1, 0, 1, 0], [0, 1, 1, 0], [1, 0, 0, 1], [1, 1, 0, 0]] * 8)
+    estimate = info.estimate_information(masks)
+    W, J, eps = 3.0, 2.5, 0.2
+    count = 2.0 * math.log2(1 + 60 * W * J / eps)  # every mask keeps 2 weights
+    assert info.p_eff(estimate, W, J, eps).value == pytest.approx(estimate.upper + count, rel=1e-12)
+    nats = info.p_eff(estimate, W, J, eps, units="nats").value
+    assert nats == pytest.approx(estimate.upper * math.log(2) + 2.0 * math.log(1 + 60 * W * J / eps), rel=1e-12)
+    marginal = estimate.estimates["marginal"]
+    assert info.p_eff(marginal, W, J, eps, active=2).value == pytest.approx(marginal.high + count, rel=1e-12)
+    assert info.p_eff(1.5, W, J, eps, active=3).value == pytest.approx(1.5 + 1.5 * count, rel=1e-12)
+    with pytest.raises(ValueError, match="active"):
+        info.p_eff(1.5, W, J, eps)
+    with pytest.raises(ValueError, match="information"):
+        info.p_eff(-1.0, W, J, eps, active=3)
+
+
+def test_information_from_correlations_inverts_lemma_1():
+    n, d, L = 1000, 10, 0.5
+    c0 = 144 * L**2 / (n * d)
+    # one sample: the one-sided Clopper-Pearson bound with 1 of 1 is the level itself, delta = 0.05
+    one = info.information_from_correlations([0.9], n=n, d=d, L=L, units="nats")
+    assert one.value == pytest.approx(0.05 * (0.81 / (72 * c0) - math.log(2 / 0.05)), rel=1e-9)
+    assert one.low == one.value and one.high == math.inf and one.confidence == 0.95
+    # N equal samples with a positive bound: the best threshold keeps all N, delta = (0.05 / N)^(1/N)
+    N = 50
+    delta = (0.05 / N) ** (1 / N)
+    many = info.information_from_correlations(np.full(N, -0.9), n=n, d=d, L=L)
+    assert many.value == pytest.approx(delta * (0.81 / (72 * c0) - math.log(2 / delta)) / math.log(2), rel=1e-9)
+    assert one.value < 0 < many.value  # more evidence, a larger certified lower bound
+    tiny = info.information_from_correlations(np.full(N, 1e-3), n=n, d=d, L=L)
+    assert tiny.value < 0  # small correlations certify nothing
+    with pytest.raises(ValueError, match="correlations"):
+        info.information_from_correlations([np.nan], n=n, d=d, L=L)
