@@ -26,7 +26,8 @@ def _fmt(v, digits=3) -> str:
 def verdicts(rows: list[dict], slope: dict) -> list[dict]:
     """The report's checks, each with the measured numbers, the criterion and pass/fail."""
     fitted = [r for r in rows if r.get("fits_below_noise")]
-    checked = [r for r in fitted if r.get("bound_nfp_rigorous") is not None and r.get("lip_upper") is not None]
+    checked = [r for r in fitted if r.get("lip_upper") is not None
+               and (r.get("bound_nfp_rigorous") is not None or r.get("bound_bs_rigorous") is not None)]
     violations = [r["config_hash"] for r in rows if r.get("bound_violation")]
     if fitted and not checked:
         reasons = Counter(str(r.get("bound_reason_rigorous") or "") for r in fitted)
