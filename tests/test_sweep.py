@@ -221,3 +221,22 @@ def test_cli_scale_out_options_must_come_together(tmp_path, capsys):
     assert main(["sweep", str(config), "--out", str(tmp_path / "o"), *args]) == 2
     assert "--process-id must be in [0, 2), got 2" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_param_box_fixes_the_class_and_flags_weights_outside_it(tmp_path):
+    """W = 2 box sqrt(p) and J = R (box p)^D (BS Lemma 3.1) with a box fixed before training; a network whose
+    weights leave the box is outside the class, so no bound is claimed for it."""
+    fixed = {"d": 3, "n": 16, "depth": 1, "width": 5, "steps": 200, "log_every": 100, "learning_rate": 0.05,
+             "lip_search_starts": 4, "method": "random", "density": 0.5}
+    rows = sweep.run(Grid(fixed=fixed, axes={"param_box": [1e3, 1.0]}, seeds=1), tmp_path, progress=False,
+                     log=lambda *_: None)
+    wide, tight = sorted(rows, key=lambda r: -r["param_box"])
+    p = wide["active"]
+    R = math.sqrt(wide["radius"] ** 2 + 1)  # biases folded in as a constant input
+    assert wide["W"] == pytest.approx(2 * 1e3 * math.sqrt(p), rel=1e-12)
+    assert wide["J"] == pytest.approx(R * (1e3 * p) ** 2, rel=1e-12)
+    assert wide["bound_nfp_paper"] is not None or "mixture condition" in wide["bound_reason_paper"]
+    assert tight["max_abs_weight"] == wide["max_abs_weight"] > 1.0  # same run, trained past the unit box
+    assert tight["bound_nfp_rigorous"] is None and "weights leave the box" in tight["bound_reason_rigorous"]
+    with pytest.raises(ValueError, match="param_box"):
+        Grid(fixed={"param_box": 0.5})

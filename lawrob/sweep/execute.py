@@ -154,11 +154,14 @@ def evaluate(run: Run, model, dataset, init, mask, params, history: dict) -> dic
 
     active = nets.count_active(mask, include_biases=True)
     radius = float(jnp.max(jnp.linalg.norm(dataset.x, axis=1)))
-    consts = nets.parametrization_constants(model, params, mask, radius=radius)
-    dense_consts = nets.parametrization_constants(model, params, radius=radius)
+    box = config["param_box"] or None  # None: max(1, max |w|) of the trained weights, a class read off after training
+    largest = max(float(jnp.max(jnp.abs(leaf))) for leaf in jax.tree.leaves(params))
+    outside = box is not None and largest > box
+    consts = nets.parametrization_constants(model, params, mask, radius=radius, box=box)
+    dense_consts = nets.parametrization_constants(model, params, radius=radius, box=box)
     prunable = model.num_weights
     if config["method"] in DATA_FREE_METHODS or config["density"] == 1.0:
-        info_bits, info_source = 0.0, "data-free mask: I(m;D) = 0"
+        info_bits, info_source = 0.0, "mask fixed without the data (data-free method or dense): I(m;D) = 0"
     elif config["info"] == "estimate":
         info_bits, info_source = estimated_information(run, model, init)
     else:
@@ -167,13 +170,14 @@ def evaluate(run: Run, model, dataset, init, mask, params, history: dict) -> dic
     peff = bounds.p_eff(info_bits, active, consts.W, consts.J, eps, units="bits")
     measure = measure_of(config)
     c, k = measure.c, measure.k
-    row |= {"active": active, "p": model.num_params, "W": consts.W, "J": consts.J, "radius": radius,
+    row |= {"active": active, "p": model.num_params, "W": consts.W, "J": consts.J, "radius": radius, "max_abs_weight": largest,
             "info_bits": info_bits, "info_source": info_source, "p_eff": float(peff), "c": c, "k": k,
             "scaling_sqrt_nd_over_peff": math.sqrt(config["n"] * config["d"] / float(peff))}
     for variant in ("paper", "rigorous"):
-        if c is None or not dataset.bounded:
+        if c is None or not dataset.bounded or outside:
             row[f"bound_bs_{variant}"] = row[f"bound_nfp_{variant}"] = None
-            row[f"bound_reason_{variant}"] = "measure not c-isoperimetric" if c is None else "labels unbounded"
+            row[f"bound_reason_{variant}"] = ("measure not c-isoperimetric" if c is None else "labels unbounded" if
+                                              not dataset.bounded else f"weights leave the box: max |w| = {largest:.4g} > param_box = {box:g}")
             continue
         bs = bounds.bubeck_sellke(config["n"], config["d"], model.num_params, eps, delta, dense_consts.W, dense_consts.J,
                                   c=c, k=k, variant=variant)
@@ -203,7 +207,7 @@ def run_group(runs: list[Run], devices=None) -> tuple[list[dict], dict[str, dict
         params_i = jax.tree.map(lambda a: a[i], trained)
         history_i = jax.tree.map(lambda a: np.asarray(a[i]), history)
         row = {**run.config, **evaluate(run, model, datasets[i], inits[i], masks[i], params_i, history_i),
-               **{k: v for k, v in extras[i].items()}, "config_hash": run.hash}
+               **extras[i], "config_hash": run.hash}
         if row["bound_violation"]:
             print(f"!!! BOUND VIOLATION in run {run.hash}: certified Lipschitz upper bound {row['lip_upper']:.6g} is "
                   f"below a rigorous theorem bound ({row['bound_bs_rigorous']}, {row['bound_nfp_rigorous']}): "

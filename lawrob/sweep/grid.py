@@ -39,6 +39,11 @@ def _choice(*allowed):
     return check
 
 
+def _box(key, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v == 0 or 1 <= v < math.inf):
+        raise ValueError(f"grid key {key!r} must be 0 (the box of the trained weights) or a number >= 1, got {v!r}")
+
+
 PRUNING_METHODS = ("dense", "random", "magnitude", "snip", "grasp", "synflow", "imp", "mag_after")
 DATA_FREE_METHODS = ("dense", "random", "magnitude", "synflow")  # the mask does not depend on the data
 
@@ -70,6 +75,7 @@ SCHEMA: dict[str, tuple[Any, Any]] = {
     "lip_exact_max_hidden": (12, _int(0)),
     "lip_search_starts": (64, _int(1)),
     "lip_upper": ("best", _choice("best", "product", "eclipse_fast", "lipsdp")),
+    "param_box": (0.0, _box),
     "info": ("ceiling", _choice("ceiling", "estimate")),
     "info_datasets": (64, _int(2)),
     "seed": (0, _int(0)),
