@@ -240,3 +240,14 @@ def test_param_box_fixes_the_class_and_flags_weights_outside_it(tmp_path):
     assert tight["bound_nfp_rigorous"] is None and "weights leave the box" in tight["bound_reason_rigorous"]
     with pytest.raises(ValueError, match="param_box"):
         Grid(fixed={"param_box": 0.5})
+
+
+def test_violation_verdict_is_vacuous_without_checked_runs():
+    from lawrob.sweep.report import verdicts
+
+    base = {"config_hash": "h", "fits_below_noise": True, "lip_upper": 5.0, "bound_bs_rigorous": None,
+            "bound_nfp_rigorous": None, "bound_violation": False, "bound_reason_rigorous": "mixture condition fails"}
+    check = lambda rows: verdicts(rows, {})[1]  # noqa: E731
+    assert check([base])["passed"] is None and "mixture condition fails" in check([base])["measured"]
+    assert check([base | {"bound_nfp_rigorous": 1e-4}])["passed"] is True
+    assert check([base | {"bound_nfp_rigorous": 9.0, "bound_violation": True}])["passed"] is False

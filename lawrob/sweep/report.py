@@ -39,7 +39,8 @@ def verdicts(rows: list[dict], slope: dict) -> list[dict]:
          "measured": f"{len(fitted)} of {len(rows)}", "criterion": "informational", "passed": None},
         {"check": "certified Lipschitz upper bound >= rigorous NFP and BS bounds (no counterexample)",
          "measured": f"{len(violations)} violations among {len(checked)} fitted runs with a valid bound{why}",
-         "criterion": "0 violations", "passed": not violations},
+         "criterion": "0 violations among >= 1 checked run (none checked: vacuous, no verdict)",
+         "passed": (not violations) if checked or violations else None},
     ]
     if slope.get("slope") is not None:
         inside = slope["low"] <= -0.5 <= slope["high"]
