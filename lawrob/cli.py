@@ -54,13 +54,13 @@ def _run_demo(args) -> int:
 
 
 def _sweep_and_report(config: Path, out: Path, resume: bool) -> int:
+    import jax
+
     from lawrob import sweep
 
     grid = sweep.Grid.from_toml(config)
     start = time.perf_counter()
     rows = sweep.run(grid, out, resume=resume)
-    import jax
-
     if jax.process_index() != 0:  # process 0 merges the parts and writes the report
         return 0
     report = sweep.write_report(out)
