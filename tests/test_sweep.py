@@ -251,3 +251,13 @@ def test_violation_verdict_is_vacuous_without_checked_runs():
     assert check([base])["passed"] is None and "mixture condition fails" in check([base])["measured"]
     assert check([base | {"bound_nfp_rigorous": 1e-4}])["passed"] is True
     assert check([base | {"bound_nfp_rigorous": 9.0, "bound_violation": True}])["passed"] is False
+
+
+def test_threaded_measurement_equals_serial(tmp_path):
+    grid = Grid(fixed={"d": 3, "n": 16, "depth": 1, "width": 5, "steps": 40, "log_every": 20, "lip_search_starts": 4},
+                axes={"method": ["random", "snip"], "density": [1.0, 0.5]}, seeds=2)
+    serial = sweep.run(grid, tmp_path / "serial", workers=1, progress=False, log=lambda *_: None)
+    threaded = sweep.run(grid, tmp_path / "threaded", workers=3, progress=False, log=lambda *_: None)
+    assert comparable(threaded) == comparable(serial)
+    with pytest.raises(ValueError, match="workers"):
+        sweep.run(grid, tmp_path / "bad", workers=0, progress=False, log=lambda *_: None)

@@ -10,15 +10,17 @@ process i takes the groups i, i + P, i + 2P, ...; every process writes its own p
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lawrob import bounds, data, info, lipschitz, nets, prune, train
+from lawrob import _checks, bounds, data, info, lipschitz, nets, prune, train
 from lawrob.sweep.grid import DATA_FREE_METHODS, Grid, Run
 from lawrob.sweep.store import ResultStore
 
@@ -190,8 +192,10 @@ def evaluate(run: Run, model, dataset, init, mask, params, history: dict) -> dic
     return row
 
 
-def run_group(runs: list[Run], devices=None) -> tuple[list[dict], dict[str, dict]]:
-    """Masks, one batched training call for the whole group, then per-run measurement."""
+def run_group(runs: list[Run], devices=None, workers: int | None = None) -> tuple[list[dict], dict[str, dict]]:
+    """Masks, one batched training call for the whole group, then the per-run measurements in ``workers`` threads
+    (default: one per CPU core; the SDP and LP solvers and XLA release the GIL, and each run's result depends on
+    its own keys only, so the rows equal those of a serial evaluation)."""
     config0 = runs[0].config
     model = model_of(config0)
     datasets = [make_dataset(r.config) for r in runs]
@@ -202,12 +206,19 @@ def run_group(runs: list[Run], devices=None) -> tuple[list[dict], dict[str, dict
         keys=jnp.stack([run_keys(r.config)["train"] for r in runs]),
         learning_rate=jnp.asarray([r.config["learning_rate"] for r in runs]), devices=devices,
         **train_options(config0))
+    per_run = [(jax.tree.map(lambda a: a[i], trained), jax.tree.map(lambda a: np.asarray(a[i]), history))
+               for i in range(len(runs))]
+
+    def measure(i):
+        return evaluate(runs[i], model, datasets[i], inits[i], masks[i], *per_run[i])
+
+    workers = (os.cpu_count() or 1) if workers is None else _checks.positive_int("workers", workers)
+    with ThreadPoolExecutor(max_workers=min(workers, len(runs))) as pool:
+        measured = list(pool.map(measure, range(len(runs))))
     rows, histories = [], {}
     for i, run in enumerate(runs):
-        params_i = jax.tree.map(lambda a: a[i], trained)
-        history_i = jax.tree.map(lambda a: np.asarray(a[i]), history)
-        row = {**run.config, **evaluate(run, model, datasets[i], inits[i], masks[i], params_i, history_i),
-               **extras[i], "config_hash": run.hash}
+        history_i = per_run[i][1]
+        row = {**run.config, **measured[i], **extras[i], "config_hash": run.hash}
         if row["bound_violation"]:
             print(f"!!! BOUND VIOLATION in run {run.hash}: certified Lipschitz upper bound {row['lip_upper']:.6g} is "
                   f"below a rigorous theorem bound ({row['bound_bs_rigorous']}, {row['bound_nfp_rigorous']}): "
@@ -246,13 +257,13 @@ def _progress(total: int, enabled: bool | None):
     return None
 
 
-def run(grid: Grid, out_dir: str | Path, *, resume: bool = True, devices=None, progress: bool | None = None,
-        log=print) -> list[dict]:
+def run(grid: Grid, out_dir: str | Path, *, resume: bool = True, devices=None, workers: int | None = None,
+        progress: bool | None = None, log=print) -> list[dict]:
     """Run every unfinished run of ``grid`` into ``out_dir`` and return the merged results table (list of rows).
 
     ``resume=False`` refuses a folder that already holds results of another grid. Groups are split over
     ``jax.process_count()`` processes when ``jax.distributed`` is initialized; ``devices`` (default: the local
-    devices) shard each group's run axis.
+    devices) shard each group's run axis; ``workers`` threads measure the trained runs (default: one per core).
     """
     out_dir = Path(out_dir)
     process, processes = jax.process_index(), jax.process_count()
@@ -271,7 +282,7 @@ def run(grid: Grid, out_dir: str | Path, *, resume: bool = True, devices=None, p
     for group in todo:
         if not group:
             continue
-        rows, histories = run_group(group, devices)
+        rows, histories = run_group(group, devices, workers)
         store.append(rows, histories)
         finished += len(rows)
         if bar is not None:
