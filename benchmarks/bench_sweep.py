@@ -58,7 +58,7 @@ def run_loop(g: sweep.Grid) -> tuple[float, float, float]:
         history = {k: v for k, v in history.items()}
         float(history["mse"][-1])
         t1 = time.perf_counter()
-        execute.evaluate(r, model, dataset, init, mask, params, history)
+        execute.evaluate(r, model, dataset, mask, params, history, execute.information_bits(r, model, init, mask))
         training += t1 - t0
         measuring += time.perf_counter() - t1
     return time.perf_counter() - start, training, measuring

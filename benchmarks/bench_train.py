@@ -9,7 +9,6 @@
 import argparse
 
 import jax
-import jax.numpy as jnp
 
 from _common import median_time, report
 from lawrob import data, nets, train

@@ -73,6 +73,18 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path: Path, dpi: int = 100) -> None:
+    """Lay out, write and close a pyplot figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+
+
+def print_verdict(verdict: dict, detail, out: Path) -> None:
+    """One line for the terminal: experiment, PASS/FAIL, the detail, the run time and where the results went."""
+    print(f"{verdict['experiment']} {'PASS' if verdict['passed'] else 'FAIL'}: {detail} ({verdict['seconds']} s) -> {out}")
+
+
 def seeds_option(parser: argparse.ArgumentParser) -> None:
     """``--seeds N``: run N seeds instead of the scale's number (for a documented reduced-seed full run)."""
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the scale's)")

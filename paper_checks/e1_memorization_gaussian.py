@@ -21,7 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import mean_se, paired_greater, parse_args, prune_runs, pyplot, seeds_option, write_verdict  # noqa: E402
+from _common import (  # noqa: E402
+    mean_se, paired_greater, parse_args, print_verdict, prune_runs, pyplot, save_figure, seeds_option, write_verdict,
+)
 
 from lawrob import data, nets, prune, train  # noqa: E402
 
@@ -90,9 +92,7 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     ax.set_ylabel("fraction of random labels memorized")
     ax.set_title(f"E1: memorization on Gaussian data, n = d = {s['n']} (NFP Fig. 1a)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "e1.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "e1.png")
 
     curves = {m: {"mean": mean_se(v)[0], "se": mean_se(v)[1], "collapsed_fraction": collapsed[m].mean(0)}
               for m, v in memorized.items()}
@@ -120,7 +120,7 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
 def main(argv=None) -> int:
     args = parse_args("E1", argv, extra=seeds_option)
     verdict = run(args.scale, args.out, args.seed, args.seeds)
-    print(f"E1 {'PASS' if verdict['passed'] else 'FAIL'}: {verdict['parts']} ({verdict['seconds']} s) -> {args.out}")
+    print_verdict(verdict, verdict["parts"], args.out)
     return 0
 
 

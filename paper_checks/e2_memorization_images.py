@@ -34,7 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import mean_se, paired_greater, parse_args, prune_runs, pyplot, seeds_option, write_verdict  # noqa: E402
+from _common import (  # noqa: E402
+    mean_se, paired_greater, parse_args, print_verdict, prune_runs, pyplot, save_figure, seeds_option, write_verdict,
+)
 
 from lawrob import data, nets, prune, train  # noqa: E402
 
@@ -129,9 +131,7 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None, data_pat
     ax.set_ylabel("training accuracy (memorization)")
     ax.set_title(f"E2: noisy images, input noise variance {NOISE_VARIANCE:g} (NFP Fig. 1b)", fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "e2.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "e2.png")
 
     return write_verdict(
         out, "E2", scale=scale, start=start,
@@ -160,7 +160,7 @@ def main(argv=None) -> int:
 
     args = parse_args("E2", argv, extra=options)
     verdict = run(args.scale, args.out, args.seed, args.seeds, args.data)
-    print(f"E2 {'PASS' if verdict['passed'] else 'FAIL'}: {verdict['parts']} ({verdict['seconds']} s) -> {args.out}")
+    print_verdict(verdict, verdict["parts"], args.out)
     return 0
 
 

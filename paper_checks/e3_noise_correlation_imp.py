@@ -21,7 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import mean_se, paired_greater, parse_args, pyplot, seeds_option, write_verdict  # noqa: E402
+from _common import (  # noqa: E402
+    mean_se, paired_greater, parse_args, print_verdict, pyplot, save_figure, seeds_option, write_verdict,
+)
 
 from lawrob import data, nets, prune, train  # noqa: E402
 
@@ -90,9 +92,7 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     axes[1].set_ylabel("per-round peak")
     axes[1].set_title("per-round peak (NFP Fig. 2a)")
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "e3.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "e3.png")
 
     decay_note = ({"onset_round": onset, "onset_range": DECAY_ONSET, "dense_peak_vs_last_round_peak": decay_test}
                   if decay_testable else
@@ -122,7 +122,7 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
 def main(argv=None) -> int:
     args = parse_args("E3", argv, extra=seeds_option)
     verdict = run(args.scale, args.out, args.seed, args.seeds)
-    print(f"E3 {'PASS' if verdict['passed'] else 'FAIL'}: {verdict['parts']} ({verdict['seconds']} s) -> {args.out}")
+    print_verdict(verdict, verdict["parts"], args.out)
     return 0
 
 

@@ -19,7 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import paired_greater, parse_args, pyplot, spearman, write_verdict  # noqa: E402
+from _common import (  # noqa: E402
+    paired_greater, parse_args, print_verdict, pyplot, save_figure, spearman, write_verdict,
+)
 
 from lawrob import data, nets, train  # noqa: E402
 
@@ -77,9 +79,7 @@ def run(scale: str, out: Path, seed: int = 0) -> dict:
         ax.set_ylabel("noise correlation")
         ax.set_title(title)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "e4.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "e4.png")
     return write_verdict(
         out, "E4", scale=scale, start=start,
         claim="A higher learning rate reaches high correlation with the label noise sooner, and more gradient noise "
@@ -97,7 +97,7 @@ def run(scale: str, out: Path, seed: int = 0) -> dict:
 def main(argv=None) -> int:
     args = parse_args("E4", argv)
     verdict = run(args.scale, args.out, args.seed)
-    print(f"E4 {'PASS' if verdict['passed'] else 'FAIL'}: {verdict['parts']} ({verdict['seconds']} s) -> {args.out}")
+    print_verdict(verdict, verdict["parts"], args.out)
     return 0
 
 

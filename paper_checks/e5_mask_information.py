@@ -37,7 +37,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse_args, pyplot, write_verdict  # noqa: E402
+from _common import parse_args, pyplot, save_figure, write_verdict  # noqa: E402
 
 from lawrob import data, info, nets, prune, train  # noqa: E402
 
@@ -219,9 +219,7 @@ def plot(results: dict, path: Path) -> None:
         ax.set_xlabel("pruned parameters k")
     np.atleast_1d(axes)[0].set_ylabel("plug-in H(m | init) [bits]")
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def run(scale: str, out: Path, seed: int = 0, **overrides) -> dict:

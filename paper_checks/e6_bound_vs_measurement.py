@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse_args, pyplot, seeds_option, write_verdict  # noqa: E402
+from _common import parse_args, print_verdict, pyplot, save_figure, seeds_option, write_verdict  # noqa: E402
 
 from lawrob import bounds, plots, sweep  # noqa: E402
 
@@ -185,9 +185,7 @@ def figure(rows: list[dict], measured: dict, path: Path) -> None:
     ax2.set_ylabel("train MSE")
     ax2.set_title("fit below the noise level (a run counts below its own line)")
     ax2.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
@@ -242,8 +240,7 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
 def main(argv=None) -> int:
     args = parse_args("E6", argv, extra=seeds_option)
     verdict = run(args.scale, args.out, args.seed, args.seeds)
-    print(f"E6 {'PASS' if verdict['passed'] else 'FAIL'}: {verdict['measured']['summary']} ({verdict['seconds']} s) "
-          f"-> {args.out}")
+    print_verdict(verdict, verdict["measured"]["summary"], args.out)
     return 0
 
 

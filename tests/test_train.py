@@ -1,6 +1,5 @@
 """lawrob.train: losses, masks stay exact, batched == one by one, reproducibility, stopping, fitting below noise."""
 
-import math
 
 import jax
 import jax.numpy as jnp

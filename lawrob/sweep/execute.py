@@ -130,8 +130,21 @@ def estimated_information(run: Run, model: nets.MLP, init) -> tuple[float, str]:
                             "(least of plug-in, Chow-Liu, marginal, ceiling)")
 
 
-def evaluate(run: Run, model, dataset, init, mask, params, history: dict) -> dict:
-    """Measure one trained run and evaluate both papers' bounds on it; returns its table row (without axes)."""
+def information_bits(run: Run, model: nets.MLP, init, mask) -> tuple[float, str]:
+    """The I(m; D) that goes into the run's p_eff, in bits, and what it is: 0 for a mask fixed without the data,
+    else the ceiling log2 C(p, k) or, with ``info = "estimate"``, ``estimated_information``."""
+    config = run.config
+    if config["method"] in DATA_FREE_METHODS or config["density"] == 1.0:
+        return 0.0, "mask fixed without the data (data-free method or dense): I(m;D) = 0"
+    if config["info"] == "estimate":
+        return estimated_information(run, model, init)
+    return float(bounds.log2_binomial(model.num_weights, nets.count_active(mask))), "ceiling log2 C(p, k) >= H(m) >= I(m;D)"
+
+
+def evaluate(run: Run, model, dataset, mask, params, history: dict, information: tuple[float, str]) -> dict:
+    """Measure one trained run and evaluate both papers' bounds on it; returns its table row (without axes).
+
+    ``information``: (bits, source) from ``information_bits``, the I(m; D) term of p_eff."""
     config = run.config
     keys = run_keys(config)
     eps, delta = config["eps"], config["delta"]
@@ -161,14 +174,7 @@ def evaluate(run: Run, model, dataset, init, mask, params, history: dict) -> dic
     outside = box is not None and largest > box
     consts = nets.parametrization_constants(model, params, mask, radius=radius, box=box)
     dense_consts = nets.parametrization_constants(model, params, radius=radius, box=box)
-    prunable = model.num_weights
-    if config["method"] in DATA_FREE_METHODS or config["density"] == 1.0:
-        info_bits, info_source = 0.0, "mask fixed without the data (data-free method or dense): I(m;D) = 0"
-    elif config["info"] == "estimate":
-        info_bits, info_source = estimated_information(run, model, init)
-    else:
-        info_bits = float(bounds.log2_binomial(prunable, nets.count_active(mask)))
-        info_source = "ceiling log2 C(p, k) >= H(m) >= I(m;D)"
+    info_bits, info_source = information
     peff = bounds.p_eff(info_bits, active, consts.W, consts.J, eps, units="bits")
     measure = measure_of(config)
     c, k = measure.c, measure.k
@@ -195,7 +201,9 @@ def evaluate(run: Run, model, dataset, init, mask, params, history: dict) -> dic
 def run_group(runs: list[Run], devices=None, workers: int | None = None) -> tuple[list[dict], dict[str, dict]]:
     """Masks, one batched training call for the whole group, then the per-run measurements in ``workers`` threads
     (default: one per CPU core; the SDP and LP solvers and XLA release the GIL, and each run's result depends on
-    its own keys only, so the rows equal those of a serial evaluation)."""
+    its own keys only, so the rows equal those of a serial evaluation). Everything that runs on several devices
+    (the training, an information estimate's pruning pipelines) stays in this thread: concurrent multi-device
+    executions from several threads can starve XLA's CPU collectives."""
     config0 = runs[0].config
     model = model_of(config0)
     datasets = [make_dataset(r.config) for r in runs]
@@ -206,13 +214,17 @@ def run_group(runs: list[Run], devices=None, workers: int | None = None) -> tupl
         keys=jnp.stack([run_keys(r.config)["train"] for r in runs]),
         learning_rate=jnp.asarray([r.config["learning_rate"] for r in runs]), devices=devices,
         **train_options(config0))
-    per_run = [(jax.tree.map(lambda a: a[i], trained), jax.tree.map(lambda a: np.asarray(a[i]), history))
-               for i in range(len(runs))]
+    # host copies: the threads below touch no array that lives on several devices
+    trained, history, masks = jax.device_get((trained, history, masks))
+    per_run = [(jax.tree.map(lambda a: a[i], trained), jax.tree.map(lambda a: a[i], history)) for i in range(len(runs))]
+    information = [information_bits(run, model, init, mask) for run, init, mask in zip(runs, inits, masks)]
 
     def measure(i):
-        return evaluate(runs[i], model, datasets[i], inits[i], masks[i], *per_run[i])
+        return evaluate(runs[i], model, datasets[i], masks[i], *per_run[i], information[i])
 
-    workers = (os.cpu_count() or 1) if workers is None else _checks.positive_int("workers", workers)
+    if workers is None:  # one per core; serial beside several local devices, whose collectives need XLA's threads
+        workers = (os.cpu_count() or 1) if jax.local_device_count() == 1 else 1
+    workers = _checks.positive_int("workers", workers)
     with ThreadPoolExecutor(max_workers=min(workers, len(runs))) as pool:
         measured = list(pool.map(measure, range(len(runs))))
     rows, histories = [], {}
