@@ -434,14 +434,16 @@ def test_psd_certificate_rejects_negative_eigenvalues():
     assert not _psd_certified(q @ np.diag([1e-20, 2, 3, 4, 5]) @ q.T)  # too close to singular to prove
 
 
-def test_best_falls_back_without_cvxpy(monkeypatch):
+def test_lipsdp_needs_cvxpy_only_for_cvxpy_solvers(monkeypatch):
     params, mask = random_net((2, 4, 1), seed=0)
+    with_cvxpy = upper(params, mask, method="lipsdp", solver="CLARABEL").value
     monkeypatch.setitem(sys.modules, "cvxpy", None)  # import cvxpy now raises ImportError
-    bound = upper(params, mask)
-    assert bound.method in ("product", "eclipse_fast")
-    assert "cvxpy" in bound.details["lipsdp"]
+    bound = upper(params, mask)  # the barrier method needs no SDP library
+    assert bound.method == "lipsdp" and bound.value == pytest.approx(with_cvxpy, rel=1e-5)
+    fallback = upper(params, mask, solver="SCS")
+    assert fallback.method in ("product", "eclipse_fast") and "cvxpy" in fallback.details["lipsdp"]
     with pytest.raises(ImportError, match="cvxpy"):
-        upper(params, mask, method="lipsdp")
+        upper(params, mask, method="lipsdp", solver="SCS")
 
 
 def test_lipsdp_is_tighter_than_the_product_on_a_wider_net():

@@ -9,7 +9,8 @@ Lip(f) = sup_x ||J_f(x)||_2, global over R^d unless a box ``domain`` is given; a
   on the exact masked network ("points": best of the given points; "search": multi-scale sampling, hyperplane
   probes, annealed smoothed ascent and region walking). ``lower_batch`` does B networks in one compiled call.
 - ``upper(params, mask, *, method="best")``: "product" of certified spectral norms, "eclipse_fast"
-  (ECLipsE-Fast closed form), "lipsdp" (LipSDP-Neuron with cvxpy), "best" (the smallest affordable).
+  (ECLipsE-Fast closed form), "lipsdp" (LipSDP-Neuron by a barrier method in JAX, or with cvxpy), "best" (the
+  smallest affordable). ``upper_batch`` does B networks in one compiled call.
 - ``exact(params, mask)``: enumeration of the linear regions of a ReLU / leaky-ReLU / identity network with
   LPs (HiGHS), refusing networks whose region-count bound exceeds ``max_regions``.
 - ``region_bound(params, mask)``: that region-count bound.
@@ -19,7 +20,7 @@ from lawrob.lipschitz._exact import DEFAULT_MAX_REGIONS, exact
 from lawrob.lipschitz._lower import SearchConfig, lower, lower_batch
 from lawrob.lipschitz._network import Bound, prepare, reduce
 from lawrob.lipschitz._network import region_bound as _region_bound
-from lawrob.lipschitz._upper import DEFAULT_SDP_MAX_DIM, upper
+from lawrob.lipschitz._upper import DEFAULT_SDP_MAX_DIM, upper, upper_batch
 
 
 def region_bound(params, mask=None, *, model=None) -> int:
@@ -29,5 +30,5 @@ def region_bound(params, mask=None, *, model=None) -> int:
 
 __all__ = [
     "Bound", "DEFAULT_MAX_REGIONS", "DEFAULT_SDP_MAX_DIM", "SearchConfig", "exact", "lower", "lower_batch",
-    "region_bound", "upper",
+    "region_bound", "upper", "upper_batch",
 ]

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lawrob import _checks, nets
-from lawrob.lipschitz._network import Bound, Net, certify, check_domain, check_points, prepare, reduce
+from lawrob.lipschitz._network import Bound, Net, batch_size, certify, check_domain, check_points, prepare, reduce
 
 METHODS = ("search", "points")
 _KEEP = 16  # best candidates certified in float64
@@ -108,14 +108,18 @@ def lower_batch(
     """``lower`` for B networks of one architecture at once: params (and mask) carry a leading axis of size B.
 
     ``points``: shared [n, d] or per network [B, n, d]. The search runs as one compiled call, ``jax.lax.map``
-    over chunks of ``chunk`` networks with ``jax.vmap`` inside (None: one vmap over all). Network b uses
-    ``jax.random.split(key, B)[b]``, so its result equals ``lower(..., key=split[b])``. Each Bound's seconds is
-    its share of the total.
+    over chunks of ``chunk`` networks with ``jax.vmap`` inside (None: one vmap over all). ``key``: one key (network
+    b then uses ``jax.random.split(key, B)[b]``) or B stacked keys (network b uses ``key[b]``); either way the
+    result for network b equals ``lower(..., key=<its key>)``. Each Bound's seconds is its share of the total.
     """
     start = time.perf_counter()
-    size = _batch_size(params)
+    size = batch_size(params)
     chunk = size if chunk is None else min(_checks.positive_int("chunk", chunk), size)
-    keys = jax.random.split(key, size)
+    typed = isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    stacked = isinstance(key, jax.Array) and key.ndim == (1 if typed else 2)
+    if stacked and key.shape[0] != size:
+        raise ValueError(f"key must be one key or B = {size} stacked keys, got {key.shape[0]} keys")
+    keys = key if stacked else jax.random.split(key, size)
     per_network = points is not None and np.ndim(points) == 3
     if per_network and np.shape(points)[0] != size:
         raise ValueError(f"points must be [n, d] or [B, n, d] with B = {size}, got shape {np.shape(points)}")
@@ -173,13 +177,6 @@ def _setup(net: Net, key, points, method: str, domain, config, budget: dict) -> 
 
 def _arrays(net: Net):
     return tuple(jnp.asarray(w, jnp.float64) for w in net.weights), tuple(jnp.asarray(b, jnp.float64) for b in net.biases)
-
-
-def _batch_size(params) -> int:
-    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(params)}
-    if len(sizes) != 1 or None in sizes:
-        raise ValueError("params must carry one leading batch axis of the same size on every leaf")
-    return sizes.pop()
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))

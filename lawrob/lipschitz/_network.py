@@ -164,6 +164,14 @@ def drop_unused_inputs(net: Net) -> tuple[Net, np.ndarray]:
     return Net((net.weights[0][used],) + net.weights[1:], net.biases, net.activation), used
 
 
+def batch_size(params) -> int:
+    """The size of the leading batch axis every leaf of ``params`` carries."""
+    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(params)}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError("params must carry one leading batch axis of the same size on every leaf")
+    return sizes.pop()
+
+
 def check_domain(domain, d: int) -> tuple[np.ndarray, np.ndarray] | None:
     """``domain``: None (all of R^d) or a box ``(low, high)`` of scalars or length-d arrays with low < high."""
     if domain is None:

@@ -7,32 +7,38 @@ the network without its dead units (``reduce``: same function):
 - "product": beta^(L-1) prod_k ||W_k||_2, each norm certified from above (power iteration, then a Cholesky
   proof that s^2 I - W^T W is positive semidefinite).
 - "eclipse_fast": the closed-form sequential certificate of ECLipsE-Fast (Xu & Sivaranjani, NeurIPS 2024).
-- "lipsdp": LipSDP-Neuron (Fazlyab, Robey, Hassani, Morari & Pappas, NeurIPS 2019, Thm 2) solved with cvxpy
-  (Clarabel or SCS), then re-verified in float64.
+- "lipsdp": LipSDP-Neuron (Fazlyab, Robey, Hassani, Morari & Pappas, NeurIPS 2019, Thm 2) solved by the
+  barrier method of ``_lipsdp`` (JAX, batched over networks) or with cvxpy (Clarabel or SCS); the solver's
+  multipliers are then verified in float64.
 "best" takes the smallest of those affordable at the network's size (LipSDP while its matrix has at most
-``sdp_max_dim`` rows and cvxpy is installed); the minimum of sound bounds is sound.
+``sdp_max_dim`` rows); the minimum of sound bounds is sound.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from lawrob import _checks
-from lawrob.lipschitz._network import _U, Bound, Net, drop_unused_inputs, prepare, reduce
+from lawrob.lipschitz import _lipsdp
+from lawrob.lipschitz._network import _U, Bound, Net, batch_size, drop_unused_inputs, prepare, reduce
 
 METHODS = ("best", "product", "eclipse_fast", "lipsdp")
-SDP_SOLVERS = ("auto", "CLARABEL", "SCS")
-# LipSDP's matrix has N = d + (hidden units) rows. Measured on 2 cores (two-hidden-layer ReLU nets): Clarabel
-# (interior point, accurate) 2 s at N = 50 and 51 s at N = 100; SCS (first order) 0.9 s at 50, 3 s at 100,
-# 12 s at 160 and 26 s at 250 (random init; 4 s at N = 144 on a trained net). "auto" takes Clarabel up to
-# N = 50 and SCS above; "best" runs LipSDP up to N = 150.
+SDP_SOLVERS = ("auto", "barrier", "CLARABEL", "SCS")
+# LipSDP's matrix has N = d + (hidden units) rows. Measured on 2 cores (two-hidden-layer ReLU nets): the barrier
+# method 0.02-0.05 s at N = 55 and 0.1-0.3 s at N = 102-112 (benchmarks/RESULTS.md); through cvxpy, Clarabel
+# 2 s at N = 50 and 51 s at N = 100, SCS 0.9 s at 50, 3 s at 100, 12 s at 160 and 26 s at 250. "best" runs
+# LipSDP up to N = 150.
 DEFAULT_SDP_MAX_DIM = 150
-_CLARABEL_MAX_DIM = 50
-_SDP_MARGIN = 1e-7  # LipSDP is solved with M <= -margin I (weights scaled to norm 1) so the check has room
+_SDP_MARGIN = 1e-7  # cvxpy solves LipSDP with M <= -margin I (weights scaled to norm 1) so the check has room
+_BARRIER_RTOL = 1e-6  # relative suboptimality of rho the barrier method stops at
+_BARRIER_MAX_STEPS = 500
 
 
 def upper(
@@ -42,35 +48,68 @@ def upper(
     """A sound upper bound on the global l2 Lipschitz constant (valid on any domain).
 
     ``model``: the ``nets.MLP`` (its activation's slope bounds are used; None means ReLU). ``method``: "best"
-    (default), "product", "eclipse_fast" or "lipsdp" (needs cvxpy: the "sdp" extra). ``solver``: cvxpy's
-    "CLARABEL" or "SCS" for LipSDP, or "auto" (Clarabel while N = d + hidden units <= 50, else SCS; the float64
-    verification makes either sound, a looser solve only costs tightness). ``sdp_max_dim``: "best" runs LipSDP
-    only while N (after dropping dead units and unused inputs) is at most this; without cvxpy it falls back to
-    the closed forms. ``details`` holds every value computed (a LipSDP whose certificate fails verification is
-    reported, not used) and N as sdp_dim.
+    (default), "product", "eclipse_fast" or "lipsdp". ``solver`` for LipSDP: "barrier" (``_lipsdp``: a primal
+    barrier method in JAX, float64, no SDP library needed), cvxpy's "CLARABEL" or "SCS" (the "sdp" extra), or
+    "auto" (= "barrier"); the float64 verification of the multipliers makes every solver sound, a looser solve
+    only costs tightness. ``sdp_max_dim``: "best" runs LipSDP only while N = d + hidden units (after dropping
+    dead units and unused inputs) is at most this. ``details`` holds every value computed (a LipSDP whose
+    certificate fails verification is reported, not used), N as sdp_dim and the barrier's Newton steps.
     """
     start = time.perf_counter()
     net = prepare(params, mask, model)
+    bound, = _upper_bounds([net], method, solver, sdp_max_dim, chunk=1)
+    return dataclasses.replace(bound, seconds=time.perf_counter() - start)
+
+
+def upper_batch(
+    params, mask=None, *, model=None, method: str = "best", solver: str = "auto",
+    sdp_max_dim: int = DEFAULT_SDP_MAX_DIM, chunk: int = 8,
+) -> list[Bound]:
+    """``upper`` for B networks of one architecture: params (and mask) carry a leading axis of size B.
+
+    The barrier method runs as one compiled call over all of them (``jax.lax.map`` over chunks of ``chunk``,
+    ``vmap`` within); every value equals ``upper`` on that network up to float64 rounding. Each Bound's seconds
+    is its share of the total.
+    """
+    start = time.perf_counter()
+    chunk = _checks.positive_int("chunk", chunk)
+    size = batch_size(params)
+    nets = [prepare(jax.tree.map(lambda leaf: leaf[b], params),
+                    None if mask is None else jax.tree.map(lambda leaf: leaf[b], mask), model) for b in range(size)]
+    bounds = _upper_bounds(nets, method, solver, sdp_max_dim, chunk=chunk)
+    share = (time.perf_counter() - start) / size
+    return [dataclasses.replace(bound, seconds=share) for bound in bounds]
+
+
+def _upper_bounds(nets: list[Net], method: str, solver: str, sdp_max_dim: int, chunk: int) -> list[Bound]:
     _checks.one_of("method", method, METHODS)
     _checks.one_of("solver", solver, SDP_SOLVERS)
     sdp_max_dim = _checks.positive_int("sdp_max_dim", sdp_max_dim)
-    small = drop_unused_inputs(reduce(net))[0]
-    dim = small.d + sum(small.widths)
-    values: dict[str, float | str] = {}
-    if method in ("best", "product"):
-        values["product"] = product_bound(small)
-    if method in ("best", "eclipse_fast"):
-        values["eclipse_fast"] = eclipse_fast_bound(small)
-    if method == "lipsdp" or (method == "best" and dim <= sdp_max_dim):
-        values["lipsdp"] = _lipsdp_or_reason(small, solver, required=method == "lipsdp")
-    if method == "best" and dim > sdp_max_dim:
-        values["lipsdp"] = f"skipped: d + hidden units = {dim} > sdp_max_dim = {sdp_max_dim}"
-    numbers = {k: v for k, v in values.items() if not isinstance(v, str)}
-    if not numbers:
-        raise RuntimeError(f"upper: LipSDP's certificate failed verification ({values['lipsdp']}); use another method")
-    chosen = min(numbers, key=numbers.get)
-    details = dict(values, sdp_dim=dim)
-    return Bound(numbers[chosen], "upper", chosen, seconds=time.perf_counter() - start, details=details)
+    smalls = [drop_unused_inputs(reduce(net))[0] for net in nets]
+    dims = [small.d + sum(small.widths) for small in smalls]
+    values: list[dict[str, float | str]] = [{} for _ in nets]
+    for small, value in zip(smalls, values):
+        if method in ("best", "product"):
+            value["product"] = product_bound(small)
+        if method in ("best", "eclipse_fast"):
+            value["eclipse_fast"] = eclipse_fast_bound(small)
+    sdp = [i for i, dim in enumerate(dims) if method == "lipsdp" or (method == "best" and dim <= sdp_max_dim)]
+    if sdp:
+        sizes = (nets[0].d,) + nets[0].widths
+        for i, (value, steps) in zip(sdp, _lipsdp_values([smalls[i] for i in sdp], sizes, solver, method == "lipsdp", chunk)):
+            values[i]["lipsdp"] = value
+            if steps is not None:
+                values[i]["barrier_steps"] = steps
+    bounds = []
+    for value, dim in zip(values, dims):
+        if method == "best" and dim > sdp_max_dim:
+            value["lipsdp"] = f"skipped: d + hidden units = {dim} > sdp_max_dim = {sdp_max_dim}"
+        numbers = {k: v for k, v in value.items() if k in METHODS and not isinstance(v, str)}
+        if not numbers:
+            raise RuntimeError(f"upper: LipSDP's certificate failed verification ({value['lipsdp']}); use another method")
+        chosen = min(numbers, key=numbers.get)
+        bounds.append(Bound(numbers[chosen], "upper", chosen, details=dict(value, sdp_dim=dim)))
+    return bounds
 
 
 def _constant(net: Net) -> bool:
@@ -174,15 +213,20 @@ def eclipse_fast_bound(net: Net) -> float:
     return math.sqrt(max(lam, 0.0)) * (1 + 1e-9 * net.depth)
 
 
-def _lipsdp_or_reason(net: Net, solver: str, required: bool) -> float | str:
+_FAILED = "failed: the solver's certificate did not verify in float64"
+
+
+def _lipsdp_values(smalls: list[Net], sizes: tuple[int, ...], solver: str, required: bool, chunk: int):
+    """(LipSDP bound or the reason there is none, barrier Newton steps or None) for each reduced network."""
+    if solver in ("auto", "barrier"):
+        return [(_FAILED if v is None else v, steps) for v, steps in lipsdp_barrier_bounds(smalls, sizes, chunk)]
     try:
         import cvxpy  # noqa: F401
     except ImportError:
         if required:
-            raise ImportError("method='lipsdp' needs cvxpy: pip install 'lawrob[sdp]'") from None
-        return "skipped: cvxpy is not installed"
-    value = lipsdp_bound(net, solver)
-    return value if value is not None else "failed: the solver's certificate did not verify in float64"
+            raise ImportError(f"solver={solver!r} needs cvxpy: pip install 'lawrob[sdp]' (or use solver='barrier')") from None
+        return [("skipped: cvxpy is not installed", None)] * len(smalls)
+    return [(_FAILED if (v := lipsdp_bound(small, solver)) is None else v, None) for small in smalls]
 
 
 def lipsdp_matrix(net: Net, rho: float, multipliers: list[np.ndarray]) -> np.ndarray:
@@ -215,22 +259,33 @@ def lipsdp_matrix(net: Net, rho: float, multipliers: list[np.ndarray]) -> np.nda
     return m
 
 
-def lipsdp_bound(net: Net, solver: str = "auto") -> float | None:
-    """LipSDP-Neuron: min rho s.t. M(rho, T) <= 0 over diagonal T_k >= 0; Lip(f) <= sqrt(rho).
+def _unit_norm(net: Net) -> tuple[Net, float]:
+    """The network with every W_k scaled to unit spectral norm, and prod_k ||W_k||_2.
 
-    Solved on the weights scaled to unit spectral norm (W_k / s_k: the network equals prod s_k times one with
-    those weights and the rescaled activations s(s_k u) / s_k, slope-restricted in the same [alpha, beta]) with
-    M <= -1e-7 I, then verified in float64 with the solver's T clipped at 0: the smallest rho for that T is
-    lambda_max of the Schur complement P - Q^T R^{-1} Q (R: the hidden block, proved negative definite), and
-    M(rho', T) <= 0 is proved for rho' slightly above it (``_psd_certified`` on -M). Returns None when the
-    verification fails.
+    The network equals prod s_k times one with the weights W_k / s_k and the rescaled activations s(s_k u) / s_k,
+    slope-restricted in the same [alpha, beta], so Lip(f) = prod s_k Lip(scaled)."""
+    scales = [float(np.linalg.norm(w, 2)) for w in net.weights]
+    return Net(tuple(w / s for w, s in zip(net.weights, scales)), net.biases, net.activation), math.prod(scales)
+
+
+def _certified(scaled: Net, scale: float, t: np.ndarray) -> float | None:
+    """sqrt(verified rho) x scale for multipliers t (clipped at 0), or None when the verification fails."""
+    multipliers = np.split(np.maximum(np.asarray(t, np.float64), 0.0), np.cumsum(scaled.widths)[:-1])
+    rho = _verified_rho(scaled, multipliers)
+    return None if rho is None else math.sqrt(rho) * scale
+
+
+def lipsdp_bound(net: Net, solver: str = "SCS") -> float | None:
+    """LipSDP-Neuron through cvxpy: min rho s.t. M(rho, T) <= 0 over diagonal T_k >= 0; Lip(f) <= sqrt(rho).
+
+    Solved with ``solver`` ("CLARABEL" or "SCS") on the weights scaled to unit spectral norm (``_unit_norm``)
+    with M <= -1e-7 I, then verified in float64 (``_verified_rho``). Returns None when the verification fails.
     """
     import cvxpy as cp
 
     if _constant(net):
         return 0.0
-    scales = [float(np.linalg.norm(w, 2)) for w in net.weights]
-    scaled = Net(tuple(w / s for w, s in zip(net.weights, scales)), net.biases, net.activation)
+    scaled, scale = _unit_norm(net)
     constant, linear = _lipsdp_affine(scaled)
     n = constant.shape[0]
     variables = cp.Variable(linear.shape[1])
@@ -240,17 +295,69 @@ def lipsdp_bound(net: Net, solver: str = "auto") -> float | None:
         cp.Minimize(variables[0]),
         [(matrix + matrix.T) / 2 << -_SDP_MARGIN * np.eye(n), variables[1 : 1 + hidden] >= 0],
     )
-    if solver == "auto":
-        solver = "CLARABEL" if n <= _CLARABEL_MAX_DIM else "SCS"
     with warnings.catch_warnings():  # "solution may be inaccurate": harmless, the float64 check below decides
         warnings.simplefilter("ignore", UserWarning)
         problem.solve(solver=solver)
     if problem.status not in ("optimal", "optimal_inaccurate") or variables.value is None:
         return None
-    values = np.maximum(np.asarray(variables.value[1:], np.float64), 0.0)
-    multipliers = np.split(values, np.cumsum(scaled.widths)[:-1]) if scaled.widths else []
-    rho_value = _verified_rho(scaled, multipliers)
-    return None if rho_value is None else math.sqrt(rho_value) * math.prod(scales)
+    return _certified(scaled, scale, variables.value[1:])
+
+
+def lipsdp_barrier_bounds(smalls: list[Net], sizes: tuple[int, ...], chunk: int = 8) -> list[tuple[float | None, int | None]]:
+    """LipSDP-Neuron by the barrier method of ``_lipsdp`` for networks of one activation and depth, batched.
+
+    Each network (reduced, so no wider than ``sizes`` = (d, hidden widths) of the architecture) is scaled to unit
+    spectral norms, padded to ``sizes`` (a fixed shape: one compilation per architecture) and solved in one
+    compiled call; its multipliers are then verified in float64 (``_certified``). Returns (bound or None when
+    the verification fails, Newton steps) per network. A constant network is 0; a network without hidden
+    layers, or with an affine activation (alpha = beta), is linear: LipSDP's infimum is then beta^(L-1) ||W_1 ...
+    W_L||_2, not attained (the multipliers run off to infinity), and that value is returned, certified
+    (``_linear_bound``).
+    """
+    out: list[tuple[float | None, int | None]] = [(0.0, 0) if _constant(n) else (None, None) for n in smalls]
+    solve = [i for i, n in enumerate(smalls) if not _constant(n)]
+    if not solve:
+        return out
+    alpha, beta = smalls[solve[0]].slopes
+    if smalls[solve[0]].depth == 1 or alpha == beta:
+        return [(0.0, 0) if _constant(n) else (_linear_bound(n), 0) for n in smalls]
+    scaled = [_unit_norm(smalls[i]) for i in solve]
+    widths = sizes[1:]
+    with jax.enable_x64(True):
+        weights = tuple(jnp.asarray(np.stack([_pad(net.weights[k], (sizes + (net.out,))[k : k + 2]) for net, _ in scaled]))
+                        for k in range(len(sizes)))
+        inp = jnp.asarray(np.stack([np.arange(sizes[0]) < net.d for net, _ in scaled]), jnp.float64)
+        live = tuple(jnp.asarray(np.stack([np.arange(w) < net.widths[k] for net, _ in scaled]), jnp.float64)
+                     for k, w in enumerate(widths))
+        _, t, steps, _ = _lipsdp.solve_batch(weights, inp, live, slopes=smalls[solve[0]].slopes, chunk=min(chunk, len(solve)),
+                                             rtol=_BARRIER_RTOL, max_steps=_BARRIER_MAX_STEPS)
+    t, steps = np.asarray(t), np.asarray(steps)
+    offsets = np.concatenate([[0], np.cumsum(widths)])
+    for j, (i, (net, scale)) in enumerate(zip(solve, scaled)):
+        real = np.concatenate([t[j, offsets[k] : offsets[k] + net.widths[k]] for k in range(len(widths))])
+        out[i] = (_certified(net, scale, real), int(steps[j]))
+    return out
+
+
+def _linear_bound(net: Net) -> float:
+    """A certified upper bound on beta^(L-1) ||W_1 ... W_L||_2, the Lipschitz constant of a linear network.
+
+    The product P is formed in float64 with its rounding tracked: ||fl(P W) - P W||_2 <= gamma_n || |P| |W| ||_F
+    (Higham, Thm 3.5) and an error e in P grows to e ||W||_2; the certified ||fl(P)||_2 plus the error bounds it.
+    """
+    product, error = net.weights[0], 0.0
+    for w in net.weights[1:]:
+        rounding = _gamma(w.shape[0]) * float(np.linalg.norm(np.abs(product) @ np.abs(w))) * (1 + 1e-10)
+        error = error * spectral_norm_upper(w) + rounding
+        product = product @ w
+    return net.slopes[1] ** (net.depth - 1) * (spectral_norm_upper(product) + error)
+
+
+def _pad(w: np.ndarray, shape) -> np.ndarray:
+    """w in the top-left corner of zeros of ``shape``."""
+    padded = np.zeros(tuple(shape))
+    padded[: w.shape[0], : w.shape[1]] = w
+    return padded
 
 
 def _lipsdp_affine(net: Net):

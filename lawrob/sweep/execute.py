@@ -141,10 +141,24 @@ def information_bits(run: Run, model: nets.MLP, init, mask) -> tuple[float, str]
     return float(bounds.log2_binomial(model.num_weights, nets.count_active(mask))), "ceiling log2 C(p, k) >= H(m) >= I(m;D)"
 
 
-def evaluate(run: Run, model, dataset, mask, params, history: dict, information: tuple[float, str]) -> dict:
+def lipschitz_brackets(runs: list[Run], model, datasets, masks, params: list) -> list[tuple]:
+    """(lower, upper) Lipschitz bounds of a group's trained runs in two compiled calls, ``lipschitz.lower_batch``
+    and ``upper_batch`` (each run with its own key: the same values as ``evaluate`` computes run by run)."""
+    config = runs[0].config
+    stacked_params, stacked_masks = train.stack(params), train.stack(masks)
+    lowers = lipschitz.lower_batch(stacked_params, stacked_masks, model=model, points=jnp.stack([d.x for d in datasets]),
+                                   key=jnp.stack([run_keys(r.config)["lipschitz"] for r in runs]),
+                                   starts=config["lip_search_starts"])
+    uppers = lipschitz.upper_batch(stacked_params, stacked_masks, model=model, method=config["lip_upper"])
+    return list(zip(lowers, uppers))
+
+
+def evaluate(run: Run, model, dataset, mask, params, history: dict, information: tuple[float, str],
+             bracket: tuple | None = None) -> dict:
     """Measure one trained run and evaluate both papers' bounds on it; returns its table row (without axes).
 
-    ``information``: (bits, source) from ``information_bits``, the I(m; D) term of p_eff."""
+    ``information``: (bits, source) from ``information_bits``, the I(m; D) term of p_eff. ``bracket``: the
+    run's (lower, upper) Lipschitz bounds when already computed (``lipschitz_brackets``), else computed here."""
     config = run.config
     keys = run_keys(config)
     eps, delta = config["eps"], config["delta"]
@@ -156,16 +170,19 @@ def evaluate(run: Run, model, dataset, mask, params, history: dict, information:
            "train_accuracy": _float(history["accuracy"][-1]), "memorized": _float(history["memorized"][-1]),
            "noise_corr": _float(history["noise_corr"][-1]), "steps_run": int(history["steps_run"])}
 
+    if bracket is None:
+        bracket = (lipschitz.lower(params, mask, model=model, key=keys["lipschitz"], points=dataset.x,
+                                   starts=config["lip_search_starts"]),
+                   lipschitz.upper(params, mask, model=model, method=config["lip_upper"]))
+    lower, upper = bracket
     start = time.perf_counter()
-    lower = lipschitz.lower(params, mask, model=model, key=keys["lipschitz"], points=dataset.x, starts=config["lip_search_starts"])
-    upper = lipschitz.upper(params, mask, model=model, method=config["lip_upper"])
     hidden = sum(model.sizes[1:-1])
     exact = None
     if model.activation == "relu" and hidden <= config["lip_exact_max_hidden"]:
         exact = lipschitz.exact(params, mask, model=model)
     row |= {"lip_lower": lower.value, "lip_upper": upper.value, "lip_exact": None if exact is None else exact.value,
             "lip_lower_method": lower.method, "lip_upper_method": upper.method,
-            "lip_seconds": round(time.perf_counter() - start, 3)}
+            "lip_seconds": round(lower.seconds + upper.seconds + time.perf_counter() - start, 3)}
 
     active = nets.count_active(mask, include_biases=True)
     radius = float(jnp.max(jnp.linalg.norm(dataset.x, axis=1)))
@@ -198,8 +215,10 @@ def evaluate(run: Run, model, dataset, mask, params, history: dict, information:
     return row
 
 
-def run_group(runs: list[Run], devices=None, workers: int | None = None) -> tuple[list[dict], dict[str, dict]]:
-    """Masks, one batched training call for the whole group, then the per-run measurements in ``workers`` threads
+def run_group(runs: list[Run], devices=None, workers: int | None = None,
+              batch_lipschitz: bool | None = None) -> tuple[list[dict], dict[str, dict]]:
+    """Masks, one batched training call for the whole group, the Lipschitz brackets in two batched calls when
+    ``batch_lipschitz`` (default: on an accelerator), then the per-run measurements in ``workers`` threads
     (default: one per CPU core; the SDP and LP solvers and XLA release the GIL, and each run's result depends on
     its own keys only, so the rows equal those of a serial evaluation). Everything that runs on several devices
     (the training, an information estimate's pruning pipelines) stays in this thread: concurrent multi-device
@@ -219,8 +238,13 @@ def run_group(runs: list[Run], devices=None, workers: int | None = None) -> tupl
     per_run = [(jax.tree.map(lambda a: a[i], trained), jax.tree.map(lambda a: a[i], history)) for i in range(len(runs))]
     information = [information_bits(run, model, init, mask) for run, init, mask in zip(runs, inits, masks)]
 
+    if batch_lipschitz is None:  # measured on CPU: batching the bracket gains nothing there, threads do
+        batch_lipschitz = jax.default_backend() != "cpu"
+    brackets = (lipschitz_brackets(runs, model, datasets, masks, [p for p, _ in per_run]) if batch_lipschitz
+                else [None] * len(runs))
+
     def measure(i):
-        return evaluate(runs[i], model, datasets[i], masks[i], *per_run[i], information[i])
+        return evaluate(runs[i], model, datasets[i], masks[i], *per_run[i], information[i], brackets[i])
 
     if workers is None:  # one per core; serial beside several local devices, whose collectives need XLA's threads
         workers = (os.cpu_count() or 1) if jax.local_device_count() == 1 else 1
@@ -270,12 +294,14 @@ def _progress(total: int, enabled: bool | None):
 
 
 def run(grid: Grid, out_dir: str | Path, *, resume: bool = True, devices=None, workers: int | None = None,
-        progress: bool | None = None, log=print) -> list[dict]:
+        batch_lipschitz: bool | None = None, progress: bool | None = None, log=print) -> list[dict]:
     """Run every unfinished run of ``grid`` into ``out_dir`` and return the merged results table (list of rows).
 
     ``resume=False`` refuses a folder that already holds results of another grid. Groups are split over
     ``jax.process_count()`` processes when ``jax.distributed`` is initialized; ``devices`` (default: the local
-    devices) shard each group's run axis; ``workers`` threads measure the trained runs (default: one per core).
+    devices) shard each group's run axis; ``workers`` threads measure the trained runs (default: one per core);
+    ``batch_lipschitz``: compute a group's Lipschitz brackets in batched calls (default: on an accelerator; the
+    rows are the same either way, up to float64 rounding).
     """
     out_dir = Path(out_dir)
     process, processes = jax.process_index(), jax.process_count()
@@ -294,7 +320,7 @@ def run(grid: Grid, out_dir: str | Path, *, resume: bool = True, devices=None, w
     for group in todo:
         if not group:
             continue
-        rows, histories = run_group(group, devices, workers)
+        rows, histories = run_group(group, devices, workers, batch_lipschitz)
         store.append(rows, histories)
         finished += len(rows)
         if bar is not None:

@@ -1,0 +1,133 @@
+"""Tests of the LipSDP barrier method (lawrob.lipschitz._lipsdp) against independent computations.
+
+References: the LipSDP matrix built entry by entry in NumPy (``lipsdp_matrix``), jax.grad / jax.hessian of the
+barrier written directly with slogdet, numpy's eigvalsh, the same SDP solved by Clarabel through cvxpy, and the
+exact Lipschitz constant by region enumeration (soundness).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from test_lipschitz import KEY, SMALL, random_net
+
+from lawrob import nets
+from lawrob.lipschitz import _lipsdp, exact, lower, lower_batch, prepare, reduce, upper, upper_batch
+from lawrob.lipschitz._network import Net
+from lawrob.lipschitz._upper import _unit_norm, lipsdp_barrier_bounds, lipsdp_bound, lipsdp_matrix
+
+SLOPED = ("relu", "leaky_relu", "tanh", "sigmoid")
+
+
+def unit_norm_net(sizes, seed, activation="relu") -> Net:
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(size=(a, b)) * (rng.random((a, b)) < 0.7) for a, b in zip(sizes[:-1], sizes[1:])]
+    return _unit_norm(Net(tuple(weights), tuple(np.zeros(b) for b in sizes[1:]), activation))[0]
+
+
+def jax_inputs(net: Net):
+    with jax.enable_x64(True):
+        return (tuple(jnp.asarray(w) for w in net.weights), jnp.ones(net.d),
+                tuple(jnp.ones(w) for w in net.widths))
+
+
+def split(t, widths):
+    return np.split(np.asarray(t), np.cumsum(widths)[:-1])
+
+
+@pytest.mark.parametrize("activation", SLOPED)
+@pytest.mark.parametrize("sizes", [(3, 4, 1), (4, 6, 5, 2), (2, 3, 3, 3, 1)])
+def test_the_start_is_strictly_feasible(activation, sizes):
+    net = unit_norm_net(sizes, seed=len(sizes), activation=activation)
+    weights, _, live = jax_inputs(net)
+    with jax.enable_x64(True):
+        rho, t = _lipsdp._start(weights, live, net.slopes)
+    m = lipsdp_matrix(net, float(rho), split(t, net.widths))
+    assert np.linalg.eigvalsh(m)[-1] <= -1 + 1e-12  # M(rho_0, t_0) <= -I, as the module docstring proves
+
+
+@pytest.mark.parametrize("activation", ("relu", "leaky_relu"))
+def test_newton_system_matches_autodiff_of_the_barrier(activation):
+    net = unit_norm_net((3, 4, 3, 2), seed=1, activation=activation)
+    weights, inp, live = jax_inputs(net)
+    alpha, beta = net.slopes
+    mu = 0.3
+    with jax.enable_x64(True):
+        rho0, t0 = _lipsdp._start(weights, live, net.slopes)
+        x0 = jnp.concatenate([jnp.asarray([rho0]), t0 * jnp.linspace(0.8, 1.3, t0.shape[0])])
+
+        def barrier(x):  # F_mu written directly on the NumPy-defined matrix's JAX twin
+            m = jnp.asarray(lipsdp_matrix(net, 0.0, split(np.zeros(t0.shape[0]), net.widths)))
+            m = m - x[0] * jnp.zeros_like(m).at[: net.d, : net.d].set(jnp.eye(net.d))
+            for i in range(t0.shape[0]):
+                unit = np.zeros(t0.shape[0])
+                unit[i] = 1.0
+                base = lipsdp_matrix(net, 0.0, split(unit, net.widths)) - lipsdp_matrix(net, 0.0, split(0 * unit, net.widths))
+                m = m + x[1 + i] * jnp.asarray(base)
+            return x[0] / mu - jnp.linalg.slogdet(-m)[1] - jnp.sum(jnp.log(x[1:]))
+
+        k_mat = jnp.array([[-2.0, alpha + beta], [alpha + beta, -2.0 * alpha * beta]])
+        b, last = _lipsdp._pieces(weights, inp)
+        grad, hess = _lipsdp._newton_system(x0[0], x0[1:], mu, b, last, inp, jnp.concatenate(live), k_mat)
+        np.testing.assert_allclose(grad, jax.grad(barrier)(x0), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(hess, jax.hessian(barrier)(x0), rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("activation", SLOPED)
+@pytest.mark.parametrize("sizes", [(3, 6, 1), (4, 8, 6, 2), (3, 5, 4, 4, 1)])
+def test_barrier_agrees_with_clarabel(activation, sizes):
+    pytest.importorskip("cvxpy")
+    params, mask = random_net(sizes, seed=sum(sizes), density=0.7)
+    net = reduce(prepare(params, mask, nets.MLP(sizes, activation=activation)))
+    (barrier, steps), = lipsdp_barrier_bounds([net], tuple(sizes[:-1]))
+    clarabel = lipsdp_bound(net, "CLARABEL")
+    assert steps < 500  # converged, not stopped by the step limit
+    assert barrier == pytest.approx(clarabel, rel=2e-5)  # same SDP: both optimal up to their tolerances
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_barrier_bound_is_sound_and_tighter_than_the_closed_forms(seed):
+    sizes = (2, 5, 4, 1)
+    params, mask = random_net(sizes, seed=seed, density=0.8, dead=seed % 2 == 0)
+    truth = exact(params, mask).value
+    values = {m: upper(params, mask, method=m).value for m in ("product", "eclipse_fast", "lipsdp")}
+    assert truth <= values["lipsdp"] * (1 + 1e-12)
+    assert values["lipsdp"] <= values["eclipse_fast"] * (1 + 1e-9) <= values["product"] * (1 + 1e-9)
+
+
+def test_padding_leaves_the_result_unchanged():
+    params, mask = random_net((3, 5, 4, 1), seed=7, density=0.8)
+    net = reduce(prepare(params, mask, None))
+    (tight, steps), = lipsdp_barrier_bounds([net], (3, 5, 4))
+    (padded, padded_steps), = lipsdp_barrier_bounds([net], (6, 9, 8))
+    assert padded == pytest.approx(tight, rel=1e-9) and padded_steps == steps
+
+
+def test_upper_batch_matches_single_calls():
+    trees = [random_net((3, 6, 5, 1), seed=s, density=0.6, dead=s == 1, masked_unit=s == 2) for s in range(4)]
+    stack = lambda ts: jax.tree.map(lambda *leaves: jnp.stack(leaves), *ts)  # noqa: E731
+    batch = upper_batch(stack([t[0] for t in trees]), stack([t[1] for t in trees]), chunk=3)
+    for bound, (params, mask) in zip(batch, trees):
+        single = upper(params, mask)
+        assert bound.kind == "upper" and bound.method == single.method
+        assert bound.value == pytest.approx(single.value, rel=1e-9)
+
+
+def test_lower_batch_takes_one_key_per_network():
+    trees = [random_net((2, 4, 1), seed=s, density=0.7) for s in range(3)]
+    stack = lambda ts: jax.tree.map(lambda *leaves: jnp.stack(leaves), *ts)  # noqa: E731
+    keys = jnp.stack([jax.random.fold_in(KEY, 10 + s) for s in range(3)])
+    batch = lower_batch(stack([t[0] for t in trees]), stack([t[1] for t in trees]), key=keys, config=SMALL)
+    for b, (params, mask) in enumerate(trees):
+        assert batch[b].value == pytest.approx(lower(params, mask, key=keys[b], config=SMALL).value, rel=1e-9)
+    with pytest.raises(ValueError, match="key"):
+        lower_batch(stack([t[0] for t in trees]), stack([t[1] for t in trees]), key=keys[:2], config=SMALL)
+
+
+def test_affine_activation_gives_the_norm_of_the_product():
+    rng = np.random.default_rng(3)
+    weights = (rng.normal(size=(4, 6)), rng.normal(size=(6, 5)), rng.normal(size=(5, 2)))
+    net = Net(weights, tuple(np.zeros(w.shape[1]) for w in weights), "identity")
+    (value, _), = lipsdp_barrier_bounds([net], (4, 6, 5))
+    truth = np.linalg.norm(weights[0] @ weights[1] @ weights[2], 2)
+    assert truth <= value <= truth * (1 + 1e-9)  # the certified margins of spectral_norm_upper
