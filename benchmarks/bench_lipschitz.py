@@ -1,12 +1,14 @@
 """Benchmarks of lawrob.lipschitz (issue 4); the recorded numbers are in benchmarks/RESULTS.md.
 
-    cd /work/main && uv run python benchmarks/bench_lipschitz.py [exact] [lower-small] [lower-wide] [upper-trained]
+    cd /work/main && uv run python benchmarks/bench_lipschitz.py [exact] [lower-small] [lower-wide] [upper-trained] [lipsdp-solvers]
 
 exact          median time of ``exact`` on random (torch-init) ReLU nets: d = 2 width 8 (also the scipy LP path
                and a brute-force loop with one LP per pattern), d = 4 width 16, d = 3 two hidden layers of 8.
 lower-small    the search on 100 random small sparse nets vs ``exact``: fraction reaching 0.99 of exact, time.
 lower-wide     the search vs random sampling with the same number of gradient evaluations, width-256 nets.
 upper-trained  upper bounds on trained two-hidden-layer MLPs (random labels, memorised): method / product.
+lipsdp-solvers LipSDP-Neuron on trained MLPs by the barrier method (warm median of 3) against cvxpy's SCS and
+               Clarabel (Clarabel only while N <= 80): seconds and bound / barrier bound.
 """
 
 from __future__ import annotations
@@ -174,8 +176,38 @@ def bench_upper_trained():
     return rows
 
 
+def bench_lipsdp_solvers():
+    from lawrob.lipschitz._network import drop_unused_inputs, reduce
+    from lawrob.lipschitz._upper import lipsdp_barrier_bounds, lipsdp_bound
+
+    rows = []
+    for sizes, density in (((8, 32, 32, 1), 1.0), ((8, 32, 32, 1), 0.5), ((8, 64, 64, 1), 0.5), ((8, 64, 64, 1), 0.25),
+                           ((16, 64, 64, 1), 0.3), ((8, 32, 32, 32, 1), 0.5)):
+        model = nets.MLP(sizes)
+        dataset = data.make_dataset(jax.random.key(sum(sizes)), data.Gaussian(sizes[0]), n=256)
+        params = model.init(jax.random.key(1))
+        mask = random_mask(params, density, 3) if density < 1 else nets.dense_mask(params)
+        params, _ = train.fit(params, mask, dataset, model=model, steps=3000, learning_rate=3e-3)
+        net = drop_unused_inputs(reduce(prepare(params, mask, model)))[0]
+        architecture = tuple(sizes[:-1])
+        lipsdp_barrier_bounds([net], architecture)  # compile
+        times = []
+        for _ in range(3):
+            ((value, steps),), seconds = timed(lambda: lipsdp_barrier_bounds([net], architecture))
+            times.append(seconds)
+        row = {"sizes": str(sizes), "density": density, "N": net.d + sum(net.widths), "barrier": value,
+               "barrier_steps": steps, "barrier_seconds": statistics.median(times)}
+        for solver in ("SCS", "CLARABEL"):
+            if solver == "CLARABEL" and row["N"] > 80:
+                continue
+            other, seconds = timed(lambda: lipsdp_bound(net, solver))
+            row[solver] = {"over_barrier": other / value, "seconds": seconds}
+        rows.append(row)
+    return rows
+
+
 SECTIONS = {"exact": bench_exact, "lower-small": bench_lower_small, "lower-wide": bench_lower_wide,
-            "upper-trained": bench_upper_trained}
+            "upper-trained": bench_upper_trained, "lipsdp-solvers": bench_lipsdp_solvers}
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(SECTIONS)

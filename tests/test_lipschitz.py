@@ -469,3 +469,12 @@ def test_lower_batch_matches_single_calls():
         assert isinstance(batch[b], Bound) and batch[b].kind == "lower"
         assert batch[b].value == pytest.approx(single.value, rel=1e-9)
         assert batch[b].value <= exact(p, m).value * (1 + RTOL)
+
+
+@pytest.mark.parametrize("activation", list(nets.ACTIVATIONS))
+def test_net_activation_equals_the_models(activation):
+    z = np.concatenate([np.random.default_rng(0).normal(size=50) * 10.0 ** np.arange(-5, 5).repeat(5), [0.0, -0.0, 1e300, -1e300]])
+    net = prepare(*random_net((2, 3, 1), seed=0)[:1], None, nets.MLP((2, 3, 1), activation=activation))
+    with jax.enable_x64(True):
+        expected = np.asarray(nets.ACTIVATIONS[activation][0](jnp.asarray(z, jnp.float64)))
+    np.testing.assert_array_equal(net.act(z), expected)

@@ -85,7 +85,11 @@ class Net:
         return self.activation in PIECEWISE_LINEAR
 
     def act(self, z: np.ndarray) -> np.ndarray:
-        """The activation, evaluated in float64 with the same function ``nets.MLP`` uses."""
+        """The activation in float64: in NumPy for the piecewise-linear ones (s(z) = z for z > 0, alpha z below:
+        exact in floating point), else with the same JAX function ``nets.MLP`` uses."""
+        if self.piecewise_linear:
+            z, alpha = np.asarray(z, np.float64), self.slopes[0]
+            return np.maximum(z, 0.0) if alpha == 0 else np.where(z > 0, z, alpha * z)
         with jax.enable_x64(True):
             return np.asarray(nets.ACTIVATIONS[self.activation][0](jnp.asarray(z, jnp.float64)))
 
