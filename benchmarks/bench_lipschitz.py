@@ -1,6 +1,7 @@
 """Benchmarks of lawrob.lipschitz (issue 4); the recorded numbers are in benchmarks/RESULTS.md.
 
-    cd /work/main && uv run python benchmarks/bench_lipschitz.py [exact] [lower-small] [lower-wide] [upper-trained] [lipsdp-solvers]
+    cd /work/main && uv run python benchmarks/bench_lipschitz.py [exact] [lower-small] [lower-wide] [upper-trained]
+                                                                  [lipsdp-solvers]
 
 exact          median time of ``exact`` on random (torch-init) ReLU nets: d = 2 width 8 (also the scipy LP path
                and a brute-force loop with one LP per pattern), d = 4 width 16, d = 3 two hidden layers of 8.

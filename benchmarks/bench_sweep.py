@@ -11,21 +11,31 @@ fresh output folders); compile time = cold - warm median. The loop's warm time i
 and measurement.
 
     uv run python benchmarks/bench_sweep.py [--repeats 2] [--seeds 8] [--steps 1000]
+    uv run python benchmarks/bench_sweep.py --measurement     # where a run's measurement time can go
+
+``--measurement`` trains the 16 width-64 runs of the grid (2 seeds), then times the certified lower bound and
+the upper bound over them three ways: one call per run serially, one call per run in a pool of 2 threads
+(what ``sweep.run`` does on CPU), and one batched call (``lower_batch``/``upper_batch``, chunk 8: what it does
+on an accelerator); warm medians of 3, with the process CPU time of the serial pass.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import jax.numpy as jnp
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import report  # noqa: E402
 
-from lawrob import sweep, train  # noqa: E402
+from lawrob import lipschitz, sweep, train  # noqa: E402
 from lawrob.sweep import execute  # noqa: E402
 
 
@@ -64,12 +74,62 @@ def run_loop(g: sweep.Grid) -> tuple[float, float, float]:
     return time.perf_counter() - start, training, measuring
 
 
+def trained_runs(g: sweep.Grid, width: int):
+    """(model, params, masks, datasets, keys) of the grid's runs of one width, trained one by one."""
+    runs = [r for r in g.runs() if r.config["width"] == width]
+    model = execute.model_of(runs[0].config)
+    params, masks, datasets, keys = [], [], [], []
+    for r in runs:
+        dataset = execute.make_dataset(r.config)
+        init = model.init(execute.run_keys(r.config)["init"])
+        (mask,), _ = execute.make_masks([r], model, [init], [dataset])
+        trained, _ = train.fit(init, mask, dataset, model=model, key=execute.run_keys(r.config)["train"],
+                               learning_rate=r.config["learning_rate"], **execute.train_options(r.config))
+        params.append(trained), masks.append(mask), datasets.append(dataset)
+        keys.append(execute.run_keys(r.config)["lipschitz"])
+    return model, params, masks, datasets, keys
+
+
+def measurement(g: sweep.Grid) -> dict:
+    model, params, masks, datasets, keys = trained_runs(g, 64)
+    starts = g.runs()[0].config["lip_search_starts"]
+    stacked, stacked_masks = train.stack(params), train.stack(masks)
+    points = jnp.stack([d.x for d in datasets])
+    one = {"lower": lambda i: lipschitz.lower(params[i], masks[i], model=model, key=keys[i], points=datasets[i].x,
+                                              starts=starts),
+           "upper": lambda i: lipschitz.upper(params[i], masks[i], model=model)}
+    batched = {"lower": lambda: lipschitz.lower_batch(stacked, stacked_masks, model=model, key=jnp.stack(keys),
+                                                      points=points, starts=starts),
+               "upper": lambda: lipschitz.upper_batch(stacked, stacked_masks, model=model)}
+    out = {"runs": len(params)}
+    for name in ("lower", "upper"):
+        ways = {"serial": lambda: [one[name](i) for i in range(len(params))],
+                "threads_2": lambda: list(ThreadPoolExecutor(2).map(one[name], range(len(params)))),
+                "batched_chunk_8": batched[name]}
+        for way, call in ways.items():
+            call()  # compile
+            times, cpu = [], []
+            for _ in range(3):
+                c0, t0 = os.times(), time.perf_counter()
+                call()
+                times.append(time.perf_counter() - t0)
+                c1 = os.times()
+                cpu.append(c1.user - c0.user + c1.system - c0.system)
+            out[f"{name}_{way}_seconds"] = statistics.median(times)
+            out[f"{name}_{way}_cores_used"] = statistics.median(cpu) / statistics.median(times)
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--measurement", action="store_true")
     args = parser.parse_args()
+    if args.measurement:
+        report("sweep measurement", measurement(grid(2, args.steps)))
+        return
     g = grid(args.seeds, args.steps)
     runs, groups = len(g.runs()), len(g.groups())
 

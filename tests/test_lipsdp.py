@@ -57,12 +57,13 @@ def test_newton_system_matches_autodiff_of_the_barrier(activation):
         x0 = jnp.concatenate([jnp.asarray([rho0]), t0 * jnp.linspace(0.8, 1.3, t0.shape[0])])
 
         def barrier(x):  # F_mu written directly on the NumPy-defined matrix's JAX twin
-            m = jnp.asarray(lipsdp_matrix(net, 0.0, split(np.zeros(t0.shape[0]), net.widths)))
+            m0 = lipsdp_matrix(net, 0.0, split(np.zeros(t0.shape[0]), net.widths))
+            m = jnp.asarray(m0)
             m = m - x[0] * jnp.zeros_like(m).at[: net.d, : net.d].set(jnp.eye(net.d))
             for i in range(t0.shape[0]):
                 unit = np.zeros(t0.shape[0])
                 unit[i] = 1.0
-                base = lipsdp_matrix(net, 0.0, split(unit, net.widths)) - lipsdp_matrix(net, 0.0, split(0 * unit, net.widths))
+                base = lipsdp_matrix(net, 0.0, split(unit, net.widths)) - m0
                 m = m + x[1 + i] * jnp.asarray(base)
             return x[0] / mu - jnp.linalg.slogdet(-m)[1] - jnp.sum(jnp.log(x[1:]))
 

@@ -31,10 +31,9 @@ from lawrob.lipschitz._network import _U, Bound, Net, batch_size, drop_unused_in
 
 METHODS = ("best", "product", "eclipse_fast", "lipsdp")
 SDP_SOLVERS = ("auto", "barrier", "CLARABEL", "SCS")
-# LipSDP's matrix has N = d + (hidden units) rows. Measured on 2 cores (two-hidden-layer ReLU nets): the barrier
-# method 0.02-0.05 s at N = 55 and 0.1-0.3 s at N = 102-112 (benchmarks/RESULTS.md); through cvxpy, Clarabel
-# 2 s at N = 50 and 51 s at N = 100, SCS 0.9 s at 50, 3 s at 100, 12 s at 160 and 26 s at 250. "best" runs
-# LipSDP up to N = 150.
+# LipSDP's matrix has N = d + (hidden units) rows. Measured on 2 cores on trained MLPs (benchmarks/RESULTS.md):
+# the barrier method 0.02 s at N = 52-72 and 0.15-0.17 s at N = 84-104 (padded to N = 136); through cvxpy, SCS
+# 0.4-6.3 s and Clarabel 0.3-5.5 s at N <= 72 (51 s at N = 100). "best" runs LipSDP up to N = 150.
 DEFAULT_SDP_MAX_DIM = 150
 _SDP_MARGIN = 1e-7  # cvxpy solves LipSDP with M <= -margin I (weights scaled to norm 1) so the check has room
 _BARRIER_RTOL = 1e-6  # relative suboptimality of rho the barrier method stops at
@@ -96,7 +95,8 @@ def _upper_bounds(nets: list[Net], method: str, solver: str, sdp_max_dim: int, c
     sdp = [i for i, dim in enumerate(dims) if method == "lipsdp" or (method == "best" and dim <= sdp_max_dim)]
     if sdp:
         sizes = (nets[0].d,) + nets[0].widths
-        for i, (value, steps) in zip(sdp, _lipsdp_values([smalls[i] for i in sdp], sizes, solver, method == "lipsdp", chunk)):
+        found = _lipsdp_values([smalls[i] for i in sdp], sizes, solver, method == "lipsdp", chunk)
+        for i, (value, steps) in zip(sdp, found):
             values[i]["lipsdp"] = value
             if steps is not None:
                 values[i]["barrier_steps"] = steps
@@ -106,7 +106,8 @@ def _upper_bounds(nets: list[Net], method: str, solver: str, sdp_max_dim: int, c
             value["lipsdp"] = f"skipped: d + hidden units = {dim} > sdp_max_dim = {sdp_max_dim}"
         numbers = {k: v for k, v in value.items() if k in METHODS and not isinstance(v, str)}
         if not numbers:
-            raise RuntimeError(f"upper: LipSDP's certificate failed verification ({value['lipsdp']}); use another method")
+            raise RuntimeError(f"upper: LipSDP's certificate failed verification ({value['lipsdp']}); "
+                               "use another method")
         chosen = min(numbers, key=numbers.get)
         bounds.append(Bound(numbers[chosen], "upper", chosen, details=dict(value, sdp_dim=dim)))
     return bounds
@@ -224,7 +225,8 @@ def _lipsdp_values(smalls: list[Net], sizes: tuple[int, ...], solver: str, requi
         import cvxpy  # noqa: F401
     except ImportError:
         if required:
-            raise ImportError(f"solver={solver!r} needs cvxpy: pip install 'lawrob[sdp]' (or use solver='barrier')") from None
+            raise ImportError(f"solver={solver!r} needs cvxpy: pip install 'lawrob[sdp]' "
+                              "(or use solver='barrier')") from None
         return [("skipped: cvxpy is not installed", None)] * len(smalls)
     return [(_FAILED if (v := lipsdp_bound(small, solver)) is None else v, None) for small in smalls]
 
@@ -303,7 +305,7 @@ def lipsdp_bound(net: Net, solver: str = "SCS") -> float | None:
     return _certified(scaled, scale, variables.value[1:])
 
 
-def lipsdp_barrier_bounds(smalls: list[Net], sizes: tuple[int, ...], chunk: int = 8) -> list[tuple[float | None, int | None]]:
+def lipsdp_barrier_bounds(smalls: list[Net], sizes: tuple[int, ...], chunk: int = 8) -> list[tuple[float | None, int]]:
     """LipSDP-Neuron by the barrier method of ``_lipsdp`` for networks of one activation and depth, batched.
 
     Each network (reduced, so no wider than ``sizes`` = (d, hidden widths) of the architecture) is scaled to unit
@@ -314,7 +316,7 @@ def lipsdp_barrier_bounds(smalls: list[Net], sizes: tuple[int, ...], chunk: int 
     W_L||_2, not attained (the multipliers run off to infinity), and that value is returned, certified
     (``_linear_bound``).
     """
-    out: list[tuple[float | None, int | None]] = [(0.0, 0) if _constant(n) else (None, None) for n in smalls]
+    out: list[tuple[float | None, int]] = [(0.0, 0) if _constant(n) else (None, 0) for n in smalls]
     solve = [i for i, n in enumerate(smalls) if not _constant(n)]
     if not solve:
         return out
@@ -324,13 +326,15 @@ def lipsdp_barrier_bounds(smalls: list[Net], sizes: tuple[int, ...], chunk: int 
     scaled = [_unit_norm(smalls[i]) for i in solve]
     widths = sizes[1:]
     with jax.enable_x64(True):
-        weights = tuple(jnp.asarray(np.stack([_pad(net.weights[k], (sizes + (net.out,))[k : k + 2]) for net, _ in scaled]))
-                        for k in range(len(sizes)))
+        shapes = [(sizes + (smalls[solve[0]].out,))[k : k + 2] for k in range(len(sizes))]
+        weights = tuple(jnp.asarray(np.stack([_pad(net.weights[k], shape) for net, _ in scaled]))
+                        for k, shape in enumerate(shapes))
         inp = jnp.asarray(np.stack([np.arange(sizes[0]) < net.d for net, _ in scaled]), jnp.float64)
         live = tuple(jnp.asarray(np.stack([np.arange(w) < net.widths[k] for net, _ in scaled]), jnp.float64)
                      for k, w in enumerate(widths))
-        _, t, steps, _ = _lipsdp.solve_batch(weights, inp, live, slopes=smalls[solve[0]].slopes, chunk=min(chunk, len(solve)),
-                                             rtol=_BARRIER_RTOL, max_steps=_BARRIER_MAX_STEPS)
+        _, t, steps, _ = _lipsdp.solve_batch(weights, inp, live, slopes=smalls[solve[0]].slopes,
+                                             chunk=min(chunk, len(solve)), rtol=_BARRIER_RTOL,
+                                             max_steps=_BARRIER_MAX_STEPS)
     t, steps = np.asarray(t), np.asarray(steps)
     offsets = np.concatenate([[0], np.cumsum(widths)])
     for j, (i, (net, scale)) in enumerate(zip(solve, scaled)):
