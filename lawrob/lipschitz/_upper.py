@@ -33,7 +33,8 @@ METHODS = ("best", "product", "eclipse_fast", "lipsdp")
 SDP_SOLVERS = ("auto", "barrier", "CLARABEL", "SCS")
 # LipSDP's matrix has N = d + (hidden units) rows. Measured on 2 cores on trained MLPs (benchmarks/RESULTS.md):
 # the barrier method 0.02 s at N = 52-72 and 0.15-0.17 s at N = 84-104 (padded to N = 136); through cvxpy, SCS
-# 0.4-6.3 s and Clarabel 0.3-5.5 s at N <= 72 (51 s at N = 100). "best" runs LipSDP up to N = 150.
+# 0.4-6.3 s and Clarabel 0.3-5.5 s at N <= 72 (51 s at N = 100). The barrier method's steps grow with N too:
+# 1.1 s (197 steps) at N = 230, 4.2 s (284 steps) at N = 272. "best" runs LipSDP up to N = 150.
 DEFAULT_SDP_MAX_DIM = 150
 _SDP_MARGIN = 1e-7  # cvxpy solves LipSDP with M <= -margin I (weights scaled to norm 1) so the check has room
 _BARRIER_RTOL = 1e-6  # relative suboptimality of rho the barrier method stops at
