@@ -146,9 +146,9 @@ def lipschitz_brackets(runs: list[Run], model, datasets, masks, params: list) ->
     and ``upper_batch`` (each run with its own key: the same values as ``evaluate`` computes run by run)."""
     config = runs[0].config
     stacked_params, stacked_masks = train.stack(params), train.stack(masks)
-    lowers = lipschitz.lower_batch(stacked_params, stacked_masks, model=model,
-                                   points=jnp.stack([d.x for d in datasets]), key=jnp.stack([run_keys(r.config)["lipschitz"] for r in runs]),
-                                   starts=config["lip_search_starts"])
+    keys = jnp.stack([run_keys(r.config)["lipschitz"] for r in runs])
+    lowers = lipschitz.lower_batch(stacked_params, stacked_masks, model=model, key=keys,
+                                   points=jnp.stack([d.x for d in datasets]), starts=config["lip_search_starts"])
     uppers = lipschitz.upper_batch(stacked_params, stacked_masks, model=model, method=config["lip_upper"])
     return list(zip(lowers, uppers))
 
@@ -238,7 +238,7 @@ def run_group(runs: list[Run], devices=None, workers: int | None = None,
     per_run = [(jax.tree.map(lambda a: a[i], trained), jax.tree.map(lambda a: a[i], history)) for i in range(len(runs))]
     information = [information_bits(run, model, init, mask) for run, init, mask in zip(runs, inits, masks)]
 
-    if batch_lipschitz is None:  # measured on CPU: batching the bracket gains nothing there, threads do
+    if batch_lipschitz is None:  # on CPU batching the bracket gained nothing (benchmarks/RESULTS.md)
         batch_lipschitz = jax.default_backend() != "cpu"
     brackets = (lipschitz_brackets(runs, model, datasets, masks, [p for p, _ in per_run]) if batch_lipschitz
                 else [None] * len(runs))
