@@ -141,24 +141,12 @@ def information_bits(run: Run, model: nets.MLP, init, mask) -> tuple[float, str]
     return float(bounds.log2_binomial(model.num_weights, nets.count_active(mask))), "ceiling log2 C(p, k) >= H(m) >= I(m;D)"
 
 
-def lipschitz_brackets(runs: list[Run], model, datasets, masks, params: list) -> list[tuple]:
-    """(lower, upper) Lipschitz bounds of a group's trained runs in two compiled calls, ``lipschitz.lower_batch``
-    and ``upper_batch`` (each run with its own key: the same values as ``evaluate`` computes run by run)."""
-    config = runs[0].config
-    stacked_params, stacked_masks = train.stack(params), train.stack(masks)
-    keys = jnp.stack([run_keys(r.config)["lipschitz"] for r in runs])
-    lowers = lipschitz.lower_batch(stacked_params, stacked_masks, model=model, key=keys,
-                                   points=jnp.stack([d.x for d in datasets]), starts=config["lip_search_starts"])
-    uppers = lipschitz.upper_batch(stacked_params, stacked_masks, model=model, method=config["lip_upper"])
-    return list(zip(lowers, uppers))
-
-
 def evaluate(run: Run, model, dataset, mask, params, history: dict, information: tuple[float, str],
-             bracket: tuple | None = None) -> dict:
+             lower: lipschitz.Bound | None = None, upper: lipschitz.Bound | None = None) -> dict:
     """Measure one trained run and evaluate both papers' bounds on it; returns its table row (without axes).
 
-    ``information``: (bits, source) from ``information_bits``, the I(m; D) term of p_eff. ``bracket``: the
-    run's (lower, upper) Lipschitz bounds when already computed (``lipschitz_brackets``), else computed here."""
+    ``information``: (bits, source) from ``information_bits``, the I(m; D) term of p_eff. ``lower``, ``upper``:
+    the run's Lipschitz bounds when already computed (by ``run_group``'s batched calls), else computed here."""
     config = run.config
     keys = run_keys(config)
     eps, delta = config["eps"], config["delta"]
@@ -170,11 +158,11 @@ def evaluate(run: Run, model, dataset, mask, params, history: dict, information:
            "train_accuracy": _float(history["accuracy"][-1]), "memorized": _float(history["memorized"][-1]),
            "noise_corr": _float(history["noise_corr"][-1]), "steps_run": int(history["steps_run"])}
 
-    if bracket is None:
-        bracket = (lipschitz.lower(params, mask, model=model, key=keys["lipschitz"], points=dataset.x,
-                                   starts=config["lip_search_starts"]),
-                   lipschitz.upper(params, mask, model=model, method=config["lip_upper"]))
-    lower, upper = bracket
+    if lower is None:
+        lower = lipschitz.lower(params, mask, model=model, key=keys["lipschitz"], points=dataset.x,
+                                starts=config["lip_search_starts"])
+    if upper is None:
+        upper = lipschitz.upper(params, mask, model=model, method=config["lip_upper"])
     start = time.perf_counter()
     hidden = sum(model.sizes[1:-1])
     exact = None
@@ -217,10 +205,10 @@ def evaluate(run: Run, model, dataset, mask, params, history: dict, information:
 
 def run_group(runs: list[Run], devices=None, workers: int | None = None,
               batch_lipschitz: bool | None = None) -> tuple[list[dict], dict[str, dict]]:
-    """Masks, one batched training call for the whole group, the Lipschitz brackets in two batched calls when
-    ``batch_lipschitz`` (default: on an accelerator), then the per-run measurements in ``workers`` threads
-    (default: one per CPU core; the SDP and LP solvers and XLA release the GIL, and each run's result depends on
-    its own keys only, so the rows equal those of a serial evaluation). Everything that runs on several devices
+    """Masks, one batched training call for the whole group, the Lipschitz upper bounds in one batched call (the
+    lower bounds too when ``batch_lipschitz``, by default on an accelerator), then the rest of the per-run
+    measurements in ``workers`` threads (default: one per CPU core; the LP solvers and XLA release the GIL, and
+    each run's result depends on its own keys only, so the rows equal those of a serial evaluation). Everything that runs on several devices
     (the training, an information estimate's pruning pipelines) stays in this thread: concurrent multi-device
     executions from several threads can starve XLA's CPU collectives."""
     config0 = runs[0].config
@@ -238,13 +226,20 @@ def run_group(runs: list[Run], devices=None, workers: int | None = None,
     per_run = [(jax.tree.map(lambda a: a[i], trained), jax.tree.map(lambda a: a[i], history)) for i in range(len(runs))]
     information = [information_bits(run, model, init, mask) for run, init, mask in zip(runs, inits, masks)]
 
-    if batch_lipschitz is None:  # on CPU batching the bracket gained nothing (benchmarks/RESULTS.md)
+    # Upper bounds in one batched call here, before the threads: on CPU it costs what one call per run does, and
+    # the barrier method's linear algebra already keeps every core busy (threads made it 1.3x slower).
+    trained_masks = train.stack(masks)
+    uppers = lipschitz.upper_batch(trained, trained_masks, model=model, method=config0["lip_upper"])
+    if batch_lipschitz is None:  # the search, batched, was 1.07x slower on CPU and gains 1.3x from threads there
         batch_lipschitz = jax.default_backend() != "cpu"
-    brackets = (lipschitz_brackets(runs, model, datasets, masks, [p for p, _ in per_run]) if batch_lipschitz
-                else [None] * len(runs))
+    lowers = [None] * len(runs)
+    if batch_lipschitz:
+        lowers = lipschitz.lower_batch(trained, trained_masks, model=model, points=jnp.stack([d.x for d in datasets]),
+                                       key=jnp.stack([run_keys(r.config)["lipschitz"] for r in runs]),
+                                       starts=config0["lip_search_starts"])
 
     def measure(i):
-        return evaluate(runs[i], model, datasets[i], masks[i], *per_run[i], information[i], brackets[i])
+        return evaluate(runs[i], model, datasets[i], masks[i], *per_run[i], information[i], lowers[i], uppers[i])
 
     if workers is None:  # one per core; serial beside several local devices, whose collectives need XLA's threads
         workers = (os.cpu_count() or 1) if jax.local_device_count() == 1 else 1
@@ -300,8 +295,8 @@ def run(grid: Grid, out_dir: str | Path, *, resume: bool = True, devices=None, w
     ``resume=False`` refuses a folder that already holds results of another grid. Groups are split over
     ``jax.process_count()`` processes when ``jax.distributed`` is initialized; ``devices`` (default: the local
     devices) shard each group's run axis; ``workers`` threads measure the trained runs (default: one per core);
-    ``batch_lipschitz``: compute a group's Lipschitz brackets in batched calls (default: on an accelerator; the
-    rows are the same either way, up to float64 rounding).
+    ``batch_lipschitz``: compute a group's Lipschitz lower bounds in one batched call (default: on an
+    accelerator; the rows are the same either way, up to float64 rounding).
     """
     out_dir = Path(out_dir)
     process, processes = jax.process_index(), jax.process_count()
