@@ -116,7 +116,7 @@ def solve(weights, inp, live, *, slopes, rtol, max_steps):
 
     ``weights``: the padded masked weights [fan_in, fan_out] scaled to unit spectral norm; ``inp``: 1.0 on real
     inputs, 0.0 on padding; ``live``: per hidden layer, 1.0 on real units, 0.0 on padding. Returns
-    (rho, t, steps, gap): the last iterate, the Newton steps taken and nu mu (the duality-gap bound).
+    (rho, t, steps): the last iterate and the Newton steps taken.
     """
     alpha, beta = slopes
     k_mat = jnp.array([[-2.0, alpha + beta], [alpha + beta, -2.0 * alpha * beta]], weights[0].dtype)
@@ -145,8 +145,8 @@ def solve(weights, inp, live, *, slopes, rtol, max_steps):
         return (~state[4]) & (state[3] < max_steps)
 
     state = (jnp.asarray(rho0, weights[0].dtype), t0, jnp.asarray(mu0, weights[0].dtype), 0, False)
-    rho, t, mu, steps, _ = jax.lax.while_loop(cond, body, state)
-    return rho, t, steps, nu * mu
+    rho, t, _, steps, _ = jax.lax.while_loop(cond, body, state)
+    return rho, t, steps
 
 
 @functools.partial(jax.jit, static_argnames=("slopes", "chunk", "rtol", "max_steps"))

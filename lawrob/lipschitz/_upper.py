@@ -323,7 +323,9 @@ def lipsdp_barrier_bounds(smalls: list[Net], sizes: tuple[int, ...], chunk: int 
         return out
     alpha, beta = smalls[solve[0]].slopes
     if smalls[solve[0]].depth == 1 or alpha == beta:
-        return [(0.0, 0) if _constant(n) else (_linear_bound(n), 0) for n in smalls]
+        for i in solve:
+            out[i] = (_linear_bound(smalls[i]), 0)
+        return out
     scaled = [_unit_norm(smalls[i]) for i in solve]
     widths = sizes[1:]
     with jax.enable_x64(True):
@@ -333,7 +335,7 @@ def lipsdp_barrier_bounds(smalls: list[Net], sizes: tuple[int, ...], chunk: int 
         inp = jnp.asarray(np.stack([np.arange(sizes[0]) < net.d for net, _ in scaled]), jnp.float64)
         live = tuple(jnp.asarray(np.stack([np.arange(w) < net.widths[k] for net, _ in scaled]), jnp.float64)
                      for k, w in enumerate(widths))
-        _, t, steps, _ = _lipsdp.solve_batch(weights, inp, live, slopes=smalls[solve[0]].slopes,
+        _, t, steps = _lipsdp.solve_batch(weights, inp, live, slopes=smalls[solve[0]].slopes,
                                              chunk=min(chunk, len(solve)), rtol=_BARRIER_RTOL,
                                              max_steps=_BARRIER_MAX_STEPS)
     t, steps = np.asarray(t), np.asarray(steps)
