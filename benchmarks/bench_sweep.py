@@ -48,7 +48,7 @@ def grid(seeds: int, steps: int) -> sweep.Grid:
 def run_sweep(g: sweep.Grid) -> float:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        sweep.run(g, out, progress=False, log=lambda *_: None)
+        sweep.run(g, out, progress=False)
         return time.perf_counter() - start
 
 
@@ -61,7 +61,7 @@ def run_loop(g: sweep.Grid) -> tuple[float, float, float]:
         model = execute.model_of(config)
         dataset = execute.make_dataset(config)
         init = model.init(execute.run_keys(config)["init"])
-        (mask,), _ = execute.make_masks([r], model, [init], [dataset])
+        (mask,), _, _ = execute.make_masks([r], model, [init], [dataset])
         t0 = time.perf_counter()
         params, history = train.fit(init, mask, dataset, model=model, key=execute.run_keys(config)["train"],
                                     learning_rate=config["learning_rate"], **execute.train_options(config))
@@ -82,7 +82,7 @@ def trained_runs(g: sweep.Grid, width: int):
     for r in runs:
         dataset = execute.make_dataset(r.config)
         init = model.init(execute.run_keys(r.config)["init"])
-        (mask,), _ = execute.make_masks([r], model, [init], [dataset])
+        (mask,), _, _ = execute.make_masks([r], model, [init], [dataset])
         trained, _ = train.fit(init, mask, dataset, model=model, key=execute.run_keys(r.config)["train"],
                                learning_rate=r.config["learning_rate"], **execute.train_options(r.config))
         params.append(trained), masks.append(mask), datasets.append(dataset)

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+from lawrob._io import atomic_write_text
+from lawrob.progress import configure_logging, logger
 
 
 DEMO_GRID = """
@@ -47,38 +53,63 @@ def _run_demo(args) -> int:
     if args.print_grid:
         print(DEMO_GRID.strip())
         return 0
-    args.out.mkdir(parents=True, exist_ok=True)
+    _writable_folder("--out", args.out)
     config = args.out / "demo.toml"
-    config.write_text(DEMO_GRID.lstrip())
-    return _sweep_and_report(config, args.out, resume=True)
+    atomic_write_text(config, DEMO_GRID.lstrip())
+    return _sweep_and_report(config, args.out, add=False)
 
 
-def _sweep_and_report(config: Path, out: Path, resume: bool) -> int:
+def _writable_folder(option: str, folder: Path) -> None:
+    """Create ``folder`` if needed and prove it writable before any computation; a ValueError naming ``option``
+    otherwise (a file in its place, no permission, a read-only or full disk)."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{option} {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".lawrob-write-test-"):
+            pass
+    except OSError as error:
+        raise ValueError(f"{option} {folder} is not writable: {error.strerror or error}") from None
+
+
+def safe_folder_name(path: Path) -> str:
+    """A folder name from a grid file's name: its stem with anything but letters, digits, '.', '_' and '-'
+    replaced, no leading dots (``...toml`` would give ``..``); "grid" when nothing is left."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", path.stem).lstrip(".")
+    return name or "grid"
+
+
+def _sweep_and_report(config: Path, out: Path, add: bool) -> int:
     import jax
 
     from lawrob import sweep
 
     grid = sweep.Grid.from_toml(config)
     start = time.perf_counter()
-    rows = sweep.run(grid, out, resume=resume)
+    rows = sweep.run(grid, out, add=add)
     if jax.process_index() != 0:  # process 0 merges the parts and writes the report
         return 0
     report = sweep.write_report(out)
     summary = json.loads((out / "verdicts.json").read_text())
     fitted = sum(bool(r.get("fits_below_noise")) for r in rows)
-    print(f"{len(rows)} runs in {time.perf_counter() - start:.0f} s; {fitted} fit below the noise level")
+    failed = sum(bool(r.get("failed_stage")) for r in rows)
+    print(f"{len(rows)} runs in {time.perf_counter() - start:.0f} s; {fitted} fit below the noise level"
+          + (f"; {failed} could not be measured (see fit_reason)" if failed else ""))
     for check in summary["checks"]:
-        print(f"  {check['check']}: {check['measured']}"
+        print(f"  {check.get('grid', '') and check['grid'] + ': '}{check['check']}: {check['measured']}"
               + ("" if check["passed"] is None else f"  [{'PASS' if check['passed'] else 'FAIL'}]"))
     print(f"table:  {out / 'results.csv'}\nreport: {report}")
     return 0 if all(c["passed"] is not False for c in summary["checks"]) else 1
 
 
 def _add_sweep(sub) -> None:
-    parser = sub.add_parser("sweep", help="run a grid from a TOML file (resumable)")
+    parser = sub.add_parser("sweep", help="run a grid from a TOML file (rerunning it resumes)")
     parser.add_argument("config", type=Path, help="grid TOML file with [axes] and [fixed] tables (see README)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: ./lawrob-out/<config name>)")
-    parser.add_argument("--resume", action="store_true", help="continue a sweep in a folder that already has results")
+    parser.add_argument("--add", action="store_true",
+                        help="add this grid's runs to a folder holding another grid's results (the report keeps them apart)")
+    parser.add_argument("--resume", action="store_true",
+                        help="accepted for old scripts: rerunning the same grid into its folder always resumes")
     parser.add_argument("--dry-run", action="store_true", help="print the plan (runs, shape groups, cost) and exit")
     scale_out = parser.add_argument_group("scale-out over several processes or hosts (jax.distributed)")
     scale_out.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0 (all processes give the same)")
@@ -108,12 +139,17 @@ def _initialize_distributed(args) -> None:
 def _run_sweep(args) -> int:
     from lawrob import sweep
 
-    out = args.out or Path("lawrob-out") / args.config.stem
+    grid = sweep.Grid.from_toml(args.config)
     if args.dry_run:
-        print(json.dumps(sweep.plan(sweep.Grid.from_toml(args.config)), indent=2))
+        plan = sweep.plan(grid)
+        for warning in plan["warnings"]:
+            logger.warning(f"lawrob sweep: warning: {warning}")
+        print(json.dumps(plan, indent=2))
         return 0
+    out = args.out or Path("lawrob-out") / safe_folder_name(args.config)
+    _writable_folder("--out", out)
     _initialize_distributed(args)
-    return _sweep_and_report(args.config, out, resume=args.resume)
+    return _sweep_and_report(args.config, out, add=args.add)
 
 
 def _add_report(sub) -> None:
@@ -133,7 +169,12 @@ def _add_check(sub) -> None:
     parser = sub.add_parser("check", help="run the paper checks E1..E6 (smoke scale by default) and print a verdict table")
     parser.add_argument("experiments", nargs="*", metavar="E", help="experiments to run, e.g. E1 E5 (default: all)")
     parser.add_argument("--scale", choices=("smoke", "full"), default="smoke")
-    parser.add_argument("--out", type=Path, default=None, help="base output folder (default: paper_checks/results)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="base output folder, one subfolder per experiment (default: ./lawrob-out/checks, in the "
+                             "current directory)")
+    parser.add_argument("--update-committed", action="store_true",
+                        help="write into the checkout's committed full-scale results paper_checks/results/<eN> "
+                             "instead (needs --scale full; not with --out)")
     parser.set_defaults(handler=_run_check)
 
 
@@ -146,49 +187,115 @@ def paper_check_scripts() -> dict[str, Path]:
 
 
 def _run_check(args) -> int:
+    """Run the paper checks into ``--out``/<eN> (default ./lawrob-out/checks/<eN>); only ``--update-committed``
+    (full scale) writes into the checkout's paper_checks/results/<eN>."""
     import importlib.util
+    import logging
+
+    from lawrob.progress import configure_logging, logger
 
     scripts = paper_check_scripts()
     wanted = [e.upper() for e in args.experiments] or sorted(scripts)
     unknown = [e for e in wanted if e not in scripts]
     if unknown:
         raise ValueError(f"experiments must be among {sorted(scripts)}, got {unknown}")
+    committed = next(iter(scripts.values())).parent / "results"
+    if args.update_committed and args.scale != "full":
+        raise ValueError(f"--update-committed rewrites the committed full-scale results in {committed}; it needs "
+                         f"--scale full, not --scale {args.scale}")
+    if args.update_committed and args.out is not None:
+        raise ValueError(f"--update-committed writes into the committed results folder {committed}; it cannot be "
+                         "combined with --out")
+    base = committed if args.update_committed else args.out or Path("lawrob-out") / "checks"
+    # the checks' progress and verdict lines go to the lawrob logger: to stderr, unless someone set it up already
+    # (and only for this call: a caller of main() in the same process keeps its logging as it was)
+    own_setup = not logger.handlers and logger.level == logging.NOTSET
+    handlers, propagate = list(logger.handlers), logger.propagate
+    if own_setup:
+        configure_logging(0)
     verdicts = []
-    for name in wanted:
-        spec = importlib.util.spec_from_file_location(f"lawrob_check_{name.lower()}", scripts[name])
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        out = (args.out or scripts[name].parent / "results") / name.lower()
-        out.mkdir(parents=True, exist_ok=True)
-        print(f"{name}: running at {args.scale} scale -> {out}", flush=True)
-        verdicts.append(module.run(args.scale, out))
+    try:
+        for name in wanted:
+            spec = importlib.util.spec_from_file_location(f"lawrob_check_{name.lower()}", scripts[name])
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            out = base / name.lower()
+            out.mkdir(parents=True, exist_ok=True)
+            print(f"{name}: running at {args.scale} scale -> {out}", flush=True)
+            verdicts.append(module.run(args.scale, out))
+    finally:
+        if own_setup:
+            for handler in [h for h in logger.handlers if h not in handlers]:
+                logger.removeHandler(handler)
+            logger.setLevel(logging.NOTSET)
+            logger.propagate = propagate
     print(f"\n{'check':<6} {'scale':<6} {'verdict':<8} {'seconds':>8}  claim")
     for v in verdicts:
         print(f"{v['experiment']:<6} {v['scale']:<6} {'PASS' if v['passed'] else 'FAIL':<8} {v['seconds']:>8}  {v['claim']}")
     return 0 if all(v["passed"] for v in verdicts) else 1
 
 
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+    return value
+
+
+def _integer(text: str) -> int:
+    """An integer >= 1, also written as 1e6; 2.5 is refused."""
+    value = _number(text)
+    if not value.is_integer() or value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return int(value)
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def _nonnegative(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def _unit_interval(text: str) -> float:
+    value = _number(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1), got {text!r}")
+    return value
+
+
 def _add_bound(sub) -> None:
     parser = sub.add_parser("bound", help="a Lipschitz lower bound (BS Thm 3 or NFP Thm 4) and its conditions")
     parser.add_argument("--theorem", choices=("bs", "nfp"), default="bs", help="bs: Bubeck-Sellke; nfp: No Free Prune")
     parser.add_argument("--variant", choices=("paper", "rigorous"), default="paper")
-    parser.add_argument("--n", type=float, required=True, help="number of samples")
-    parser.add_argument("--d", type=float, required=True, help="input dimension")
-    parser.add_argument("--p", type=float, help="number of parameters (bs; for nfp without --p-eff: active weights)")
-    parser.add_argument("--p-eff", type=float, help="nfp: effective parameter count p_eff (in --units)")
-    parser.add_argument("--info", type=float, default=0.0, help="nfp without --p-eff: I(m; D) in --units (default 0)")
-    parser.add_argument("--eps", type=float, required=True, help="margin below the noise level, in (0, 1)")
-    parser.add_argument("--delta", type=float, required=True, help="failure probability, in (0, 1)")
-    parser.add_argument("--W", type=float, help="diameter of the parameter set")
-    parser.add_argument("--J", type=float, help="sup-norm Lipschitz constant of w -> f_w")
-    parser.add_argument("--c", type=float, default=1.0, help="isoperimetric constant (default 1)")
-    parser.add_argument("--k", type=float, default=1, help="mixture components (default 1)")
+    parser.add_argument("--n", type=_integer, required=True, help="number of samples (an integer >= 1; 1e6 is fine)")
+    parser.add_argument("--d", type=_integer, required=True, help="input dimension (an integer >= 1)")
+    parser.add_argument("--p", type=_integer, help="number of parameters (bs; for nfp without --p-eff: active weights)")
+    parser.add_argument("--p-eff", type=_positive, help="nfp: effective parameter count p_eff (in --units), > 0")
+    parser.add_argument("--info", type=_nonnegative, default=0.0, help="nfp without --p-eff: I(m; D) in --units (default 0)")
+    parser.add_argument("--eps", type=_unit_interval, required=True, help="margin below the noise level, in (0, 1)")
+    parser.add_argument("--delta", type=_unit_interval, required=True, help="failure probability, in (0, 1)")
+    parser.add_argument("--W", type=_positive, help="diameter of the parameter set, > 0")
+    parser.add_argument("--J", type=_positive, help="sup-norm Lipschitz constant of w -> f_w, > 0")
+    parser.add_argument("--c", type=_positive, default=1.0, help="isoperimetric constant (default 1), > 0")
+    parser.add_argument("--k", type=_integer, default=1, help="mixture components (default 1), an integer >= 1")
     parser.add_argument("--units", choices=("bits", "nats"), default="bits", help="units of p_eff and info (nfp)")
     parser.set_defaults(handler=_run_bound)
 
 
 def _run_bound(args) -> int:
-    """Print the bound, whether its theorem's conditions hold (and why not), and sqrt(n d / p) or sqrt(n d / p_eff)."""
+    """Print the bound, whether its theorem's conditions hold (and why not), and sqrt(n d / p) or sqrt(n d / p_eff);
+    exit status 1 when they do not hold (the printed value is then no bound)."""
     from lawrob import bounds
 
     def need(*names):
@@ -214,7 +321,7 @@ def _run_bound(args) -> int:
     print(f"{result.theorem} ({result.variant}): Lip(f) >= {result.value:.6g}")
     print(f"valid: {'yes' if result.valid else 'no: ' + result.reason}")
     print(f"constant-free scaling {scaling} = {result.scaling:.6g}")
-    return 0
+    return 0 if result.valid else 1
 
 
 def _add_constants(sub) -> None:
@@ -233,6 +340,8 @@ def _run_constants(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lawrob", description="Put the sparse Law of Robustness to the test.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (-v: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_demo, _add_sweep, _add_report, _add_check, _add_bound, _add_constants):
         add(sub)
@@ -241,9 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(-1 if args.quiet else args.verbose)
     try:
         return args.handler(args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError, OSError) as error:  # user errors and the file system's: one line, no traceback
         print(f"lawrob {args.command}: error: {error}", file=sys.stderr)
         return 2
 

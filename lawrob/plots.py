@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from lawrob._io import atomic_savefig
+
 
 def _axes(figsize: tuple[float, float]):
     """A figure outside pyplot (no backend is selected or changed, so notebooks keep theirs) and its axes."""
@@ -27,7 +29,7 @@ def _save(fig, path: Path) -> list[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     out = [path.with_suffix(".png"), path.with_suffix(".pdf")]
     for p in out:
-        fig.savefig(p, dpi=120, bbox_inches="tight")
+        atomic_savefig(fig, p, dpi=120, bbox_inches="tight")
     return out
 
 

@@ -52,7 +52,7 @@ def comparable(rows, rel=1e-4):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("reference")
-    rows = sweep.run(small_grid(), out, progress=False, log=lambda *_: None)
+    rows = sweep.run(small_grid(), out, progress=False)
     return out, rows
 
 
@@ -79,11 +79,11 @@ def test_table_has_the_promised_columns_and_no_nan(reference):
     assert all(len(v) == 1 for v in by_seed.values())
 
 
-def test_rerun_skips_finished_runs(reference, tmp_path):
+def test_rerun_skips_finished_runs(reference, tmp_path, caplog):
     out, rows = reference
-    calls = []
-    again = sweep.run(small_grid(), out, progress=False, log=calls.append)
-    assert "0 to do" in calls[0]
+    with caplog.at_level("INFO", logger="lawrob"):
+        again = sweep.run(small_grid(), out, progress=False)
+    assert "0 to do" in caplog.messages[0]
     assert comparable(again) == comparable(rows)
 
 
@@ -94,7 +94,7 @@ def test_compiles_once_per_group(tmp_path):
                 axes={"method": ["random", "synflow"], "density": [1.0, 0.5]}, seeds=2)
     assert len(grid.groups()) == 1
     before = train._train_batched._cache_size()
-    sweep.run(grid, tmp_path, progress=False, log=lambda *_: None)
+    sweep.run(grid, tmp_path, progress=False)
     assert train._train_batched._cache_size() - before == 1
 
 
@@ -126,7 +126,7 @@ def test_sigkill_then_resume_equals_uninterrupted(reference, tmp_path):
     proc.wait()
     partial = read_csv(part)
     assert 0 < len(partial) < len(rows_ref)
-    resumed = sweep.run(small_grid(), out, progress=False, log=lambda *_: None)
+    resumed = sweep.run(small_grid(), out, progress=False)
     assert len(resumed) == len(rows_ref)
     assert comparable(resumed) == comparable(rows_ref)
     assert not list(out.glob("**/.*tmp*")) or all(p.stat().st_size >= 0 for p in out.glob("**/.*tmp*"))
@@ -201,7 +201,7 @@ def test_estimated_information_is_an_upper_bound_below_the_ceiling(tmp_path):
     grid = Grid(fixed={"d": 3, "n": 16, "depth": 1, "width": 6, "steps": 40, "log_every": 20, "lip_search_starts": 4,
                        "info": "estimate", "info_datasets": 12, "density": 0.5},
                 axes={"method": ["snip", "synflow"]}, seeds=1)
-    rows = {r["method"]: r for r in sweep.run(grid, tmp_path, progress=False, log=lambda *_: None)}
+    rows = {r["method"]: r for r in sweep.run(grid, tmp_path, progress=False)}
     snip, synflow = rows["snip"], rows["synflow"]
     prunable = 3 * 6 + 6 * 1
     ceiling = math.log2(math.comb(prunable, prunable // 2))
@@ -228,8 +228,7 @@ def test_param_box_fixes_the_class_and_flags_weights_outside_it(tmp_path):
     weights leave the box is outside the class, so no bound is claimed for it."""
     fixed = {"d": 3, "n": 16, "depth": 1, "width": 5, "steps": 200, "log_every": 100, "learning_rate": 0.05,
              "lip_search_starts": 4, "method": "random", "density": 0.5}
-    rows = sweep.run(Grid(fixed=fixed, axes={"param_box": [1e3, 1.0]}, seeds=1), tmp_path, progress=False,
-                     log=lambda *_: None)
+    rows = sweep.run(Grid(fixed=fixed, axes={"param_box": [1e3, 1.0]}, seeds=1), tmp_path, progress=False)
     wide, tight = sorted(rows, key=lambda r: -r["param_box"])
     p = wide["active"]
     R = math.sqrt(wide["radius"] ** 2 + 1)  # biases folded in as a constant input
@@ -256,18 +255,18 @@ def test_violation_verdict_is_vacuous_without_checked_runs():
 def test_threaded_measurement_equals_serial(tmp_path):
     grid = Grid(fixed={"d": 3, "n": 16, "depth": 1, "width": 5, "steps": 40, "log_every": 20, "lip_search_starts": 4},
                 axes={"method": ["random", "snip"], "density": [1.0, 0.5]}, seeds=2)
-    serial = sweep.run(grid, tmp_path / "serial", workers=1, progress=False, log=lambda *_: None)
-    threaded = sweep.run(grid, tmp_path / "threaded", workers=3, progress=False, log=lambda *_: None)
+    serial = sweep.run(grid, tmp_path / "serial", workers=1, progress=False)
+    threaded = sweep.run(grid, tmp_path / "threaded", workers=3, progress=False)
     assert comparable(threaded) == comparable(serial)
     with pytest.raises(ValueError, match="workers"):
-        sweep.run(grid, tmp_path / "bad", workers=0, progress=False, log=lambda *_: None)
+        sweep.run(grid, tmp_path / "bad", workers=0, progress=False)
 
 
 def test_batched_lipschitz_brackets_equal_per_run_brackets(tmp_path):
     grid = Grid(fixed={"d": 3, "n": 16, "depth": 2, "width": 8, "steps": 40, "log_every": 20, "lip_search_starts": 4,
                        "lip_exact_max_hidden": 0},
                 axes={"method": ["random", "snip"], "density": [1.0, 0.8]}, seeds=2)
-    per_run = sweep.run(grid, tmp_path / "per_run", batch_lipschitz=False, progress=False, log=lambda *_: None)
-    batched = sweep.run(grid, tmp_path / "batched", batch_lipschitz=True, progress=False, log=lambda *_: None)
+    per_run = sweep.run(grid, tmp_path / "per_run", batch_lipschitz=False, progress=False)
+    batched = sweep.run(grid, tmp_path / "batched", batch_lipschitz=True, progress=False)
     assert "lipsdp" in {r["lip_upper_method"] for r in batched}  # the barrier path is exercised
     assert comparable(batched) == comparable(per_run)

@@ -9,11 +9,12 @@ from lawrob.sweep.grid import SCHEMA
 def test_expansion_groups_and_hashes(tmp_path):
     grid = Grid(axes={"width": [8, 16], "method": ["random", "synflow"], "density": [0.5, 1.0]}, fixed={"d": 4}, seeds=2)
     runs = grid.runs()
-    assert len(runs) == 2 * 2 * 2 * 2
+    assert len(runs) == 2 * 2 * (2 + 1)  # at density 1 both methods are the same dense network, listed once
     assert len({r.hash for r in runs}) == len(runs)
     assert all(r.config["d"] == 4 and set(r.config) == set(SCHEMA) for r in runs)
+    assert sorted({(r.config["method"], r.config["density"]) for r in runs}) == [("dense", 1.0), ("random", 0.5), ("synflow", 0.5)]
     groups = grid.groups()
-    assert [len(g) for g in groups] == [8, 8]
+    assert [len(g) for g in groups] == [6, 6]
     assert {g[0].config["width"] for g in groups} == {8, 16}
     assert all(len({r.shape_key for r in g}) == 1 for g in groups)
     # the hash is a function of the full configuration only
@@ -54,20 +55,3 @@ def test_toml_unknown_table(tmp_path):
     path.write_text("[axis]\nwidth = [4]\n")
     with pytest.raises(ValueError, match="unknown top-level table"):
         Grid.from_toml(path)
-
-
-def test_store_appends_atomically_and_dedupes(tmp_path):
-    store = ResultStore(tmp_path)
-    store.append([{"config_hash": "a", "x": 1.5, "flag": True, "empty": None, "name": "imp"}], {"a": {"step": [0, 1]}})
-    store.append([{"config_hash": "a", "x": 9.0}, {"config_hash": "b", "x": 0.1, "list": [1, 2]}])
-    rows = {r["config_hash"]: r for r in store.rows()}
-    assert rows["a"]["x"] == 1.5 and rows["a"]["flag"] is True and rows["a"]["empty"] is None
-    assert rows["b"]["list"] == [1, 2] and rows["b"]["x"] == 0.1
-    assert store.done() == {"a", "b"}
-    assert store.history_records() == {"a": {"step": [0, 1]}}
-    other = ResultStore(tmp_path, process=1)
-    other.append([{"config_hash": "b", "x": 0.1}, {"config_hash": "c", "x": 2.0}])
-    assert store.done() == {"a", "b", "c"} and len(store.rows()) == 3
-    table = read_csv(store.write_table(order=["c", "b", "a"]))
-    assert [r["config_hash"] for r in table] == ["c", "b", "a"]
-    assert not list(tmp_path.glob("**/.*tmp*"))

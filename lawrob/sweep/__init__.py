@@ -2,12 +2,15 @@
 
     grid = Grid.from_toml("sweep.toml")        # or Grid(axes={...}, fixed={...}, seeds=3)
     rows = run(grid, "out/")                   # resumable: rerun to finish an interrupted sweep
+    table = load("out/")                       # a pandas DataFrame with the declared column types
     write_report("out/")                       # figures + report.md with a verdict table
 """
 
-from lawrob.sweep.execute import plan, run
+from lawrob.sweep.columns import column_types
+from lawrob.sweep.execute import load_params, plan, run
 from lawrob.sweep.grid import SCHEMA, SHAPE_KEYS, Grid, Run, config_hash
 from lawrob.sweep.report import write_report
-from lawrob.sweep.store import ResultStore, read_csv
+from lawrob.sweep.store import DamagedFile, FolderLocked, ResultStore, load, read_csv
 
-__all__ = ["Grid", "Run", "SCHEMA", "SHAPE_KEYS", "ResultStore", "config_hash", "plan", "read_csv", "run", "write_report"]
+__all__ = ["DamagedFile", "FolderLocked", "Grid", "Run", "SCHEMA", "SHAPE_KEYS", "ResultStore", "column_types",
+           "config_hash", "load", "load_params", "plan", "read_csv", "run", "write_report"]

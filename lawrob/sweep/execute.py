@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,13 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from lawrob import _checks, bounds, data, info, lipschitz, nets, prune, train
-from lawrob.sweep.grid import DATA_FREE_METHODS, Grid, Run
+from lawrob._io import atomic_path
+from lawrob.progress import Progress, logger
+from lawrob.sweep import manifest
+from lawrob.sweep.grid import DATA_FREE_METHODS, PLAN_KEYS, SHAPE_KEYS, Grid, Run, imp_schedule
 from lawrob.sweep.store import ResultStore
-
-# Rough cost model for --dry-run (seconds on the 2-core development CPU; see benchmarks/RESULTS.md).
-TRAIN_FLOPS_PER_SECOND = 1.0e11
-EVAL_SECONDS_PER_RUN = 0.45  # a two-hidden-layer width-64 run: search 0.28 s, LipSDP 0.14 s
-
 
 def model_of(config: dict) -> nets.MLP:
     return nets.MLP((config["d"], *([config["width"]] * config["depth"]), 1), activation=config["activation"])
@@ -59,13 +56,6 @@ def train_options(config: dict) -> dict:
                 stop_loss=config["stop_loss"] or None)
 
 
-def imp_schedule(density: float, rate: float) -> tuple[int, bool]:
-    """(k, exact): the number k of full IMP rounds with (1 - rate)^k >= density, and whether (1 - rate)^k == density
-    (otherwise one more magnitude pruning of round k's trained weights reaches the density exactly)."""
-    k = math.floor(math.log(density) / math.log(1 - rate) + 1e-9)
-    return k, math.isclose((1 - rate) ** k, density, rel_tol=1e-9)
-
-
 def _batched_masks(method: str, runs: list[Run], model, inits, datasets) -> tuple[list, list[dict]]:
     """Masks of IMP or MagAfter runs that share a density, found with one batched pruning pipeline."""
     config = runs[0].config
@@ -75,21 +65,28 @@ def _batched_masks(method: str, runs: list[Run], model, inits, datasets) -> tupl
     params, data_ = train.stack(inits), train.stack(datasets)
     k, exact = imp_schedule(density, config["imp_rate"]) if method == "imp" else (0, False)
     if k == 0:
-        result = prune.mag_after_batched(params, data_, density, model=model, keys=keys, **fit_options)
+        result = prune.mag_after_batched(params, data_, density, model=model, keys=keys, collapse="allow", **fit_options)
         return train.unstack(result.masks[0]), [{} for _ in runs]
-    result = prune.imp_batched(params, data_, model=model, rounds=k, rate=config["imp_rate"], keys=keys, **fit_options)
+    result = prune.imp_batched(params, data_, model=model, rounds=k, rate=config["imp_rate"], keys=keys, collapse="allow",
+                               **fit_options)
     masks = train.unstack(result.masks[-1])
     if not exact:
         last = train.unstack(result.params[-1])
-        masks = [prune.mask_from_scores(prune.magnitude(p, m), density, "global", jax.random.fold_in(run_keys(r.config)["mask"], k), mask=m)
-                 for p, m, r in zip(last, masks, runs)]
+        masks = [prune.mask_from_scores(prune.magnitude(p, m), density, "global", jax.random.fold_in(run_keys(r.config)["mask"], k),
+                                        mask=m, collapse="allow") for p, m, r in zip(last, masks, runs)]
     peaks = np.stack([np.max(np.asarray(h["noise_corr"]), axis=-1) for h in result.histories], axis=1)  # [runs, rounds]
     return masks, [{"imp_rounds": k + (not exact), "imp_round_noise_peaks": p.tolist()} for p in peaks]
 
 
-def make_masks(runs: list[Run], model: nets.MLP, inits: list, datasets: list) -> tuple[list, list[dict]]:
-    """Every run's mask (and extra columns): one-shot methods run by run, IMP and MagAfter batched per density."""
-    masks, extras = [None] * len(runs), [{} for _ in runs]
+def _failure(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}".splitlines()[0][:500]
+
+
+def make_masks(runs: list[Run], model: nets.MLP, inits: list, datasets: list) -> tuple[list, list[dict], dict[int, str]]:
+    """Every run's mask and extra columns, and {run index: why its pruning failed}: one-shot methods run by run,
+    IMP and MagAfter batched per density (a batch that fails is retried run by run, so one failing run does not
+    take the others with it). A failed run's mask is None."""
+    masks, extras, failed = [None] * len(runs), [{} for _ in runs], {}
     batched: dict[tuple, list[int]] = {}
     for i, run in enumerate(runs):
         method, density = run.config["method"], run.config["density"]
@@ -98,13 +95,27 @@ def make_masks(runs: list[Run], model: nets.MLP, inits: list, datasets: list) ->
         elif method in ("imp", "mag_after"):
             batched.setdefault((method, density, run.config["imp_rate"]), []).append(i)
         else:
-            masks[i] = prune.prune(method, inits[i], datasets[i], density, run_keys(run.config)["mask"], model=model,
-                                   loss=run.config["loss"])
+            try:
+                masks[i] = prune.prune(method, inits[i], datasets[i], density, run_keys(run.config)["mask"], model=model,
+                                       loss=run.config["loss"], collapse="allow")
+            except Exception as error:  # noqa: BLE001 - recorded in the run's row
+                failed[i] = _failure(error)
     for (method, *_), idx in batched.items():
-        found, extra = _batched_masks(method, [runs[i] for i in idx], model, [inits[i] for i in idx], [datasets[i] for i in idx])
-        for i, m, e in zip(idx, found, extra):
-            masks[i], extras[i] = m, e
-    return masks, extras
+        tries = [idx]
+        while tries:
+            part = tries.pop()
+            try:
+                found, extra = _batched_masks(method, [runs[i] for i in part], model, [inits[i] for i in part],
+                                              [datasets[i] for i in part])
+            except Exception as error:  # noqa: BLE001 - retried run by run, then recorded in the run's row
+                if len(part) > 1:
+                    tries += [[i] for i in part]
+                else:
+                    failed[part[0]] = _failure(error)
+                continue
+            for i, m, e in zip(part, found, extra):
+                masks[i], extras[i] = m, e
+    return masks, extras, failed
 
 
 def _float(x) -> float:
@@ -122,7 +133,9 @@ def estimated_information(run: Run, model: nets.MLP, init) -> tuple[float, str]:
     config = run.config
     count = config["info_datasets"]
     datasets = [make_dataset(config, key) for key in jax.random.split(run_keys(config)["info"], count)]
-    masks, _ = make_masks([run] * count, model, [init] * count, datasets)
+    masks, _, failed = make_masks([run] * count, model, [init] * count, datasets)
+    if failed:
+        raise ValueError(f"the pruning pipeline failed on {len(failed)} of {count} fresh data sets: {next(iter(failed.values()))}")
     leaves = [jax.tree.leaves(m) for m in masks]
     flat = np.stack([np.concatenate([np.ravel(np.asarray(leaf)) for leaf in ls]) for ls in leaves])
     estimate = info.estimate_information(flat, groups=[leaf.size for leaf in leaves[0]])
@@ -162,7 +175,7 @@ def evaluate(run: Run, model, dataset, mask, params, history: dict, information:
         lower = lipschitz.lower(params, mask, model=model, key=keys["lipschitz"], points=dataset.x,
                                 starts=config["lip_search_starts"])
     if upper is None:
-        upper = lipschitz.upper(params, mask, model=model, method=config["lip_upper"])
+        upper = lipschitz.upper(params, mask, model=model, method=config["upper_method"])
     start = time.perf_counter()
     hidden = sum(model.sizes[1:-1])
     exact = None
@@ -203,136 +216,284 @@ def evaluate(run: Run, model, dataset, mask, params, history: dict, information:
     return row
 
 
-def run_group(runs: list[Run], devices=None, workers: int | None = None,
-              batch_lipschitz: bool | None = None) -> tuple[list[dict], dict[str, dict]]:
+def _finite(tree) -> bool:
+    return all(bool(np.all(np.isfinite(np.asarray(leaf)))) for leaf in jax.tree.leaves(tree))
+
+
+def failure_row(run: Run, stage: str, reason: str, **columns) -> dict:
+    """The row of a run that could not be measured: it does not fit, ``fit_reason`` says why, ``failed_stage``
+    names the stage (masks, train, information, lipschitz, measure); the other measured columns stay empty."""
+    return {"fits_below_noise": False, "fit_reason": f"{stage}: {reason}", "failed_stage": stage,
+            "diverged": False, **columns}
+
+
+def _train_group(runs, model, inits, masks, datasets, devices):
+    """One batched training call; if it fails as a whole, each run alone (a failing run gets its reason)."""
+    def fit(idx):
+        return train.fit_batched(
+            train.stack([inits[i] for i in idx]), train.stack([masks[i] for i in idx]),
+            train.stack([datasets[i] for i in idx]), model=model,
+            keys=jnp.stack([run_keys(runs[i].config)["train"] for i in idx]),
+            learning_rate=jnp.asarray([runs[i].config["learning_rate"] for i in idx]), devices=devices,
+            **train_options(runs[0].config))
+
+    idx = list(range(len(runs)))
+    try:  # host copies: the measuring threads touch no array that lives on several devices
+        trained, history = jax.device_get(fit(idx))
+        return [(jax.tree.map(lambda a: a[i], trained), jax.tree.map(lambda a: a[i], history)) for i in idx], {}
+    except Exception:  # noqa: BLE001 - retried run by run below, where a failing run gets its reason
+        pass
+    results, failed = [], {}
+    for i in idx:
+        try:
+            trained, history = jax.device_get(fit([i]))
+            results.append((jax.tree.map(lambda a: a[0], trained), jax.tree.map(lambda a: a[0], history)))
+        except Exception as error:  # noqa: BLE001 - recorded in the run's row
+            results.append(None)
+            failed[i] = _failure(error)
+    return results, failed
+
+
+def _history_record(history) -> dict:
+    if history is None:
+        return {"step": [], "noise_corr": [], "loss": []}
+    return {name: np.asarray(history[name]).tolist() for name in ("step", "noise_corr", "loss")}
+
+
+def _save_params(path: Path, runs: list[Run], per_run: list) -> None:
+    """One compressed ``.npz``: ``config_hash`` [B] and ``params/<layer>/<leaf>``, ``mask/<layer>/<leaf>`` with
+    a leading run axis; runs without trained parameters are left out."""
+    kept = [(r.hash, item) for r, item in zip(runs, per_run) if item is not None]
+    if not kept:
+        return
+    arrays = {"config_hash": np.array([h for h, _ in kept])}
+    for name, index in (("params", 0), ("mask", 2)):
+        for layer in range(len(kept[0][1][index])):
+            for leaf in kept[0][1][index][layer]:
+                arrays[f"{name}/{layer}/{leaf}"] = np.stack([np.asarray(item[index][layer][leaf]) for _, item in kept])
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+
+def load_params(out_dir: str | Path, config_hash: str) -> tuple[list[dict], list[dict]]:
+    """(params, mask) of a run of a sweep with ``save_params = true``, as ``nets.MLP`` pytrees (float32)."""
+    folder = Path(out_dir) / "params"
+    for path in sorted(folder.glob("group-*.npz")):
+        with np.load(path) as saved:
+            hashes = list(saved["config_hash"])
+            if config_hash in hashes:
+                i = hashes.index(config_hash)
+                trees = {"params": {}, "mask": {}}
+                for name in saved.files:
+                    if name != "config_hash":
+                        tree, layer, leaf = name.split("/")
+                        trees[tree].setdefault(int(layer), {})[leaf] = jnp.asarray(saved[name][i])
+                return tuple([trees[t][k] for k in sorted(trees[t])] for t in ("params", "mask"))
+    raise ValueError(f"config_hash {config_hash!r}: no saved parameters under {folder} (run the grid with save_params = true)")
+
+
+def run_group(runs: list[Run], devices=None, workers: int | None = None, batch_lipschitz: bool | None = None,
+              progress: Progress | None = None, save_to: Path | None = None) -> tuple[list[dict], dict[str, dict]]:
     """Masks, one batched training call for the whole group, the Lipschitz upper bounds in one batched call (the
     lower bounds too when ``batch_lipschitz``, by default on an accelerator), then the rest of the per-run
     measurements in ``workers`` threads (default: one per CPU core; the LP solvers and XLA release the GIL, and
-    each run's result depends on its own keys only, so the rows equal those of a serial evaluation). Everything that runs on several devices
-    (the training, an information estimate's pruning pipelines) stays in this thread: concurrent multi-device
-    executions from several threads can starve XLA's CPU collectives."""
+    each run's result depends on its own keys only, so the rows equal those of a serial evaluation). Everything
+    that runs on several devices (the training, an information estimate's pruning pipelines) stays in this
+    thread: concurrent multi-device executions from several threads can starve XLA's CPU collectives.
+
+    A run whose pruning or training fails, whose training diverges (non-finite parameters or loss) or whose
+    measurement raises is a row with its reason (``failure_row``), never an abort of the group. ``save_to``:
+    write the trained parameters and masks there (``_save_params``)."""
+    progress = progress or Progress(len(runs), "group", bar=False)
     config0 = runs[0].config
     model = model_of(config0)
+    progress.phase("data and masks")
     datasets = [make_dataset(r.config) for r in runs]
     inits = [model.init(run_keys(r.config)["init"]) for r in runs]
-    masks, extras = make_masks(runs, model, inits, datasets)
-    trained, history = train.fit_batched(
-        train.stack(inits), train.stack(masks), train.stack(datasets), model=model,
-        keys=jnp.stack([run_keys(r.config)["train"] for r in runs]),
-        learning_rate=jnp.asarray([r.config["learning_rate"] for r in runs]), devices=devices,
-        **train_options(config0))
-    # host copies: the threads below touch no array that lives on several devices
-    trained, history, masks = jax.device_get((trained, history, masks))
-    per_run = [(jax.tree.map(lambda a: a[i], trained), jax.tree.map(lambda a: a[i], history)) for i in range(len(runs))]
-    information = [information_bits(run, model, init, mask) for run, init, mask in zip(runs, inits, masks)]
+    masks, extras, failed = make_masks(runs, model, inits, datasets)
+    rows: dict[int, dict] = {i: failure_row(runs[i], "masks", why) for i, why in failed.items()}
+    for i, mask in enumerate(masks):
+        if mask is not None:
+            extras[i]["collapsed"] = bool(np.any(np.asarray(prune.layer_collapse(mask))))
 
-    # Upper bounds in one batched call here, before the threads: on CPU it costs what one call per run does, and
-    # the barrier method's linear algebra already keeps every core busy (threads made it 1.3x slower).
-    trained_masks = train.stack(masks)
-    uppers = lipschitz.upper_batch(trained, trained_masks, model=model, method=config0["lip_upper"])
-    if batch_lipschitz is None:  # the search, batched, was 1.07x slower on CPU and gains 1.3x from threads there
-        batch_lipschitz = jax.default_backend() != "cpu"
-    lowers = [None] * len(runs)
-    if batch_lipschitz:
-        lowers = lipschitz.lower_batch(trained, trained_masks, model=model, points=jnp.stack([d.x for d in datasets]),
-                                       key=jnp.stack([run_keys(r.config)["lipschitz"] for r in runs]),
-                                       starts=config0["lip_search_starts"])
+    progress.phase("train")
+    healthy = [i for i in range(len(runs)) if i not in rows]
+    per_run = [None] * len(runs)
+    if healthy:
+        results, failed = _train_group([runs[i] for i in healthy], model, [inits[i] for i in healthy],
+                                       [masks[i] for i in healthy], [datasets[i] for i in healthy], devices)
+        for j, i in enumerate(healthy):
+            if j in failed:
+                rows[i] = failure_row(runs[i], "train", failed[j])
+            elif not _finite((results[j][0], results[j][1]["loss"], results[j][1]["mse"])):
+                rows[i] = failure_row(runs[i], "train", f"diverged: non-finite parameters or loss after training "
+                                      f"(learning_rate = {runs[i].config['learning_rate']:g})", diverged=True)
+            else:
+                per_run[i] = results[j]
+    if save_to is not None:
+        _save_params(save_to, runs, [None if p is None else (p[0], None, masks[i]) for i, p in enumerate(per_run)])
+
+    progress.phase("information")
+    information = {}
+    for i in [i for i in range(len(runs)) if i not in rows]:
+        try:
+            information[i] = information_bits(runs[i], model, inits[i], masks[i])
+        except Exception as error:  # noqa: BLE001 - recorded in the run's row
+            rows[i] = failure_row(runs[i], "information", _failure(error))
+    healthy = [i for i in range(len(runs)) if i not in rows]
+    if rows:
+        progress.advance(len(rows))
+
+    lowers, uppers = {}, {}
+    if healthy:
+        progress.phase("upper bound")
+        trained = train.stack([per_run[i][0] for i in healthy])
+        trained_masks = train.stack([masks[i] for i in healthy])
+        # One batched call before the threads: on CPU it costs what one call per run does, and the barrier
+        # method's linear algebra already keeps every core busy (threads made it 1.3x slower).
+        try:
+            uppers = dict(zip(healthy, lipschitz.upper_batch(trained, trained_masks, model=model,
+                                                             method=config0["upper_method"])))
+        except Exception:  # noqa: BLE001 - measured run by run in evaluate, where a failure is recorded
+            uppers = {}
+        if batch_lipschitz is None:  # the search, batched, was 1.07x slower on CPU and gains 1.3x from threads there
+            batch_lipschitz = jax.default_backend() != "cpu"
+        if batch_lipschitz:
+            progress.phase("lower bound")
+            try:
+                lowers = dict(zip(healthy, lipschitz.lower_batch(
+                    trained, trained_masks, model=model, points=jnp.stack([datasets[i].x for i in healthy]),
+                    key=jnp.stack([run_keys(runs[i].config)["lipschitz"] for i in healthy]),
+                    starts=config0["lip_search_starts"])))
+            except Exception:  # noqa: BLE001 - measured run by run in evaluate
+                lowers = {}
+        progress.phase("lower bound and measurement")
 
     def measure(i):
-        return evaluate(runs[i], model, datasets[i], masks[i], *per_run[i], information[i], lowers[i], uppers[i])
+        try:
+            row = evaluate(runs[i], model, datasets[i], masks[i], *per_run[i], information[i], lowers.get(i), uppers.get(i))
+        except Exception as error:  # noqa: BLE001 - recorded in the run's row
+            row = failure_row(runs[i], "measure", _failure(error))
+        progress.advance()
+        return row
 
     if workers is None:  # one per core; serial beside several local devices, whose collectives need XLA's threads
         workers = (os.cpu_count() or 1) if jax.local_device_count() == 1 else 1
     workers = _checks.positive_int("workers", workers)
-    with ThreadPoolExecutor(max_workers=min(workers, len(runs))) as pool:
-        measured = list(pool.map(measure, range(len(runs))))
-    rows, histories = [], {}
+    if healthy:
+        with ThreadPoolExecutor(max_workers=min(workers, len(healthy))) as pool:
+            rows |= dict(zip(healthy, pool.map(measure, healthy)))
+    out, histories = [], {}
     for i, run in enumerate(runs):
-        history_i = per_run[i][1]
-        row = {**run.config, **measured[i], **extras[i], "config_hash": run.hash}
-        if row["bound_violation"]:
-            print(f"!!! BOUND VIOLATION in run {run.hash}: certified Lipschitz upper bound {row['lip_upper']:.6g} is "
-                  f"below a rigorous theorem bound ({row['bound_bs_rigorous']}, {row['bound_nfp_rigorous']}): "
-                  "a counterexample to the theorem or a bug. Config: " + str(run.config), file=sys.stderr)
-        rows.append(row)
-        histories[run.hash] = {"step": history_i["step"].tolist(), "noise_corr": history_i["noise_corr"].tolist(),
-                               "loss": history_i["loss"].tolist()}
-    return rows, histories
+        row = {**run.config, "diverged": False, "failed_stage": "", **rows[i], **extras[i], "config_hash": run.hash}
+        if row.get("bound_violation"):
+            logger.warning(f"!!! BOUND VIOLATION in run {run.hash}: certified Lipschitz upper bound {row['lip_upper']:.6g} "
+                           f"is below a rigorous theorem bound ({row['bound_bs_rigorous']}, {row['bound_nfp_rigorous']}): "
+                           "a counterexample to the theorem or a bug. Config: " + str(run.config))
+        out.append(row)
+        histories[run.hash] = _history_record(None if per_run[i] is None else per_run[i][1])
+    return out, histories
+
+
+# Cost model of --dry-run, fitted to measured sweeps on the 2-core development CPU (benchmarks/RESULTS.md).
+TRAIN_FLOPS_PER_SECOND = 1.0e11
+COMPILE_SECONDS_PER_GROUP = 12.0  # training, the batched upper bound and the lower-bound search, compiled once
+EVAL_SECONDS_PER_RUN = 0.45  # a two-hidden-layer width-64 run: search 0.28 s, LipSDP 0.14 s
+WARN_RUNS, WARN_SECONDS = 100_000, 24 * 3600.0
+_COST_KEYS = ("upper_method", "lip_search_starts", "lip_exact_max_hidden", "width", "depth", "n", "d", "steps")
+
+
+def _run_seconds(config: dict) -> float:
+    """Seconds one run costs: its trainings (the pruning pipeline's and the information estimate's too) and
+    its measurement (the SDP grows with the cube of its size N = d + hidden units, measured 0.14 s at N ~ 130)."""
+    model = model_of(config)
+    training = 3 * 2 * config["n"] * model.num_params * config["steps"] / TRAIN_FLOPS_PER_SECOND  # fwd + bwd
+    trainings = 1
+    if config["method"] in ("imp", "mag_after"):
+        rounds = imp_schedule(config["density"], config["imp_rate"])[0] if config["method"] == "imp" else 0
+        trainings += (rounds + 1) * (1 + (config["info_datasets"] if config["info"] == "estimate" else 0))
+    sdp = sum(model.sizes[:-1]) / 130
+    return trainings * training + EVAL_SECONDS_PER_RUN * max(1.0, sdp ** 3)
 
 
 def plan(grid: Grid) -> dict:
-    """What ``run`` would do: runs, shape groups and a rough cost estimate (no computation)."""
-    groups = grid.groups()
-    seconds = 0.0
-    for group in groups:
-        c = group[0].config
-        training = 3 * 2 * c["n"] * model_of(c).num_params * c["steps"] / TRAIN_FLOPS_PER_SECOND  # fwd + bwd
-        for r in group:
-            trainings = 1
-            if r.config["method"] in ("imp", "mag_after") and r.config["density"] < 1:
-                rounds = imp_schedule(r.config["density"], r.config["imp_rate"])[0] if r.config["method"] == "imp" else 0
-                pipeline = rounds + 1
-                trainings += pipeline * (1 + (r.config["info_datasets"] if r.config["info"] == "estimate" else 0))
-            seconds += trainings * training + EVAL_SECONDS_PER_RUN
-    return {"runs": sum(len(g) for g in groups), "groups": len(groups),
-            "group_sizes": [len(g) for g in groups], "estimated_seconds": round(seconds, 1),
-            "shapes": [dict(zip(("d", "n", "width", "depth"), g[0].shape_key[:4])) for g in groups]}
+    """What ``run`` would do: runs, shape groups and a cost estimate with compilation, computed from the grid's
+    outline (no run is listed, so a grid of millions of runs plans at once); ``warnings`` says when the grid is
+    very large or very costly."""
+    configs, multiplicity = grid.outline(set(PLAN_KEYS) | set(SHAPE_KEYS) | set(_COST_KEYS))
+    groups: dict[tuple, list] = {}
+    for config in configs:
+        groups.setdefault(tuple(config[k] for k in SHAPE_KEYS), []).append(config)
+    runs = len(configs) * multiplicity
+    seconds = len(groups) * COMPILE_SECONDS_PER_GROUP + multiplicity * sum(_run_seconds(c) for c in configs)
+    data_bytes = max(8 * c["n"] * c["d"] for c in configs)
+    warnings = []
+    if runs > WARN_RUNS:
+        warnings.append(f"{runs} runs: more than {WARN_RUNS}; is every axis meant?")
+    if seconds > WARN_SECONDS:
+        warnings.append(f"estimated {seconds / 3600:.3g} hours on the 2-core reference CPU")
+    if data_bytes > 2**30:
+        warnings.append(f"one data set takes {data_bytes / 2**30:.3g} GiB (n x d float64)")
+    return {"runs": runs, "groups": len(groups), "group_sizes": [len(g) * multiplicity for g in groups.values()],
+            "estimated_seconds": round(seconds, 1), "estimated_compile_seconds": len(groups) * COMPILE_SECONDS_PER_GROUP,
+            "shapes": [dict(zip(SHAPE_KEYS[:4], k[:4])) for k in groups], "warnings": warnings}
 
 
-def _progress(total: int, enabled: bool | None):
-    enabled = sys.stderr.isatty() if enabled is None else enabled
-    if enabled:
-        from tqdm import tqdm
+def _refuse_other_grids(out_dir: Path, grid: Grid, runs: list[Run], done: set[str], add: bool) -> None:
+    """A folder holds the results of the grids recorded in its ``grids/``; rerunning one of them resumes it,
+    anything else needs ``add``."""
+    known = {p.stem for p in (out_dir / "grids").glob("*.json")}
+    foreign = done - {r.hash for r in runs}
+    if add or grid.id in known or (not known and not foreign):
+        return
+    held = f"grid(s) {sorted(known)}" if known else f"{len(foreign)} runs of another grid"
+    raise ValueError(f"out_dir {out_dir} holds results of {held}, not of this grid ({grid.id}); choose another "
+                     "--out, or add this grid's runs to the folder with add=True (--add), the report keeps the grids apart")
 
-        return tqdm(total=total, unit="run", desc="sweep")
-    return None
 
-
-def run(grid: Grid, out_dir: str | Path, *, resume: bool = True, devices=None, workers: int | None = None,
-        batch_lipschitz: bool | None = None, progress: bool | None = None, log=print) -> list[dict]:
+def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices=None, workers: int | None = None,
+        batch_lipschitz: bool | None = None, progress: bool | None = None) -> list[dict]:
     """Run every unfinished run of ``grid`` into ``out_dir`` and return the merged results table (list of rows).
 
-    ``resume=False`` refuses a folder that already holds results of another grid. Groups are split over
+    Rerunning the same grid resumes it: finished runs are not repeated. A folder that holds another grid's
+    results is refused unless ``add`` (then both grids' runs share the table and the report keeps them apart).
+    A second process writing into the same folder is refused (``store.FolderLocked``). Groups are split over
     ``jax.process_count()`` processes when ``jax.distributed`` is initialized; ``devices`` (default: the local
     devices) shard each group's run axis; ``workers`` threads measure the trained runs (default: one per core);
     ``batch_lipschitz``: compute a group's Lipschitz lower bounds in one batched call (default: on an
-    accelerator; the rows are the same either way, up to float64 rounding).
+    accelerator; the rows are the same either way, up to float64 rounding). ``progress``: a tqdm bar (True), log
+    lines (False) or a bar on a terminal (None). The folder gets ``manifest.json`` (versions, devices, commit,
+    times, grids) and ``grids/<id>.json``.
     """
     out_dir = Path(out_dir)
     process, processes = jax.process_index(), jax.process_count()
-    store = ResultStore(out_dir, process=process)
     runs = grid.runs()
-    done = store.done()
-    if done and not resume and not done <= {r.hash for r in runs}:
-        raise ValueError(f"out_dir {out_dir} holds results of another grid; pass resume=True (--resume) or another folder")
-    groups = [g for i, g in enumerate(grid.groups()) if i % processes == process]
-    todo = [[r for r in g if r.hash not in done] for g in groups]
-    total = sum(len(g) for g in todo)
-    bar = _progress(total, progress)
-    log(f"sweep: {len(runs)} runs in {len(grid.groups())} groups; {len(runs) - len(done & {r.hash for r in runs})} to do"
-        + (f" (process {process} of {processes}: {total})" if processes > 1 else ""))
-    finished, start = 0, time.perf_counter()
-    for group in todo:
-        if not group:
-            continue
-        rows, histories = run_group(group, devices, workers, batch_lipschitz)
-        store.append(rows, histories)
-        finished += len(rows)
-        if bar is not None:
-            bar.update(len(rows))
-        else:
-            elapsed = time.perf_counter() - start
-            log(f"sweep: {finished}/{total} runs done, {elapsed:.0f} s elapsed, "
-                f"ETA {elapsed / finished * (total - finished):.0f} s")
-    if bar is not None:
-        bar.close()
-    if processes > 1:
-        from jax.experimental import multihost_utils
+    started = manifest.now()
+    with ResultStore(out_dir, process=process, writer=True) as store:
+        done = store.done()
+        if process == 0:
+            _refuse_other_grids(out_dir, grid, runs, done, add)
+            manifest.record_grid(out_dir, grid)
+        groups = [g for i, g in enumerate(grid.groups()) if i % processes == process]
+        todo = [[r for r in g if r.hash not in done] for g in groups]
+        total = sum(len(g) for g in todo)
+        logger.info(f"sweep: {len(runs)} runs in {len(grid.groups())} groups; {total} to do"
+                    + (f" (process {process} of {processes})" if processes > 1 else ""))
+        with Progress(total, "sweep", "run", bar=progress) as bar:
+            for group in todo:
+                if group:
+                    save_to = out_dir / "params" / f"group-{group[0].hash}.npz" if grid.save_params else None
+                    rows, histories = run_group(group, devices, workers, batch_lipschitz, bar, save_to)
+                    store.append(rows, histories)
+        if processes > 1:
+            from jax.experimental import multihost_utils
 
-        multihost_utils.sync_global_devices("lawrob-sweep-done")
-    if process == 0:
-        store.write_table(order=[r.hash for r in runs])
-        violations = [r for r in store.rows() if r.get("bound_violation")]
-        if violations:
-            log(f"!!! {len(violations)} run(s) with a certified upper bound below a rigorous theorem bound: see stderr")
-    return [r for r in ResultStore(out_dir, process=process).rows()]
+            multihost_utils.sync_global_devices("lawrob-sweep-done")
+        if process == 0:
+            store.write_table(order=[r.hash for r in runs])
+            violations = [r for r in store.rows() if r.get("bound_violation")]
+            if violations:
+                logger.warning(f"!!! {len(violations)} run(s) with a certified upper bound below a rigorous theorem bound")
+            manifest.record_session(out_dir, grid, started, ran=total)
+        return store.rows()

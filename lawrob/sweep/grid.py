@@ -8,11 +8,12 @@ import itertools
 import json
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from lawrob import data, nets, train
+from lawrob.progress import logger
 
 
 def _int(minimum):
@@ -74,7 +75,7 @@ SCHEMA: dict[str, tuple[Any, Any]] = {
     "delta": (0.01, _real(0, 1, low_open=True, high_open=True)),
     "lip_exact_max_hidden": (12, _int(0)),
     "lip_search_starts": (64, _int(1)),
-    "lip_upper": ("best", _choice("best", "product", "eclipse_fast", "lipsdp")),
+    "upper_method": ("best", _choice("best", "product", "eclipse_fast", "lipsdp")),
     "param_box": (0.0, _box),
     "info": ("ceiling", _choice("ceiling", "estimate")),
     "info_datasets": (64, _int(2)),
@@ -86,15 +87,48 @@ SCHEMA: dict[str, tuple[Any, Any]] = {
 SHAPE_KEYS = ("d", "n", "width", "depth", "activation", "loss", "optimizer", "steps", "log_every", "batch_size", "stop_loss")
 
 
-def validate(key: str, value) -> None:
+# Grid keys renamed since an older version: old name -> new name. A grid may still use the old name (with a
+# warning); hashes use the old name, so folders written before the rename resume without recomputing.
+RENAMED_KEYS = {"lip_upper": "upper_method"}
+_HASH_NAMES = {new: old for old, new in RENAMED_KEYS.items()}
+
+# Keys that say nothing about a dense run (density 1): a dense network is the same for every pruning method.
+_DENSE_NORMALIZED = ("method", "imp_rate", "info", "info_datasets")
+
+
+def validate(key: str, value):
+    """Check one grid setting and return it in its key's type (an integer for a float key becomes a float)."""
     if key not in SCHEMA:
         raise ValueError(f"unknown grid key {key!r}; allowed keys: {', '.join(sorted(SCHEMA))}")
-    SCHEMA[key][1](key, value)
+    default, check = SCHEMA[key]
+    check(key, value)
+    return float(value) if isinstance(default, float) else value
+
+
+def _renamed(table: Mapping[str, Any], where: str) -> dict:
+    out = {}
+    for key, value in dict(table).items():
+        if key in RENAMED_KEYS:
+            logger.warning(f"grid key {key!r} in {where} is now called {RENAMED_KEYS[key]!r}; please rename it")
+            key = RENAMED_KEYS[key]
+            if key in table:
+                raise ValueError(f"grid {where} has both {key!r} and its old name")
+        out[key] = value
+    return out
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
-    """A stable 16-hex-digit hash of a full run configuration (sorted JSON)."""
-    return hashlib.sha256(json.dumps(dict(sorted(config.items())), sort_keys=True).encode()).hexdigest()[:16]
+    """A stable 16-hex-digit hash of a full run configuration (sorted JSON, renamed keys under their old names)."""
+    named = {_HASH_NAMES.get(k, k): v for k, v in config.items()}
+    return hashlib.sha256(json.dumps(dict(sorted(named.items())), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def normalized(config: dict) -> dict:
+    """The configuration a run really has: at density 1 the mask is dense whatever the method, so a dense run
+    is the method ``dense`` with the method-only keys at their defaults (measured once, not once per method)."""
+    if config["density"] == 1.0:
+        return config | {k: SCHEMA[k][0] for k in _DENSE_NORMALIZED} | {"method": "dense"}
+    return config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,53 +146,83 @@ class Grid:
     """A sweep: the product of ``axes`` (key -> list of values) with ``fixed`` settings; other keys take defaults.
 
     Keys and their allowed values are in ``SCHEMA``; ``seeds=k`` is shorthand for the axis ``seed = [0..k-1]``.
-    ``from_toml`` reads ``[axes]`` and ``[fixed]`` tables (and an optional top-level ``seeds``).
+    ``save_params=True`` keeps every run's trained parameters and mask (one compressed ``.npz`` per group under
+    ``params/``); it does not change what a run computes, so it is not part of the configuration hash.
+    ``from_toml`` reads ``[axes]`` and ``[fixed]`` tables and the optional top-level ``seeds`` and ``save_params``.
+    Equal values of an axis are listed once, and runs at density 1 are the method ``dense`` (``normalized``).
     """
 
     axes: Mapping[str, list] = dataclasses.field(default_factory=dict)
     fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     seeds: int | None = None
+    save_params: bool = False
 
     def __post_init__(self):
-        axes = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in dict(self.axes).items()}
+        axes = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in _renamed(self.axes, "axes").items()}
+        fixed = _renamed(self.fixed, "fixed")
         if self.seeds is not None:
-            if "seed" in axes or "seed" in self.fixed:
+            if "seed" in axes or "seed" in fixed:
                 raise ValueError("give either seeds=k or a 'seed' axis/setting, not both")
             axes["seed"] = list(range(_checked_seeds(self.seeds)))
+        if not isinstance(self.save_params, bool):
+            raise TypeError(f"save_params must be true or false, got {self.save_params!r}")
         for key, values in axes.items():
             if not values:
                 raise ValueError(f"grid axis {key!r} has no values")
-            for v in values:
-                validate(key, v)
-        for key, v in dict(self.fixed).items():
-            validate(key, v)
+            axes[key] = list(dict.fromkeys(validate(key, v) for v in values))
+        for key in fixed:
+            fixed[key] = validate(key, fixed[key])
             if key in axes:
                 raise ValueError(f"grid key {key!r} is both an axis and a fixed setting")
         object.__setattr__(self, "axes", axes)
-        object.__setattr__(self, "fixed", dict(self.fixed))
+        object.__setattr__(self, "fixed", fixed)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "Grid":
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-        unknown = set(doc) - {"axes", "fixed", "seeds"}
+        path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"config {path} is a folder; give a grid TOML file (see `lawrob demo --print-grid`)")
+        if not path.is_file():
+            raise ValueError(f"config {path} does not exist; give a grid TOML file")
+        try:
+            with open(path, "rb") as f:
+                doc = tomllib.load(f)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"config {path} is not valid TOML: {error}") from None
+        unknown = set(doc) - {"axes", "fixed", "seeds", "save_params"}
         if unknown:
-            raise ValueError(f"unknown top-level table(s) {sorted(unknown)} in {path}; allowed: axes, fixed, seeds")
-        return cls(axes=doc.get("axes", {}), fixed=doc.get("fixed", {}), seeds=doc.get("seeds"))
+            raise ValueError(f"unknown top-level table(s) {sorted(unknown)} in {path}; allowed: axes, fixed, seeds, save_params")
+        return cls(axes=doc.get("axes", {}), fixed=doc.get("fixed", {}), seeds=doc.get("seeds"),
+                   save_params=doc.get("save_params", False))
 
-    def runs(self) -> list[Run]:
-        """Every run of the grid, in a deterministic order; equal configurations are listed once."""
+    def spec(self) -> dict:
+        """The grid as plain data (axes with the seeds expanded, fixed settings, save_params): ``Grid(**spec)``
+        rebuilds it."""
+        return {"axes": self.axes, "fixed": self.fixed, "save_params": self.save_params}
+
+    @property
+    def id(self) -> str:
+        """A 16-hex-digit hash of the runs the grid holds (not of how it is written)."""
+        return hashlib.sha256(json.dumps(sorted(r.hash for r in self.runs())).encode()).hexdigest()[:16]
+
+    def _configs(self, keys) -> Iterator[dict]:
+        """The distinct normalized configurations over the axes in ``keys`` (the others at their first value),
+        checked by the cross-key rules, in a deterministic order."""
         base = {k: default for k, (default, _) in SCHEMA.items()} | self.fixed
-        keys = sorted(self.axes)
-        runs, seen = [], set()
-        for values in itertools.product(*(self.axes[k] for k in keys)):
-            config = base | dict(zip(keys, values))
+        base |= {k: v[0] for k, v in self.axes.items()}
+        names = sorted(k for k in self.axes if k in keys)
+        seen = set()
+        for values in itertools.product(*(self.axes[k] for k in names)):
+            config = normalized(base | dict(zip(names, values)))
             _check_run(config)
             h = config_hash(config)
             if h not in seen:
                 seen.add(h)
-                runs.append(Run(config, h))
-        return runs
+                yield config
+
+    def runs(self) -> list[Run]:
+        """Every run of the grid, in a deterministic order; equal configurations are listed once."""
+        return [Run(c, config_hash(c)) for c in self._configs(self.axes)]
 
     def groups(self) -> list[list[Run]]:
         """Runs grouped by ``SHAPE_KEYS``, groups in first-appearance order."""
@@ -166,6 +230,28 @@ class Grid:
         for run in self.runs():
             groups.setdefault(run.shape_key, []).append(run)
         return list(groups.values())
+
+    def outline(self, keys) -> tuple[list[dict], int]:
+        """(the distinct configurations over the axes in ``keys``, the number of runs each stands for), without
+        listing the runs: every other axis multiplies each configuration by its length. Exact as long as
+        ``keys`` holds the keys that ``normalized`` and the cross-key rules read (``PLAN_KEYS`` and more)."""
+        missing = set(PLAN_KEYS) - set(keys)
+        if missing:
+            raise ValueError(f"outline keys must include {sorted(missing)}")
+        multiplicity = math.prod(len(v) for k, v in self.axes.items() if k not in keys)
+        return list(self._configs(keys)), multiplicity
+
+
+# The keys normalization and the cross-key rules read: a grid's outline over them counts its runs exactly.
+PLAN_KEYS = ("density", *_DENSE_NORMALIZED, "noise", "target", "amplitude", "steps", "log_every", "measure",
+             "intrinsic_dim", "d", "loss")
+
+
+def imp_schedule(density: float, rate: float) -> tuple[int, bool]:
+    """(k, exact): the number k of full IMP rounds with (1 - rate)^k >= density, and whether (1 - rate)^k == density
+    (otherwise one more magnitude pruning of round k's trained weights reaches the density exactly)."""
+    k = math.floor(math.log(density) / math.log(1 - rate) + 1e-9)
+    return k, math.isclose((1 - rate) ** k, density, rel_tol=1e-9)
 
 
 def _checked_seeds(seeds) -> int:
@@ -184,6 +270,10 @@ def _check_run(config: dict) -> None:
         raise ValueError(f"grid key 'log_every' ({config['log_every']}) must divide 'steps' ({config['steps']})")
     if config["method"] == "dense" and config["density"] != 1.0:
         raise ValueError("grid: method='dense' needs density=1.0")
+    if config["method"] == "imp" and config["density"] < 1 and imp_schedule(config["density"], config["imp_rate"])[0] == 0:
+        raise ValueError(f"grid: method='imp' at density {config['density']:g} needs imp_rate <= 1 - density (at least "
+                         f"one full round), got imp_rate = {config['imp_rate']:g}; use method='mag_after' for one-shot "
+                         "pruning after training")
     if config["measure"] == "embedded_sphere" and config["intrinsic_dim"] >= config["d"]:
         raise ValueError("grid key 'intrinsic_dim' must be < d for measure='embedded_sphere'")
     if config["loss"] == "logistic" and config["noise"] not in ("rademacher", "flip"):

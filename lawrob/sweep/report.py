@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from lawrob import info, plots
+from lawrob._io import atomic_write_text
+from lawrob.sweep import manifest
 from lawrob.sweep.store import ResultStore, read_csv
 
 
@@ -82,25 +84,30 @@ def _info_lower(rows: list[dict]) -> float | None:
                                               L=max(r["lip_upper"] for r in usable), c=first["c"]).value
 
 
-def write_report(out_dir: str | Path) -> Path:
-    """Draw the standard figures for ``out_dir`` and write ``report.md`` (and ``verdicts.json``); returns its path."""
-    out_dir = Path(out_dir)
-    table = out_dir / "results.csv"
-    if not table.exists():
-        raise ValueError(f"out_dir {out_dir} holds no results.csv: run `lawrob sweep` there first")
-    rows = read_csv(table)
-    if not rows:
-        raise ValueError(f"{table} has no rows")
-    histories = ResultStore(out_dir).history_records()
-    figures = out_dir / "figures"
+def _grid_sections(out_dir: Path, rows: list[dict]) -> list[tuple[str | None, list[dict]]]:
+    """(grid id, its rows) for each grid recorded in the folder; one section (id None) for a single grid."""
+    from lawrob.sweep.grid import Grid
+
+    specs = manifest.grids(out_dir)
+    if len(specs) <= 1:
+        return [(None, rows)]
+    sections = []
+    for grid_id, spec in specs.items():
+        hashes = {r.hash for r in Grid(**spec).runs()}
+        sections.append((grid_id, [r for r in rows if r["config_hash"] in hashes]))
+    return sections
+
+
+def _section(rows: list[dict], histories: dict, figures: Path, prefix: str) -> tuple[list[str], dict]:
+    """The report lines and the verdicts.json entry of one grid's rows; figures drawn into ``figures``."""
     lip = plots.lipschitz_vs_peff(rows, figures / "lipschitz_vs_peff")
     mem = plots.memorization_vs_sparsity(rows, figures / "memorization_vs_sparsity")
     corr = plots.noise_correlation(histories, rows, figures / "noise_correlation")
     checks = verdicts(rows, lip)
-    (out_dir / "verdicts.json").write_text(json.dumps({"checks": checks, "slope": lip, "memorization": mem["curves"],
-                                                       "final_noise_correlation": corr["final_mean"]}, indent=2))
-    lines = [f"# lawrob sweep report: {out_dir.name}", "",
-             f"{len(rows)} runs; table `results.csv`; columns and their meaning in the lawrob README.", "",
+    failed = Counter(r["failed_stage"] for r in rows if r.get("failed_stage"))
+    lines = [f"{len(rows)} runs (distinct networks: a dense run is measured once); "
+             + (f"{sum(failed.values())} could not be measured ({', '.join(f'{n} at {s}' for s, n in failed.items())}; "
+                "`fit_reason` says why)." if failed else "every run was measured."), "",
              "## Verdicts", "", "| check | measured | criterion | passed |", "| --- | --- | --- | --- |"]
     lines += [f"| {c['check']} | {c['measured']} | {c['criterion']} | {_fmt(c['passed'])} |" for c in checks]
     lines += ["", "## By method and density", "",
@@ -114,10 +121,10 @@ def write_report(out_dir: str | Path) -> Path:
               "final noise correlations (NFP Lemma 1 inverted, 95 % confidence; a negative value certifies nothing); "
               "p_eff uses an upper bound (`info_source`).", "", "## Figures", "",
               "Lipschitz bracket against p_eff, with the rigorous NFP bound and the fitted scaling law:", "",
-              "![lipschitz vs p_eff](figures/lipschitz_vs_peff.png)", "",
+              f"![lipschitz vs p_eff]({prefix}lipschitz_vs_peff.png)", "",
               "Training accuracy (memorization) against sparsity:", "",
-              "![memorization](figures/memorization_vs_sparsity.png)", "",
-              "Noise correlation during training:", "", "![noise correlation](figures/noise_correlation.png)", ""]
+              f"![memorization]({prefix}memorization_vs_sparsity.png)", "",
+              "Noise correlation during training:", "", f"![noise correlation]({prefix}noise_correlation.png)", ""]
     bound_note = [r for r in rows if r.get("bound_nfp_rigorous") is not None]
     if bound_note:
         ratio = float(np.median([r["lip_lower"] / r["bound_nfp_rigorous"] for r in bound_note
@@ -125,6 +132,40 @@ def write_report(out_dir: str | Path) -> Path:
         lines += [f"The rigorous bounds carry the papers' absolute constants (1152, 512) and sit far below the measured "
                   f"constants (median measured lower bound / rigorous NFP bound = {ratio:.3g}); the scaling law is the "
                   "informative comparison.", ""]
+    return lines, {"checks": checks, "slope": lip, "memorization": mem["curves"],
+                   "final_noise_correlation": corr["final_mean"]}
+
+
+def write_report(out_dir: str | Path) -> Path:
+    """Draw the standard figures for ``out_dir`` and write ``report.md`` and ``verdicts.json`` (atomically);
+    returns the report's path. A folder holding several grids (``sweep.run(..., add=True)``) gets one section
+    per grid, each with its own figures (``figures/<grid id>/``) and fits: no slope is fitted across grids."""
+    out_dir = Path(out_dir)
+    table = out_dir / "results.csv"
+    if not table.is_file():
+        raise ValueError(f"out_dir {out_dir} holds no results.csv: run `lawrob sweep` there first")
+    rows = read_csv(table)
+    if not rows:
+        raise ValueError(f"{table} has no rows")
+    histories = ResultStore(out_dir).history_records()
+    sections = _grid_sections(out_dir, rows)
+    lines = [f"# lawrob sweep report: {out_dir.name}", "",
+             f"{len(rows)} runs of {len(sections)} grid(s); table `results.csv`; columns and their meaning in the "
+             "lawrob README.", ""]
+    summary = {"checks": [], "grids": {}}
+    for grid_id, grid_rows in sections:
+        folder = out_dir / "figures" if grid_id is None else out_dir / "figures" / grid_id
+        prefix = "figures/" if grid_id is None else f"figures/{grid_id}/"
+        if grid_id is not None:
+            lines += [f"# Grid {grid_id}", "", f"Its settings: `grids/{grid_id}.json`.", ""]
+        if not grid_rows:
+            lines += ["No finished runs yet.", ""]
+            continue
+        body, entry = _section(grid_rows, histories, folder, prefix)
+        lines += body
+        summary["checks"] += [c | ({} if grid_id is None else {"grid": grid_id}) for c in entry["checks"]]
+        summary["grids"][grid_id or "all"] = entry
+    atomic_write_text(out_dir / "verdicts.json", json.dumps(summary, indent=2))
     path = out_dir / "report.md"
-    path.write_text("\n".join(lines))
+    atomic_write_text(path, "\n".join(lines))
     return path
