@@ -17,17 +17,28 @@ import time
 logger = logging.getLogger("lawrob")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (a test's capture, a notebook's stream)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def configure_logging(verbosity: int = 0) -> None:
     """Send the ``lawrob`` logger to stderr: WARNING and above with ``verbosity < 0`` (``-q``), INFO at 0,
     DEBUG above (``-v``). Idempotent: a second call only changes the level."""
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
     logger.setLevel(level)
     if not any(getattr(h, "_lawrob", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._lawrob = True
         logger.addHandler(handler)
-        logger.propagate = False
 
 
 def _seconds(s: float) -> str:
