@@ -120,16 +120,20 @@ def _add_sweep(sub) -> None:
     parser.set_defaults(handler=_run_sweep)
 
 
-def _initialize_distributed(args) -> None:
-    """``jax.distributed.initialize`` from the explicit options, or from the cluster's environment."""
+def _distributed_options(args) -> bool:
+    """Check the scale-out options; True when ``jax.distributed`` is to be initialized."""
     explicit = (args.coordinator, args.num_processes, args.process_id)
     if any(v is not None for v in explicit):
         if any(v is None for v in explicit):
             raise ValueError("--coordinator, --num-processes and --process-id must be given together")
         if not 0 <= args.process_id < args.num_processes:
             raise ValueError(f"--process-id must be in [0, {args.num_processes}), got {args.process_id}")
-    elif not args.distributed:
-        return
+        return True
+    return args.distributed
+
+
+def _initialize_distributed(args) -> None:
+    """``jax.distributed.initialize`` from the explicit options, or from the cluster's environment."""
     import jax
 
     jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
@@ -146,9 +150,11 @@ def _run_sweep(args) -> int:
             logger.warning(f"lawrob sweep: warning: {warning}")
         print(json.dumps(plan, indent=2))
         return 0
+    distributed = _distributed_options(args)
     out = args.out or Path("lawrob-out") / safe_folder_name(args.config)
     _writable_folder("--out", out)
-    _initialize_distributed(args)
+    if distributed:
+        _initialize_distributed(args)
     return _sweep_and_report(args.config, out, add=args.add)
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lawrob.sweep import Grid, ResultStore, config_hash, read_csv
+from lawrob.sweep import Grid, config_hash
 from lawrob.sweep.grid import SCHEMA
 
 

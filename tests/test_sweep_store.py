@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from lawrob.sweep import DamagedFile, FolderLocked, Grid, ResultStore, column_types, config_hash, load, plan, read_csv
+from lawrob.sweep import DamagedFile, FolderLocked, Grid, ResultStore, column_types, load, plan, read_csv
 from lawrob.sweep.grid import SCHEMA
 from lawrob.sweep.store import write_parquet
 

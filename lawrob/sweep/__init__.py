@@ -7,7 +7,9 @@
 """
 
 from lawrob.sweep.columns import column_types
-from lawrob.sweep.execute import load_params, plan, run
+from lawrob.sweep.cost import plan
+from lawrob.sweep.execute import run
+from lawrob.sweep.saved import load_params
 from lawrob.sweep.grid import SCHEMA, SHAPE_KEYS, Grid, Run, config_hash
 from lawrob.sweep.report import write_report
 from lawrob.sweep.store import DamagedFile, FolderLocked, ResultStore, load, read_csv

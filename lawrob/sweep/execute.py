@@ -20,10 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from lawrob import _checks, bounds, data, info, lipschitz, nets, prune, train
-from lawrob._io import atomic_path
 from lawrob.progress import Progress, logger
-from lawrob.sweep import manifest
-from lawrob.sweep.grid import DATA_FREE_METHODS, PLAN_KEYS, SHAPE_KEYS, Grid, Run, imp_schedule
+from lawrob.sweep import manifest, saved
+from lawrob.sweep.grid import DATA_FREE_METHODS, Grid, Run, imp_schedule
 from lawrob.sweep.store import ResultStore
 
 def model_of(config: dict) -> nets.MLP:
@@ -260,39 +259,6 @@ def _history_record(history) -> dict:
     return {name: np.asarray(history[name]).tolist() for name in ("step", "noise_corr", "loss")}
 
 
-def _save_params(path: Path, runs: list[Run], per_run: list) -> None:
-    """One compressed ``.npz``: ``config_hash`` [B] and ``params/<layer>/<leaf>``, ``mask/<layer>/<leaf>`` with
-    a leading run axis; runs without trained parameters are left out."""
-    kept = [(r.hash, item) for r, item in zip(runs, per_run) if item is not None]
-    if not kept:
-        return
-    arrays = {"config_hash": np.array([h for h, _ in kept])}
-    for name, index in (("params", 0), ("mask", 2)):
-        for layer in range(len(kept[0][1][index])):
-            for leaf in kept[0][1][index][layer]:
-                arrays[f"{name}/{layer}/{leaf}"] = np.stack([np.asarray(item[index][layer][leaf]) for _, item in kept])
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-
-
-def load_params(out_dir: str | Path, config_hash: str) -> tuple[list[dict], list[dict]]:
-    """(params, mask) of a run of a sweep with ``save_params = true``, as ``nets.MLP`` pytrees (float32)."""
-    folder = Path(out_dir) / "params"
-    for path in sorted(folder.glob("group-*.npz")):
-        with np.load(path) as saved:
-            hashes = list(saved["config_hash"])
-            if config_hash in hashes:
-                i = hashes.index(config_hash)
-                trees = {"params": {}, "mask": {}}
-                for name in saved.files:
-                    if name != "config_hash":
-                        tree, layer, leaf = name.split("/")
-                        trees[tree].setdefault(int(layer), {})[leaf] = jnp.asarray(saved[name][i])
-                return tuple([trees[t][k] for k in sorted(trees[t])] for t in ("params", "mask"))
-    raise ValueError(f"config_hash {config_hash!r}: no saved parameters under {folder} (run the grid with save_params = true)")
-
-
 def run_group(runs: list[Run], devices=None, workers: int | None = None, batch_lipschitz: bool | None = None,
               progress: Progress | None = None, save_to: Path | None = None) -> tuple[list[dict], dict[str, dict]]:
     """Masks, one batched training call for the whole group, the Lipschitz upper bounds in one batched call (the
@@ -304,7 +270,7 @@ def run_group(runs: list[Run], devices=None, workers: int | None = None, batch_l
 
     A run whose pruning or training fails, whose training diverges (non-finite parameters or loss) or whose
     measurement raises is a row with its reason (``failure_row``), never an abort of the group. ``save_to``:
-    write the trained parameters and masks there (``_save_params``)."""
+    write the trained parameters and masks there (``saved.save_group``)."""
     progress = progress or Progress(len(runs), "group", bar=False)
     config0 = runs[0].config
     model = model_of(config0)
@@ -332,7 +298,7 @@ def run_group(runs: list[Run], devices=None, workers: int | None = None, batch_l
             else:
                 per_run[i] = results[j]
     if save_to is not None:
-        _save_params(save_to, runs, [None if p is None else (p[0], None, masks[i]) for i, p in enumerate(per_run)])
+        saved.save_group(save_to, runs, [None if p is None else (p[0], None, masks[i]) for i, p in enumerate(per_run)])
 
     progress.phase("information")
     information = {}
@@ -394,50 +360,6 @@ def run_group(runs: list[Run], devices=None, workers: int | None = None, batch_l
         out.append(row)
         histories[run.hash] = _history_record(None if per_run[i] is None else per_run[i][1])
     return out, histories
-
-
-# Cost model of --dry-run, fitted to measured sweeps on the 2-core development CPU (benchmarks/RESULTS.md).
-TRAIN_FLOPS_PER_SECOND = 1.0e11
-COMPILE_SECONDS_PER_GROUP = 12.0  # training, the batched upper bound and the lower-bound search, compiled once
-EVAL_SECONDS_PER_RUN = 0.45  # a two-hidden-layer width-64 run: search 0.28 s, LipSDP 0.14 s
-WARN_RUNS, WARN_SECONDS = 100_000, 24 * 3600.0
-_COST_KEYS = ("upper_method", "lip_search_starts", "lip_exact_max_hidden", "width", "depth", "n", "d", "steps")
-
-
-def _run_seconds(config: dict) -> float:
-    """Seconds one run costs: its trainings (the pruning pipeline's and the information estimate's too) and
-    its measurement (the SDP grows with the cube of its size N = d + hidden units, measured 0.14 s at N ~ 130)."""
-    model = model_of(config)
-    training = 3 * 2 * config["n"] * model.num_params * config["steps"] / TRAIN_FLOPS_PER_SECOND  # fwd + bwd
-    trainings = 1
-    if config["method"] in ("imp", "mag_after"):
-        rounds = imp_schedule(config["density"], config["imp_rate"])[0] if config["method"] == "imp" else 0
-        trainings += (rounds + 1) * (1 + (config["info_datasets"] if config["info"] == "estimate" else 0))
-    sdp = sum(model.sizes[:-1]) / 130
-    return trainings * training + EVAL_SECONDS_PER_RUN * max(1.0, sdp ** 3)
-
-
-def plan(grid: Grid) -> dict:
-    """What ``run`` would do: runs, shape groups and a cost estimate with compilation, computed from the grid's
-    outline (no run is listed, so a grid of millions of runs plans at once); ``warnings`` says when the grid is
-    very large or very costly."""
-    configs, multiplicity = grid.outline(set(PLAN_KEYS) | set(SHAPE_KEYS) | set(_COST_KEYS))
-    groups: dict[tuple, list] = {}
-    for config in configs:
-        groups.setdefault(tuple(config[k] for k in SHAPE_KEYS), []).append(config)
-    runs = len(configs) * multiplicity
-    seconds = len(groups) * COMPILE_SECONDS_PER_GROUP + multiplicity * sum(_run_seconds(c) for c in configs)
-    data_bytes = max(8 * c["n"] * c["d"] for c in configs)
-    warnings = []
-    if runs > WARN_RUNS:
-        warnings.append(f"{runs} runs: more than {WARN_RUNS}; is every axis meant?")
-    if seconds > WARN_SECONDS:
-        warnings.append(f"estimated {seconds / 3600:.3g} hours on the 2-core reference CPU")
-    if data_bytes > 2**30:
-        warnings.append(f"one data set takes {data_bytes / 2**30:.3g} GiB (n x d float64)")
-    return {"runs": runs, "groups": len(groups), "group_sizes": [len(g) * multiplicity for g in groups.values()],
-            "estimated_seconds": round(seconds, 1), "estimated_compile_seconds": len(groups) * COMPILE_SECONDS_PER_GROUP,
-            "shapes": [dict(zip(SHAPE_KEYS[:4], k[:4])) for k in groups], "warnings": warnings}
 
 
 def _refuse_other_grids(out_dir: Path, grid: Grid, runs: list[Run], done: set[str], add: bool) -> None:
