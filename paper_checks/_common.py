@@ -1,10 +1,13 @@
-"""Shared plumbing of the paper checks: command-line options, verdict files, simple statistics, batched pruning."""
+"""Shared plumbing of the paper checks: command-line options, output folders, atomic writes of verdict files and
+figures, progress, simple statistics, batched pruning."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
+import secrets
 import time
 from pathlib import Path
 
@@ -13,21 +16,89 @@ import numpy as np
 from scipy import stats
 
 from lawrob import prune
+from lawrob.progress import logger
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# The committed full-scale results (the ones the README shows): written only with --update-committed.
+COMMITTED = Path(__file__).resolve().parent / "results"
+RESULTS = COMMITTED  # the old name
+# Where every check writes by default: ./lawrob-out/checks/<experiment>, relative to the current directory.
+DEFAULT_BASE = Path("lawrob-out") / "checks"
+
+
+def output_folder(name: str, out: Path | None = None, *, scale: str, update_committed: bool = False,
+                  base: bool = False) -> Path:
+    """The folder a check writes into: ``out`` if given, else ``./lawrob-out/checks/<name>``; with
+    ``update_committed``, the committed results ``paper_checks/results/<name>`` (full scale only, and not with an
+    ``out``). ``base``: ``out`` is a base folder holding one subfolder per experiment (``lawrob check --out``).
+    Raises ``ValueError`` (one line, naming the option) on a refused combination."""
+    if update_committed:
+        if scale != "full":
+            raise ValueError(f"--update-committed rewrites the committed full-scale results in {COMMITTED}; it needs "
+                             f"--scale full, not --scale {scale}")
+        if out is not None:
+            raise ValueError("--update-committed writes into the committed results folder "
+                             f"{COMMITTED}; it cannot be combined with --out")
+        return COMMITTED / name.lower()
+    if out is None:
+        return DEFAULT_BASE / name.lower()
+    return Path(out) / name.lower() if base else Path(out)
+
+
+def update_committed_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--update-committed", action="store_true",
+                        help=f"write into the committed full-scale results {COMMITTED.parent.name}/{COMMITTED.name}/"
+                             "<experiment> instead (needs --scale full; not with --out)")
 
 
 def parse_args(name: str, argv=None, extra=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=name, description=f"lawrob paper check {name}")
-    parser.add_argument("--scale", choices=("smoke", "full"), default="smoke", help="smoke (CI-sized) or full (the paper's)")
-    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default: paper_checks/results/{name.lower()})")
+    parser.add_argument("--scale", choices=("smoke", "full"), default="smoke",
+                        help="smoke (CI-sized) or full (the paper's)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"output folder (default: ./{DEFAULT_BASE.as_posix()}/{name.lower()}, in the current "
+                             "directory)")
+    update_committed_option(parser)
     parser.add_argument("--seed", type=int, default=0, help="base PRNG seed")
     if extra:
         extra(parser)
     args = parser.parse_args(argv)
-    args.out = args.out or RESULTS / name.lower()
+    try:
+        args.out = output_folder(name, args.out, scale=args.scale, update_committed=args.update_committed)
+    except ValueError as error:
+        parser.error(str(error))  # exit status 2 with the usage and a one-line message
     args.out.mkdir(parents=True, exist_ok=True)
     return args
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``: a reader (or a
+    run killed midway) sees the old file or the new one, never half of one."""
+    path = Path(path)
+    with _temporary_beside(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+class _temporary_beside:
+    """A fresh temporary path in ``path``'s folder (created if missing); on a clean exit it replaces ``path``,
+    on an error it is removed."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        self.tmp.touch(exist_ok=False)  # the usual permissions (umask), unlike tempfile's 0600
+        return self.tmp
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
 
 
 def write_verdict(out: Path, experiment: str, *, claim: str, measured: dict, criterion: str, passed: bool, scale: str,
@@ -35,7 +106,8 @@ def write_verdict(out: Path, experiment: str, *, claim: str, measured: dict, cri
     """Write ``verdict.json``: the claim in one sentence, the numbers behind it, the criterion and pass/fail."""
     verdict = {"experiment": experiment, "claim": claim, "scale": scale, "measured": measured, "criterion": criterion,
                "passed": bool(passed), "seconds": round(time.perf_counter() - start, 1), **extra}
-    (out / "verdict.json").write_text(json.dumps(verdict, indent=2, default=_jsonable))
+    atomic_write_text(Path(out) / "verdict.json", json.dumps(verdict, indent=2, default=_jsonable))
+    logger.info(verdict_line(verdict, extra.get("parts", extra.get("conclusion", "")), out))
     return verdict
 
 
@@ -74,15 +146,26 @@ def pyplot():
 
 
 def save_figure(fig, path: Path, dpi: int = 100) -> None:
-    """Lay out, write and close a pyplot figure."""
+    """Lay out, write (atomically: into a temporary file of the same folder, then ``os.replace``) and close a
+    pyplot figure; the format is the path's suffix."""
+    path = Path(path)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    pyplot().close(fig)
+    try:
+        with _temporary_beside(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    finally:
+        pyplot().close(fig)
+
+
+def verdict_line(verdict: dict, detail, out: Path) -> str:
+    """Experiment, PASS/FAIL, the detail, the run time and where the results went, on one line."""
+    passed = "PASS" if verdict["passed"] else "FAIL"
+    return f"{verdict['experiment']} {passed}: {detail} ({verdict['seconds']} s) -> {out}"
 
 
 def print_verdict(verdict: dict, detail, out: Path) -> None:
-    """One line for the terminal: experiment, PASS/FAIL, the detail, the run time and where the results went."""
-    print(f"{verdict['experiment']} {'PASS' if verdict['passed'] else 'FAIL'}: {detail} ({verdict['seconds']} s) -> {out}")
+    """The verdict line for the terminal (stdout; ``write_verdict`` has logged it already)."""
+    print(verdict_line(verdict, detail, out))
 
 
 def seeds_option(parser: argparse.ArgumentParser) -> None:

@@ -8,6 +8,10 @@ Sparsities 1 - 0.8^k on the IMP grid (20 % pruned per round), methods IMP (rewin
 SNIP, GraSP and random pruning; every seed draws a fresh dataset and network shared by all methods.
 
     uv run python paper_checks/e1_memorization_gaussian.py --scale smoke|full [--seeds N]
+        [--out DIR | --update-committed]
+
+Output: --out DIR (default ./lawrob-out/checks/e1, in the current directory); --update-committed (with
+--scale full only) rewrites the committed results in paper_checks/results/e1 instead.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from _common import (  # noqa: E402
 )
 
 from lawrob import data, nets, prune, train  # noqa: E402
+from lawrob.progress import Progress, configure_logging  # noqa: E402
 
 PAI = ("synflow", "snip", "grasp", "random")  # pruning at initialization, in the claimed order
 HIGH_SPARSITY = 0.95
@@ -51,18 +56,30 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     train_keys, prune_keys = jnp.stack(train_keys), jnp.stack(prune_keys)
     sparsity = np.array([1 - 0.8**k for k in s["exponents"]])
 
-    imp = prune.imp_batched(params, sets, model=model, rounds=max(s["exponents"]), steps=s["steps"], keys=train_keys,
+    # progress in trainings (each on all seeds at once): IMP's dense one and its rounds, then one per method and
+    # sparsity
+    rounds_imp = max(s["exponents"])
+    progress = Progress(rounds_imp + 1 + len(PAI) * len(s["exponents"]), f"E1 {scale}", unit="training")
+    progress.phase(f"IMP: dense + {rounds_imp} rounds on {s['seeds']} seeds")
+    imp = prune.imp_batched(params, sets, model=model, rounds=rounds_imp, steps=s["steps"], keys=train_keys,
                             collapse="allow", **fit_options)
     rounds = [k - 1 for k in s["exponents"]]  # IMP round r keeps 0.8^(r + 1)
     memorized = {"imp": np.stack([np.asarray(imp.histories[r]["memorized"][:, -1]) for r in rounds], 1)}
     collapsed = {"imp": np.stack([np.asarray(prune.layer_collapse(imp.masks[r])).any(-1) for r in rounds], 1)}
+    progress.advance(rounds_imp + 1)
     for method in PAI:  # one training call per sparsity, shaped like IMP's, so training compiles only once
-        masks = [prune_runs(method, params, sets, 0.8**k, prune_keys, model=model, loss="logistic")
-                 for k in s["exponents"]]
-        histories = [train.fit_batched(params, mask, sets, model=model, steps=s["steps"], keys=train_keys,
-                                       **fit_options)[1] for mask in masks]
-        memorized[method] = np.stack([np.asarray(h["memorized"][:, -1]) for h in histories], 1)  # [seeds, sparsities]
-        collapsed[method] = np.stack([np.asarray(prune.layer_collapse(mask)).any(-1) for mask in masks], 1)
+        memorized[method], collapsed[method] = [], []
+        for k in s["exponents"]:
+            progress.phase(f"{method} at sparsity {1 - 0.8**k:.4f}")
+            mask = prune_runs(method, params, sets, 0.8**k, prune_keys, model=model, loss="logistic")
+            history = train.fit_batched(params, mask, sets, model=model, steps=s["steps"], keys=train_keys,
+                                        **fit_options)[1]
+            memorized[method].append(np.asarray(history["memorized"][:, -1]))
+            collapsed[method].append(np.asarray(prune.layer_collapse(mask)).any(-1))
+            progress.advance()
+        memorized[method] = np.stack(memorized[method], 1)  # [seeds, sparsities]
+        collapsed[method] = np.stack(collapsed[method], 1)
+    progress.close()
 
     high = sparsity >= HIGH_SPARSITY
     at_high = {m: v[:, high].mean(axis=1) for m, v in memorized.items()}  # per seed, mean over the sparsities >= 95 %
@@ -125,4 +142,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    configure_logging(0)
     sys.exit(main())

@@ -20,6 +20,10 @@ MagAfter prunes the dense network that IMP trains first (the same dense training
 initialization, as ``lawrob.prune.mag_after`` does.
 
     uv run python paper_checks/e2_memorization_images.py --scale smoke|full [--seeds N] [--data PATH]
+        [--out DIR | --update-committed]
+
+Output: --out DIR (default ./lawrob-out/checks/e2, in the current directory); --update-committed (with
+--scale full only) rewrites the committed results in paper_checks/results/e2 instead.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from _common import (  # noqa: E402
 )
 
 from lawrob import data, nets, prune, train  # noqa: E402
+from lawrob.progress import Progress, configure_logging, logger  # noqa: E402
 
 PAI = ("synflow", "snip", "grasp", "random")  # pruning at initialization
 AFTER = ("imp", "magafter")  # pruning after training
@@ -59,7 +64,7 @@ def load_images(path, key) -> tuple[np.ndarray, np.ndarray, str]:
         return x, y, "FashionMNIST training images (local IDX files)"
     except FileNotFoundError as error:
         missing = str(error)
-    print(f"E2: FashionMNIST not found ({missing}); using a stand-in", file=sys.stderr)
+    logger.warning(f"E2: FashionMNIST not found ({missing}); using a stand-in")
     try:
         x, y = data.load_digits()
         return x, y, f"scikit-learn digits, 1797 images of 8 x 8 (FashionMNIST not found: {missing})"
@@ -102,19 +107,32 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None, data_pat
     train_keys, prune_keys = jnp.stack(train_keys), jnp.stack(prune_keys)
     sparsity = np.array([1 - 0.8**k for k in s["exponents"]])
 
-    imp = prune.imp_batched(params, sets, model=model, rounds=max(s["exponents"]), steps=schedule["steps"],
+    # progress in trainings (each on all seeds at once): IMP's dense one and its rounds, then one per method and
+    # sparsity
+    rounds_imp = max(s["exponents"])
+    progress = Progress(rounds_imp + 1 + (1 + len(PAI)) * len(s["exponents"]), f"E2 {scale}", unit="training")
+    progress.phase(f"IMP: dense + {rounds_imp} rounds on {s['seeds']} seeds")
+    imp = prune.imp_batched(params, sets, model=model, rounds=rounds_imp, steps=schedule["steps"],
                             keys=train_keys, collapse="allow", **fit_options)
     accuracy = {"imp": np.stack([np.asarray(imp.histories[k - 1]["accuracy"][:, -1]) for k in s["exponents"]], 1)}
     epochs = {"imp": np.stack([np.asarray(imp.histories[k - 1]["steps_run"]) / per_epoch for k in s["exponents"]], 1)}
+    progress.advance(rounds_imp + 1)
     for method in ("magafter", *PAI):  # one training call per sparsity, shaped like IMP's: training compiles once
         score, scored = ("magnitude", imp.dense_params) if method == "magafter" else (method, params)
         options = {"iterations": s["synflow_iterations"]} if method == "synflow" else {}
-        masks = [prune_runs(score, scored, sets, 0.8**k, prune_keys, model=model, loss="cross_entropy", **options)
-                 for k in s["exponents"]]
-        histories = [train.fit_batched(params, mask, sets, model=model, steps=schedule["steps"], keys=train_keys,
-                                       **fit_options)[1] for mask in masks]
-        accuracy[method] = np.stack([np.asarray(h["accuracy"][:, -1]) for h in histories], 1)  # [seeds, sparsities]
-        epochs[method] = np.stack([np.asarray(h["steps_run"]) / per_epoch for h in histories], 1)
+        accuracy[method], epochs[method] = [], []
+        for k in s["exponents"]:
+            progress.phase(f"{method} at sparsity {1 - 0.8**k:.4f}")
+            mask = prune_runs(score, scored, sets, 0.8**k, prune_keys, model=model, loss="cross_entropy",
+                              **options)
+            history = train.fit_batched(params, mask, sets, model=model, steps=schedule["steps"], keys=train_keys,
+                                        **fit_options)[1]
+            accuracy[method].append(np.asarray(history["accuracy"][:, -1]))
+            epochs[method].append(np.asarray(history["steps_run"]) / per_epoch)
+            progress.advance()
+        accuracy[method] = np.stack(accuracy[method], 1)  # [seeds, sparsities]
+        epochs[method] = np.stack(epochs[method], 1)
+    progress.close()
 
     per_seed = {m: v.mean(axis=1) for m, v in accuracy.items()}  # mean training accuracy over the grid
     primary = {f"{a} > {b}": paired_greater(per_seed[a], per_seed[b]) for a in AFTER for b in PAI}
@@ -165,4 +183,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    configure_logging(0)
     sys.exit(main())

@@ -8,6 +8,10 @@ rewinds to the initialization. Tracked: (1/n) sum (f(x_i) - E f) z_i, with E f a
 Round 0 is the dense training whose magnitudes the first round prunes.
 
     uv run python paper_checks/e3_noise_correlation_imp.py --scale smoke|full [--seeds N]
+        [--out DIR | --update-committed]
+
+Output: --out DIR (default ./lawrob-out/checks/e3, in the current directory); --update-committed (with
+--scale full only) rewrites the committed results in paper_checks/results/e3 instead.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from _common import (  # noqa: E402
 )
 
 from lawrob import data, nets, prune, train  # noqa: E402
+from lawrob.progress import Progress, configure_logging  # noqa: E402
 
 RATE = 0.2
 DECAY_ONSET = (6, 13)  # "after about 9 rounds": the onset must fall in this range of rounds
@@ -50,9 +55,16 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
         params.append(model.init(key_init))
         keys.append(key_train)
     reference = data.Gaussian(s["d"]).sample(jax.random.key(seed + 10_000), 4096)
+    # progress in trainings: the dense one and one per IMP round, all seeds in one batched call (lawrob.prune
+    # reports nothing within it, so the count moves once, at its end)
+    progress = Progress(s["rounds"] + 1, f"E3 {scale}", unit="training")
+    progress.phase(f"IMP: dense + {s['rounds']} rounds on {s['seeds']} seeds")
     result = prune.imp_batched(train.stack(params), train.stack(sets), model=model, rounds=s["rounds"], rate=RATE,
                                steps=s["steps"], keys=jnp.stack(keys), learning_rate=1e-3, batch_size=s["batch"],
                                log_every=s["log_every"], reference_x=reference, collapse="allow")
+    jax.block_until_ready(result)
+    progress.advance(s["rounds"] + 1)
+    progress.close()
     # curves[seed, round, log]: round 0 is the dense training, round r >= 1 trains the mask keeping 0.8^r
     curves = np.stack([np.asarray(h["noise_corr"]) for h in (result.dense_history, *result.histories)], axis=1)
     steps = np.asarray(result.dense_history["step"][0])
@@ -127,4 +139,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    configure_logging(0)
     sys.exit(main())

@@ -6,6 +6,10 @@ width 50, student = ReLU MLP with 5 hidden layers of width 100, n = 1000, d = 50
 variance 1, Adam, no pruning. Tracked: (1/n) sum (f(x_i) - E f) z_i, with E f averaged over fresh inputs.
 
     uv run python paper_checks/e4_learning_rate_and_gradient_noise.py --scale smoke|full
+        [--out DIR | --update-committed]
+
+Output: --out DIR (default ./lawrob-out/checks/e4, in the current directory); --update-committed (with
+--scale full only) rewrites the committed results in paper_checks/results/e4 instead.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from _common import (  # noqa: E402
 )
 
 from lawrob import data, nets, train  # noqa: E402
+from lawrob.progress import Progress, configure_logging  # noqa: E402
 
 LEARNING_RATES = (1e-4, 2.5e-4, 5e-4, 7.5e-4, 1e-3)
 GRAD_NOISES = (0.0, 0.1, 0.2, 0.3, 0.5)
@@ -52,11 +57,16 @@ def run(scale: str, out: Path, seed: int = 0) -> dict:
             lrs.append(lr)
             noises.append(noise)
     reference = data.Gaussian(s["d"]).sample(jax.random.key(seed + 10_000), 4096)
+    # progress in runs (seeds x settings), all trained in one batched call: the count moves once, at its end
+    progress = Progress(len(params), f"E4 {scale}", unit="run")
+    progress.phase(f"training {len(settings)} settings x {s['seeds']} seeds in one batched call")
     _, history = train.fit_batched(train.stack(params), train.stack(masks), train.stack(sets), model=model,
                                    steps=s["steps"], keys=jnp.stack(keys), learning_rate=jnp.asarray(lrs),
                                    grad_noise=jnp.asarray(noises), reference_x=reference, batch_size=s["batch"],
                                    log_every=s["log_every"])
     corr = np.asarray(history["noise_corr"]).reshape(s["seeds"], len(settings), -1)
+    progress.advance(len(params))
+    progress.close()
     steps = np.asarray(history["step"][0])
     lr_curves, noise_curves = corr[:, : len(LEARNING_RATES)], corr[:, len(LEARNING_RATES):]
     lr_auc = lr_curves.mean(axis=2)  # [seeds, lrs]: the mean correlation over training (area under the curve)
@@ -102,4 +112,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    configure_logging(0)
     sys.exit(main())

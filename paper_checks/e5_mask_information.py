@@ -21,7 +21,10 @@ Every ranking removes the lowest scores, ties broken by a random permutation fro
 convention of ``lawrob.prune``). Since the pipeline is deterministic given (init, D), I(m; D | init) = H(m | init),
 estimated by the plug-in entropy over many sampled data sets (``lawrob.info``), with its certified interval.
 
-    uv run python paper_checks/e5_mask_information.py --scale smoke|full [--out DIR]
+    uv run python paper_checks/e5_mask_information.py --scale smoke|full [--out DIR | --update-committed]
+
+Output: --out DIR (default ./lawrob-out/checks/e5, in the current directory); --update-committed (with
+--scale full only) rewrites the committed results in paper_checks/results/e5 instead.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import parse_args, pyplot, save_figure, write_verdict  # noqa: E402
 
 from lawrob import data, info, nets, prune, train  # noqa: E402
+from lawrob.progress import Progress, configure_logging  # noqa: E402
 
 # prune.synflow scores in a float64 scope; traced inside this float32 pipeline they are computed in float32,
 # which JAX announces with this warning. Harmless here (two layers, 21 parameters: nothing to overflow).
@@ -226,7 +230,13 @@ def run(scale: str, out: Path, seed: int = 0, **overrides) -> dict:
     """Run E5 at ``scale`` (``overrides`` replace entries of SCALES[scale]); writes e5.png and verdict.json in ``out``."""
     start = time.perf_counter()
     settings = {**SCALES[scale], **overrides}
-    results = {loss: measure(loss, seed=seed, **settings) for loss in SETUPS}
+    results = {}
+    with Progress(len(SETUPS), f"E5 {scale}", unit="toy") as progress:  # one toy network (loss) at a time
+        for loss in SETUPS:
+            progress.phase(f"{loss}: masks of {len(METHODS)} methods at every sparsity on {settings['datasets']} "
+                           "data sets, and their entropies")
+            results[loss] = measure(loss, seed=seed, **settings)
+            progress.advance()
     passed, summary, conclusion = judge(results)
     plot(results, out / "e5.png")
     return write_verdict(out, "E5", claim=CLAIM, measured=summary, criterion=CRITERION, passed=passed, scale=scale,
@@ -246,4 +256,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    configure_logging(0)
     sys.exit(main())

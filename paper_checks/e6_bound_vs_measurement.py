@@ -8,7 +8,8 @@ budget runs out, and each trained network is measured by ``lawrob.sweep``: its L
 bound (climbing search, certified at its witness) and a certified upper bound, p_eff with a valid upper bound on
 I(m; D) (0 for data-free masks, the ceiling log2 C(p, k) otherwise), and both theorems' bounds in the rigorous
 variant (``None`` where a theorem's conditions fail). The sweep itself (results.csv, report.md, standard figures)
-lies in ``OUT/sweep_<scale>``.
+lies in ``OUT/sweep_<scale>``; a rerun resumes it, and a folder holding another grid's results (other seeds or
+settings) is refused, never deleted.
 
 Making the check non-vacuous. Both theorems hold only under the mixture condition
 8^3 k ln(8k/delta) <= n (13 eps/15)^2 (NFP, rigorous) and 8^4 k ln(8k/delta) <= n eps^2 (BS), and a network only
@@ -24,13 +25,18 @@ counterexample to the theorem, or a bug), with at least one checked run (else th
 (2) the slope of log Lip (geometric mean of the bracket) against log p_eff over the fitted runs, with its 95 %
 confidence interval, reported beside the theory's -1/2 (the theorem is a lower bound, so it need not match).
 
-    uv run python paper_checks/e6_bound_vs_measurement.py --scale smoke|full [--seeds N] [--out DIR]
+    uv run python paper_checks/e6_bound_vs_measurement.py --scale smoke|full [--seeds N]
+        [--out DIR | --update-committed]
+
+Output: --out DIR (default ./lawrob-out/checks/e6, in the current directory); --update-committed (with
+--scale full only) rewrites the committed results in paper_checks/results/e6 instead.
 """
 
 from __future__ import annotations
 
+import csv
+import inspect
 import math
-import shutil
 import sys
 import time
 from collections import Counter
@@ -42,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import parse_args, print_verdict, pyplot, save_figure, seeds_option, write_verdict  # noqa: E402
 
 from lawrob import bounds, plots, sweep  # noqa: E402
+from lawrob.progress import Progress, configure_logging  # noqa: E402
 
 # The one (n, d, eps, delta) of every run: the smallest round n above the NFP mixture condition's 2333.
 FIXED = dict(measure="gaussian", d=16, n=2400, target="zero", noise="rademacher", depth=2, loss="mse",
@@ -188,6 +195,45 @@ def figure(rows: list[dict], measured: dict, path: Path) -> None:
     save_figure(fig, path, dpi=90)
 
 
+class OtherGridResults(ValueError):
+    """The sweep folder holds results of runs that are not E6's at these settings; nothing was changed."""
+
+
+def other_grid_results(folder: Path, wanted) -> list[str]:
+    """The configuration hashes in ``folder``'s results tables (``results.csv`` and the per-process parts under
+    ``parts/``) that are not among ``wanted``: non-empty when the folder holds another grid's results (other
+    seeds, scale or settings). Reads only; a missing folder or table holds nothing."""
+    folder = Path(folder)
+    found = set()
+    for table in [folder / "results.csv", *sorted((folder / "parts").glob("results-p*.csv"))]:
+        try:
+            with open(table, newline="") as f:
+                found |= {row.get("config_hash") or "" for row in csv.DictReader(f)}
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError, csv.Error):
+            continue  # unreadable: the sweep itself reports (and sets aside) damaged tables
+    return sorted(h for h in found - set(wanted) if h)
+
+
+def refuse_other_grid(folder: Path, wanted) -> None:
+    """Raise ``OtherGridResults`` (naming the folder and what to do) if ``folder`` holds another grid's results:
+    E6 never deletes results, and never mixes another grid's runs into its own."""
+    other = other_grid_results(folder, wanted)
+    if other:
+        raise OtherGridResults(
+            f"{folder} holds results of {len(other)} run(s) of another grid (other seeds, scale or settings than this "
+            f"E6 run); refusing to mix them in or delete them: give another --out, or delete {folder} yourself")
+
+
+def _sweep_options() -> dict:
+    """Keywords for ``sweep.run``: no terminal bar of its own (E6 counts runs per grid), and ``add=True`` where
+    ``sweep.run`` takes it (it refuses a folder that holds another grid's results without it: E6 puts its two
+    grids into one folder, after ``refuse_other_grid`` has made sure the folder holds nothing else)."""
+    accepted = inspect.signature(sweep.run).parameters
+    return {key: value for key, value in {"progress": False, "add": True}.items() if key in accepted}
+
+
 def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     start = time.perf_counter()
     s = SCALES[scale] | ({"seeds": seeds} if seeds else {})
@@ -195,11 +241,14 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     folder = out / f"sweep_{scale}"
     todo = grids(s, seed)
     wanted = [r.hash for g in todo for r in g.runs()]
-    if (folder / "parts").exists() and not sweep.ResultStore(folder).done() <= set(wanted):
-        shutil.rmtree(folder)  # results of another grid (other seeds or settings): start afresh, never mix
-    for grid in todo:  # resumable: a rerun skips finished runs
-        sweep.run(grid, folder, progress=False)
-    sweep.write_report(folder)
+    refuse_other_grid(folder, wanted)
+    with Progress(len(wanted), f"E6 {scale}", unit="run") as progress:  # resumable: a rerun skips finished runs
+        for name, grid in zip(("sparse", "dense"), todo):
+            progress.phase(f"sweep of the {name} grid ({len(grid.runs())} run(s)) into {folder}")
+            sweep.run(grid, folder, **_sweep_options())
+            progress.advance(len(grid.runs()))
+        progress.phase("report")
+        sweep.write_report(folder)
     rank = {h: i for i, h in enumerate(wanted)}
     rows = sorted((r for r in sweep.read_csv(folder / "results.csv") if r["config_hash"] in rank),
                   key=lambda r: rank[r["config_hash"]])
@@ -239,10 +288,15 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args("E6", argv, extra=seeds_option)
-    verdict = run(args.scale, args.out, args.seed, args.seeds)
+    try:
+        verdict = run(args.scale, args.out, args.seed, args.seeds)
+    except OtherGridResults as error:
+        print(f"E6: error: {error}", file=sys.stderr)
+        return 2
     print_verdict(verdict, verdict["measured"]["summary"], args.out)
     return 0
 
 
 if __name__ == "__main__":
+    configure_logging(0)
     sys.exit(main())

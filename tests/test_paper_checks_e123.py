@@ -10,14 +10,22 @@ from pathlib import Path
 import numpy as np
 
 CHECKS = Path(__file__).resolve().parents[1] / "paper_checks"
+COMMITTED = CHECKS / "results"  # the committed full-scale results: a smoke check never writes there
 KEYS = {"experiment", "claim", "scale", "measured", "criterion", "passed", "seconds", "parts", "setup"}
+
+
+def committed_files() -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(COMMITTED)): (p.stat().st_size, p.stat().st_mtime_ns) for p in COMMITTED.rglob("*")
+            if p.is_file()}
 
 
 def smoke(script: str, out: Path) -> dict:
     spec = importlib.util.spec_from_file_location(f"paper_check_{script}", CHECKS / f"{script}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    before = committed_files()
     assert module.main(["--scale", "smoke", "--out", str(out)]) == 0
+    assert committed_files() == before
     verdict = json.loads((out / "verdict.json").read_text())
     assert KEYS <= verdict.keys()
     assert verdict["scale"] == "smoke" and verdict["claim"] and verdict["criterion"]

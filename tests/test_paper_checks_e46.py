@@ -21,6 +21,7 @@ from lawrob.cli import main as cli_main
 from lawrob.sweep import read_csv
 
 CHECKS = Path(__file__).resolve().parents[1] / "paper_checks"
+COMMITTED = CHECKS / "results"  # the committed full-scale results: a smoke check never writes there
 KEYS = {"experiment", "claim", "scale", "measured", "criterion", "passed", "seconds", "parts", "setup"}
 
 
@@ -29,6 +30,11 @@ def load(script: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def committed_files() -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(COMMITTED)): (p.stat().st_size, p.stat().st_mtime_ns) for p in COMMITTED.rglob("*")
+            if p.is_file()}
 
 
 def check_common(verdict: dict, out: Path, experiment: str) -> None:
@@ -40,7 +46,9 @@ def check_common(verdict: dict, out: Path, experiment: str) -> None:
 
 
 def test_e4_larger_learning_rate_correlates_sooner_and_gradient_noise_suppresses(tmp_path):
+    before = committed_files()
     assert load("e4_learning_rate_and_gradient_noise").main(["--scale", "smoke", "--out", str(tmp_path)]) == 0
+    assert committed_files() == before
     verdict = json.loads((tmp_path / "verdict.json").read_text())
     check_common(verdict, tmp_path, "E4")
     assert verdict["passed"], verdict["parts"]
@@ -70,8 +78,10 @@ def e6_via_cli(tmp_path_factory):
     """``lawrob check E6 --out BASE`` once for the module: (exit status, printed text, E6's output folder)."""
     base = tmp_path_factory.mktemp("check")
     printed = io.StringIO()
+    before = committed_files()
     with contextlib.redirect_stdout(printed):
         status = cli_main(["check", "E6", "--out", str(base)])
+    assert committed_files() == before
     return status, printed.getvalue(), base / "e6"
 
 
