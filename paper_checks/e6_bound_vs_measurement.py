@@ -35,7 +35,6 @@ Output: --out DIR (default ./lawrob-out/checks/e6, in the current directory); --
 from __future__ import annotations
 
 import csv
-import inspect
 import math
 import sys
 import time
@@ -48,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import parse_args, print_verdict, pyplot, save_figure, seeds_option, write_verdict  # noqa: E402
 
 from lawrob import bounds, plots, sweep  # noqa: E402
-from lawrob.progress import Progress, configure_logging  # noqa: E402
+from lawrob.progress import configure_logging  # noqa: E402
 
 # The one (n, d, eps, delta) of every run: the smallest round n above the NFP mixture condition's 2333.
 FIXED = dict(measure="gaussian", d=16, n=2400, target="zero", noise="rademacher", depth=2, loss="mse",
@@ -65,11 +64,12 @@ THEORY_SLOPE = -0.5
 
 
 def grids(s: dict, seed: int) -> list[sweep.Grid]:
-    """The sparse grid (methods x densities) and the dense grid (method "dense" needs density 1), same settings."""
+    """E6's one grid: methods x densities, and density 1, which the grid lists once per network as the method
+    "dense" (the same runs, and hashes, as the separate dense grid of earlier versions)."""
     fixed = FIXED | {"steps": s["steps"]}
-    axes = {"width": list(s["widths"]), "amplitude": list(s["amplitudes"]), "seed": [seed + i for i in range(s["seeds"])]}
-    return [sweep.Grid(axes=axes | {"method": list(s["methods"]), "density": list(s["densities"])}, fixed=fixed),
-            sweep.Grid(axes=axes, fixed=fixed | {"method": "dense", "density": 1.0})]
+    axes = {"width": list(s["widths"]), "amplitude": list(s["amplitudes"]), "seed": [seed + i for i in range(s["seeds"])],
+            "method": list(s["methods"]), "density": [*s["densities"], 1.0]}
+    return [sweep.Grid(axes=axes, fixed=fixed)]
 
 
 def _num(row: dict, key: str) -> float | None:
@@ -226,14 +226,6 @@ def refuse_other_grid(folder: Path, wanted) -> None:
             f"E6 run); refusing to mix them in or delete them: give another --out, or delete {folder} yourself")
 
 
-def _sweep_options() -> dict:
-    """Keywords for ``sweep.run``: no terminal bar of its own (E6 counts runs per grid), and ``add=True`` where
-    ``sweep.run`` takes it (it refuses a folder that holds another grid's results without it: E6 puts its two
-    grids into one folder, after ``refuse_other_grid`` has made sure the folder holds nothing else)."""
-    accepted = inspect.signature(sweep.run).parameters
-    return {key: value for key, value in {"progress": False, "add": True}.items() if key in accepted}
-
-
 def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     start = time.perf_counter()
     s = SCALES[scale] | ({"seeds": seeds} if seeds else {})
@@ -242,13 +234,9 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     todo = grids(s, seed)
     wanted = [r.hash for g in todo for r in g.runs()]
     refuse_other_grid(folder, wanted)
-    with Progress(len(wanted), f"E6 {scale}", unit="run") as progress:  # resumable: a rerun skips finished runs
-        for name, grid in zip(("sparse", "dense"), todo):
-            progress.phase(f"sweep of the {name} grid ({len(grid.runs())} run(s)) into {folder}")
-            sweep.run(grid, folder, **_sweep_options())
-            progress.advance(len(grid.runs()))
-        progress.phase("report")
-        sweep.write_report(folder)
+    for grid in todo:  # resumable: a rerun skips finished runs; the sweep logs its own progress per run
+        sweep.run(grid, folder, progress=False)
+    sweep.write_report(folder)
     rank = {h: i for i, h in enumerate(wanted)}
     rows = sorted((r for r in sweep.read_csv(folder / "results.csv") if r["config_hash"] in rank),
                   key=lambda r: rank[r["config_hash"]])
