@@ -128,6 +128,7 @@ def test_sigkill_then_resume_equals_uninterrupted(reference, tmp_path):
     assert 0 < len(partial) < len(rows_ref)
     resumed = sweep.run(small_grid(), out, progress=False)
     assert len(resumed) == len(rows_ref)
+    assert set(sweep.ResultStore(out).history_records()) == {r["config_hash"] for r in rows_ref}
     assert comparable(resumed) == comparable(rows_ref)
     assert not list(out.glob("**/.*tmp*")) or all(p.stat().st_size >= 0 for p in out.glob("**/.*tmp*"))
 

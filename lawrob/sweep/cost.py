@@ -3,28 +3,63 @@ listed, so a grid of millions of runs plans at once)."""
 
 from __future__ import annotations
 
-from lawrob.sweep.execute import model_of
-from lawrob.sweep.grid import PLAN_KEYS, SHAPE_KEYS, Grid, imp_schedule
+from lawrob.sweep.grid import PLAN_KEYS, SHAPE_KEYS, Grid, imp_schedule, model_of
 
-# Cost model of --dry-run, fitted to measured sweeps on the 2-core development CPU (benchmarks/RESULTS.md).
+# Cost model of --dry-run, fitted to sweeps measured on the 2-core development CPU (benchmarks/RESULTS.md,
+# "dry-run estimate vs actual"). A group compiles its training, its upper bounds and its lower-bound search once
+# (and its pruning pipeline when it has IMP or MagAfter runs); each batched training call costs a latency per
+# step plus its arithmetic; each run's measurement grows with the cube of N = d + hidden units (the SDP).
+COMPILE_SECONDS_PER_GROUP = 20.0
+PIPELINE_COMPILE_SECONDS = 8.0
+STEP_SECONDS = 8e-4
 TRAIN_FLOPS_PER_SECOND = 1.0e11
-COMPILE_SECONDS_PER_GROUP = 12.0  # training, the batched upper bound and the lower-bound search, compiled once
-EVAL_SECONDS_PER_RUN = 0.45  # a two-hidden-layer width-64 run: search 0.28 s, LipSDP 0.14 s
+EVAL_SECONDS_PER_RUN = 0.3
+EVAL_REFERENCE_N = 130
 WARN_RUNS, WARN_SECONDS = 100_000, 24 * 3600.0
 _COST_KEYS = ("upper_method", "lip_search_starts", "lip_exact_max_hidden", "width", "depth", "n", "d", "steps")
 
 
-def _run_seconds(config: dict) -> float:
-    """Seconds one run costs: its trainings (the pruning pipeline's and the information estimate's too) and
-    its measurement (the SDP grows with the cube of its size N = d + hidden units, measured 0.14 s at N ~ 130)."""
-    model = model_of(config)
-    training = 3 * 2 * config["n"] * model.num_params * config["steps"] / TRAIN_FLOPS_PER_SECOND  # fwd + bwd
-    trainings = 1
-    if config["method"] in ("imp", "mag_after"):
-        rounds = imp_schedule(config["density"], config["imp_rate"])[0] if config["method"] == "imp" else 0
-        trainings += (rounds + 1) * (1 + (config["info_datasets"] if config["info"] == "estimate" else 0))
-    sdp = sum(model.sizes[:-1]) / 130
-    return trainings * training + EVAL_SECONDS_PER_RUN * max(1.0, sdp ** 3)
+def _call_seconds(config: dict, batch: int) -> float:
+    """One batched training call of ``batch`` runs: per-step latency plus fwd + bwd arithmetic."""
+    flops = 3 * 2 * config["n"] * model_of(config).num_params * config["steps"] * batch
+    return config["steps"] * STEP_SECONDS + flops / TRAIN_FLOPS_PER_SECOND
+
+
+def _pipeline_calls(config: dict) -> int:
+    """Training calls of a run's pruning pipeline: IMP trains dense, then once per round (plus a final magnitude
+    pruning, no training); MagAfter trains dense once. Other methods prune without training."""
+    if config["method"] == "imp":
+        return imp_schedule(config["density"], config["imp_rate"])[0] + 1
+    return 1 if config["method"] == "mag_after" else 0
+
+
+def _pipelines(configs: list[dict]) -> dict[tuple, list[dict]]:
+    """The group's runs with a training pipeline, by (method, density, imp_rate): each is one batched pipeline."""
+    pipelines: dict[tuple, list[dict]] = {}
+    for c in configs:
+        if _pipeline_calls(c):
+            pipelines.setdefault((c["method"], c["density"], c["imp_rate"]), []).append(c)
+    return pipelines
+
+
+def compile_seconds(configs: list[dict]) -> float:
+    return COMPILE_SECONDS_PER_GROUP + (PIPELINE_COMPILE_SECONDS if _pipelines(configs) else 0.0)
+
+
+def group_seconds(configs: list[dict], multiplicity: int) -> float:
+    """Estimated seconds of one shape group: compilation, its batched training calls (the group's training, one
+    pipeline per (method, density, imp_rate) batched over its runs, and an information estimate's pipelines on
+    ``info_datasets`` fresh data sets per run), and each run's measurement."""
+    pipelines = _pipelines(configs)
+    seconds = compile_seconds(configs) + _call_seconds(configs[0], len(configs) * multiplicity)
+    for members in pipelines.values():
+        seconds += _pipeline_calls(members[0]) * _call_seconds(members[0], len(members) * multiplicity)
+        estimated = [c for c in members if c["info"] == "estimate"]
+        seconds += sum(_pipeline_calls(c) * _call_seconds(c, c["info_datasets"]) for c in estimated) * multiplicity
+    for c in configs:
+        n_sdp = sum(model_of(c).sizes[:-1])
+        seconds += multiplicity * EVAL_SECONDS_PER_RUN * max(1.0, n_sdp / EVAL_REFERENCE_N) ** 3
+    return seconds
 
 
 def plan(grid: Grid) -> dict:
@@ -36,7 +71,7 @@ def plan(grid: Grid) -> dict:
     for config in configs:
         groups.setdefault(tuple(config[k] for k in SHAPE_KEYS), []).append(config)
     runs = len(configs) * multiplicity
-    seconds = len(groups) * COMPILE_SECONDS_PER_GROUP + multiplicity * sum(_run_seconds(c) for c in configs)
+    seconds = sum(group_seconds(g, multiplicity) for g in groups.values())
     data_bytes = max(8 * c["n"] * c["d"] for c in configs)
     warnings = []
     if runs > WARN_RUNS:
@@ -46,5 +81,5 @@ def plan(grid: Grid) -> dict:
     if data_bytes > 2**30:
         warnings.append(f"one data set takes {data_bytes / 2**30:.3g} GiB (n x d float64)")
     return {"runs": runs, "groups": len(groups), "group_sizes": [len(g) * multiplicity for g in groups.values()],
-            "estimated_seconds": round(seconds, 1), "estimated_compile_seconds": len(groups) * COMPILE_SECONDS_PER_GROUP,
+            "estimated_seconds": round(seconds, 1), "estimated_compile_seconds": sum(compile_seconds(g) for g in groups.values()),
             "shapes": [dict(zip(SHAPE_KEYS[:4], k[:4])) for k in groups], "warnings": warnings}

@@ -22,12 +22,9 @@ import numpy as np
 from lawrob import _checks, bounds, data, info, lipschitz, nets, prune, train
 from lawrob.progress import Progress, logger
 from lawrob.sweep import manifest, saved
-from lawrob.sweep.grid import DATA_FREE_METHODS, Grid, Run, imp_schedule
+from lawrob.sweep.cost import plan
+from lawrob.sweep.grid import DATA_FREE_METHODS, Grid, Run, imp_schedule, model_of
 from lawrob.sweep.store import ResultStore
-
-def model_of(config: dict) -> nets.MLP:
-    return nets.MLP((config["d"], *([config["width"]] * config["depth"]), 1), activation=config["activation"])
-
 
 def measure_of(config: dict):
     name = config["measure"]
@@ -402,6 +399,9 @@ def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices=None, wor
         total = sum(len(g) for g in todo)
         logger.info(f"sweep: {len(runs)} runs in {len(grid.groups())} groups; {total} to do"
                     + (f" (process {process} of {processes})" if processes > 1 else ""))
+        if total:
+            for warning in plan(grid)["warnings"]:
+                logger.warning(f"sweep: warning: {warning}")
         with Progress(total, "sweep", "run", bar=progress) as bar:
             for group in todo:
                 if group:

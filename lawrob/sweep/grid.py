@@ -247,6 +247,11 @@ PLAN_KEYS = ("density", *_DENSE_NORMALIZED, "noise", "target", "amplitude", "ste
              "intrinsic_dim", "d", "loss")
 
 
+def model_of(config: Mapping[str, Any]) -> nets.MLP:
+    """The run's network: d -> width x depth -> 1 with its activation."""
+    return nets.MLP((config["d"], *([config["width"]] * config["depth"]), 1), activation=config["activation"])
+
+
 def imp_schedule(density: float, rate: float) -> tuple[int, bool]:
     """(k, exact): the number k of full IMP rounds with (1 - rate)^k >= density, and whether (1 - rate)^k == density
     (otherwise one more magnitude pruning of round k's trained weights reaches the density exactly)."""
