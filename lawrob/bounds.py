@@ -16,7 +16,7 @@ scalar arguments, else an array of the broadcast shape), ``valid`` says whether 
 its two sides ("mixture condition 8^4 k ln(8k/delta) <= n eps^2 fails: 1.2e+05 > 3.4e+04"). A failing
 condition never raises and never gives NaN: where the formula is not defined (a log of a non-positive number)
 ``value`` is 0.0 and ``valid`` False. Structurally wrong arguments raise: non-numbers and booleans
-(``TypeError``), NaN/inf, counts below 1, negative sizes, non-broadcastable shapes (``ValueError``), each
+(``TypeError``), NaN/inf, empty arrays, counts below 1, negative sizes, non-broadcastable shapes (``ValueError``), each
 naming the argument. Counts (n, d, p, k) need not be integers, so continuous grids and inverse forms work.
 
 Pure identities (``h2``, ``log2_binomial``, ``imp_ratio``) return plain floats/arrays. ``BoundResult``
@@ -168,6 +168,8 @@ def _real(name: str, value) -> np.ndarray:
         raise TypeError(f"{name} must be a real number or an array of reals, got {type(value).__name__}"
                         + (f" of dtype {array.dtype}" if isinstance(value, np.ndarray) else f" {value!r}"))
     array = array.astype(np.float64)
+    if array.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite, got {int(np.sum(~np.isfinite(array)))} NaN/inf entries")
     return array

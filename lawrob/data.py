@@ -5,12 +5,16 @@ Bubeck & Sellke eq. (1.1): P(|f - E f| >= t) <= 2 exp(-d t^2 / (2 c L^2)) for ev
 ``None`` when the measure is not isoperimetric in that sense), ``k`` (number of mixture components) and
 ``sample(key, n) -> [n, d]``. Labels follow THEORY.md 1.2: y = g(x) + z with |y| <= 1, E[z | x] = 0 and
 sigma2 = E[Var(y | x)] known in closed form for each noise model.
+
+Arguments are checked, each error naming its argument: dimensions and counts (d >= 1, d >= 2 for the spheres,
+intrinsic_dim, n, seed >= 0) are integers, never bools; ``key`` is a JAX PRNG key (``jax.random.key(seed)``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -47,7 +51,7 @@ class Gaussian:
     k = property(lambda self: 1)
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
-        n = _checks.positive_int("n", n)
+        key, n = _checks.prng_key("key", key), _checks.positive_int("n", n)
         x = self.scale / math.sqrt(self.d) * jax.random.normal(key, (n, self.d))
         return x if self.mean is None else x + jnp.asarray(self.mean, x.dtype)
 
@@ -70,7 +74,7 @@ class Sphere:
     k = property(lambda self: 1)
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
-        g = jax.random.normal(key, (_checks.positive_int("n", n), self.d))
+        g = jax.random.normal(_checks.prng_key("key", key), (_checks.positive_int("n", n), self.d))
         return g / jnp.linalg.norm(g, axis=1, keepdims=True)
 
 
@@ -93,6 +97,8 @@ class EmbeddedSphere:
         m = _checks.positive_int("intrinsic_dim", self.intrinsic_dim)
         if m + 1 > self.d:
             raise ValueError(f"intrinsic_dim must be <= d - 1 = {self.d - 1}, got {m}")
+        object.__setattr__(self, "intrinsic_dim", m)
+        object.__setattr__(self, "seed", _checks.positive_int("seed", self.seed, minimum=0))
 
     c = property(lambda self: self.d / self.intrinsic_dim)
     k = property(lambda self: 1)
@@ -123,7 +129,7 @@ class BooleanCube:
     k = property(lambda self: 1)
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
-        return jax.random.rademacher(key, (_checks.positive_int("n", n), self.d), dtype=jnp.float32)
+        return jax.random.rademacher(_checks.prng_key("key", key), (_checks.positive_int("n", n), self.d), dtype=jnp.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,9 +141,13 @@ class Mixture:
     weights: tuple[float, ...] | None = None
 
     def __post_init__(self):
+        if isinstance(self.components, (str, bytes)) or not hasattr(self.components, "__iter__"):
+            raise TypeError(f"components must be a sequence of measures, got {self.components!r}")
         components = tuple(self.components)
         if not components:
             raise ValueError("components must hold at least one measure")
+        for i, m in enumerate(components):
+            check_measure(f"components[{i}]", m)
         dims = {m.d for m in components}
         if len(dims) != 1:
             raise ValueError(f"components must all have the same dimension d, got {sorted(dims)}")
@@ -157,7 +167,7 @@ class Mixture:
         return None if any(c is None for c in cs) else max(cs)
 
     def sample_with_components(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
-        n = _checks.positive_int("n", n)
+        key, n = _checks.prng_key("key", key), _checks.positive_int("n", n)
         key_l, *keys = jax.random.split(key, self.k + 1)
         ell = jax.random.choice(key_l, self.k, (n,), p=jnp.asarray(self.weights))
         draws = jnp.stack([m.sample(k_, n) for m, k_ in zip(self.components, keys)])
@@ -168,6 +178,15 @@ class Mixture:
 
 
 MEASURES = {"gaussian": Gaussian, "sphere": Sphere, "embedded_sphere": EmbeddedSphere, "cube": BooleanCube}
+
+
+def check_measure(name: str, measure) -> None:
+    """Raise a TypeError unless ``measure`` is a measure: a ``MEASURES`` class instance, a ``Mixture`` or any
+    object with an integer ``d`` and a ``sample(key, n)`` method."""
+    d = getattr(measure, "d", None)
+    if not callable(getattr(measure, "sample", None)) or isinstance(d, bool) or not isinstance(d, numbers.Integral):
+        raise TypeError(f"{name} must be a measure (Gaussian, Sphere, EmbeddedSphere, BooleanCube, Mixture or an object "
+                        f"with an integer d and sample(key, n)), got {measure!r:.80}")
 
 
 @jax.tree_util.register_dataclass
@@ -199,6 +218,16 @@ class Dataset:
         return self.x.shape[-1]
 
 
+def check_dataset(data, d: int, name: str = "data", batched: bool = False) -> None:
+    """Raise unless ``data`` is a Dataset with inputs [n, d] ([B, n, d] with ``batched``) and finite x and y
+    (values checked only when concrete, so this also works under jit/vmap)."""
+    if not isinstance(data, Dataset):
+        raise TypeError(f"{name} must be a lawrob.data.Dataset, got {type(data).__name__}")
+    if np.ndim(data.x) != 2 + batched or np.shape(data.x)[-1] != d:
+        raise ValueError(f"{name}.x must have shape [{'B, ' * batched}n, {d}] for this model, got {np.shape(data.x)}")
+    _checks.finite_tree(name, {"x": data.x, "y": data.y})
+
+
 def from_arrays(x, y, *, g=None, sigma2: float | None = None, classes: int | None = None,
                 description: str = "user data") -> Dataset:
     """Wrap user arrays as a Dataset, checking shapes, finiteness and the label range.
@@ -208,7 +237,7 @@ def from_arrays(x, y, *, g=None, sigma2: float | None = None, classes: int | Non
     unknown (no bound can then be evaluated on this data). With ``classes=C`` the labels are class indices
     in {0, ..., C-1} for the cross-entropy loss (g and z are then zero).
     """
-    x = _checks.finite_array("x", x, ndim=2)
+    x = _checks.finite_array("x", x, ndim=2, nonempty=True)
     y = _checks.finite_array("y", y, ndim=1)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y must have one label per row of x ({x.shape[0]}), got {y.shape[0]}")
@@ -237,8 +266,9 @@ NOISES = ("rademacher", "flip", "uniform", "gaussian")
 
 def teacher(key: jax.Array, d: int, hidden: Sequence[int] = (50, 50, 50)) -> Callable[[jax.Array], jax.Array]:
     """A random ReLU MLP teacher t: R^d -> R (E3: three hidden layers of width 50), He-initialized so that
-    t(x) = O(1) for ||x|| = O(1) inputs scaled by sqrt(d)."""
-    model = MLP((d, *hidden, 1), init_scheme="he_normal")
+    t(x) = O(1) for ||x|| = O(1) inputs scaled by sqrt(d). ``d`` and the ``hidden`` widths are integers >= 1."""
+    key, d = _checks.prng_key("key", key), _checks.positive_int("d", d)
+    model = MLP((d, *_checks.positive_ints("hidden", hidden), 1), init_scheme="he_normal")
     params = model.init(key)
     return lambda x: model.scalar(params, math.sqrt(d) * x)
 
@@ -260,10 +290,13 @@ def make_dataset(
     - ``"gaussian"``: y = t + a N(0, 1), g = t, sigma2 = a^2; labels unbounded (outside both theorems; E3/E4 only).
 
     ``amplitude`` is a in (0, 1] (any a > 0 for Gaussian noise) and ``flip`` is q in [0, 1/2].
-    For a ``Mixture`` the component of each point is recorded in ``ell``.
+    For a ``Mixture`` the component of each point is recorded in ``ell``. ``key``: a ``jax.random.key``;
+    ``measure``: see ``check_measure``; ``n`` and the ``teacher_hidden`` widths: integers >= 1 (not bools).
     """
-    n = _checks.positive_int("n", n)
+    key, n = _checks.prng_key("key", key), _checks.positive_int("n", n)
+    check_measure("measure", measure)
     _checks.one_of("noise", noise, NOISES)
+    teacher_hidden = _checks.positive_ints("teacher_hidden", teacher_hidden)
     if not callable(target):
         _checks.one_of("target", target, TARGETS)
     a = _checks.real_in("amplitude", amplitude, 0.0, math.inf if noise == "gaussian" else 1.0, low_open=True, high_open=noise == "gaussian")

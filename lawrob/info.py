@@ -368,6 +368,7 @@ def sample_masks(pipeline: Callable, sample_data: Callable, *, key: jax.Array, d
     chunks of ``chunk_size`` (a vmap inside each chunk; "auto": ``default_chunk()``, None: one full vmap).
     Both functions are static arguments of the compiled call: pass the same function objects to reuse it.
     """
+    _checks.prng_key("key", key)
     datasets = _checks.positive_int("datasets", datasets)
     inits = _checks.positive_int("inits", inits)
     if not callable(pipeline) or not callable(sample_data):
@@ -426,7 +427,7 @@ def _ceiling_bits(masks: np.ndarray, groups) -> float:
     total counts (log2 C(p_rest, k) when that total is fixed, as under global pruning to a fixed density).
     """
     p = masks.shape[-1]
-    sizes = [p] if groups is None else [_checks.positive_int("groups[i]", g) for g in groups]
+    sizes = [p] if groups is None else list(_checks.positive_ints("groups", groups))
     if sum(sizes) != p:
         raise ValueError(f"groups must add up to the mask length p={p}, got sizes summing to {sum(sizes)}")
     edges = np.cumsum([0, *sizes])
@@ -472,6 +473,9 @@ def estimate_information(masks, *, confidence: float = 0.95, units: str = "bits"
     inits, datasets, p = array.shape
     if estimators is None:
         estimators = tuple(e for e in ESTIMATORS if e != "chow_liu" or p <= CHOW_LIU_MAX_BITS)
+    if isinstance(estimators, str) or not hasattr(estimators, "__iter__") or not estimators:
+        raise TypeError(f"estimators must be None or a non-empty sequence of names in {list(ESTIMATORS)}, "
+                        f"got {estimators!r}")
     for name in estimators:
         _checks.one_of("estimators[i]", name, ESTIMATORS)
     families = len({"whole" if e in ("plugin", "miller_madow") else e for e in estimators})

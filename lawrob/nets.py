@@ -60,6 +60,7 @@ class MLP:
             raise ValueError(f"sizes must name at least an input and an output width, got {sizes}")
         object.__setattr__(self, "sizes", sizes)
         _checks.one_of("activation", self.activation, ACTIVATIONS)
+        _checks.boolean("bias", self.bias)
         _checks.one_of("init_scheme", self.init_scheme, INITS)
 
     @property
@@ -81,7 +82,11 @@ class MLP:
         return sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
 
     def init(self, key: jax.Array, dtype=jnp.float32) -> Params:
-        """Draw parameters from ``key`` with the configured scheme (the same key gives the same params)."""
+        """Draw parameters from ``key`` (a ``jax.random.key``) with the configured scheme (the same key gives the
+        same params). ``dtype``: float32 or float64."""
+        _checks.prng_key("key", key)
+        if str(np.dtype(dtype)) not in _checks.FLOAT_DTYPES:
+            raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
         layers = []
         for key_l, fan_in, fan_out in zip(jax.random.split(key, self.depth), self.sizes[:-1], self.sizes[1:]):
             key_w, key_b = jax.random.split(key_l)
@@ -102,7 +107,15 @@ class MLP:
         return tuple(layers)
 
     def apply(self, params: Params, x: jax.Array, mask: Mask | None = None) -> jax.Array:
-        """f(x) for x of shape [..., d]; returns [..., sizes[-1]]. With a mask, weights are multiplied by it."""
+        """f(x) for x of shape [..., d]; returns [..., sizes[-1]]. With a mask, weights are multiplied by it.
+
+        ``params`` must have the model's layer shapes (leading batch axes allowed) and ``mask`` their structure;
+        only shapes are checked, so this works under jit/vmap."""
+        check_layers("params", params, self.sizes)
+        if not hasattr(x, "shape") or not jnp.issubdtype(x.dtype, jnp.number):
+            raise TypeError(f"x must be a numeric array of shape [..., {self.d}], got {type(x).__name__}")
+        if x.shape[-1:] != (self.d,):
+            raise ValueError(f"x must have shape [..., {self.d}] for this model, got {x.shape}")
         if mask is not None:
             params = apply_mask(params, mask)
         act = ACTIVATIONS[self.activation][0]
@@ -128,54 +141,68 @@ class MLP:
 
 
 def apply_mask(params: Params, mask: Mask) -> Params:
-    """Elementwise params * mask (pruned weights become exactly zero)."""
+    """Elementwise params * mask (pruned weights become exactly zero); ``mask`` must have the structure and
+    leaf shapes of ``params``."""
+    _checks.same_tree("mask", mask, params, "params")
     return jax.tree.map(lambda p, m: p * m.astype(p.dtype), params, mask)
 
 
 def dense_mask(params: Params, prune_biases: bool = False) -> Mask:
-    """All-ones mask of the same structure as ``params``."""
+    """All-ones mask of the same structure as ``params`` (a sequence of layer dicts)."""
+    check_layers("params", params)
     del prune_biases  # an all-ones mask is the same either way; kept for symmetry with prune()
     return jax.tree.map(jnp.ones_like, params)
 
 
 def weight_leaves(tree: Params) -> list[jax.Array]:
     """The weight matrices of a params/mask pytree, in layer order (biases excluded)."""
+    check_layers("tree", tree)
     return [layer["w"] for layer in tree]
 
 
-def count_active(mask: Mask, include_biases: bool = False) -> int:
-    """Number of unmasked weights ||m||_1 (biases counted too when ``include_biases``)."""
+def count_active(mask: Mask, include_biases: bool = False, *, model: MLP | None = None) -> int:
+    """Number of unmasked weights ||m||_1 (biases counted too when ``include_biases``).
+
+    ``mask``: a 0/1 mask (a sequence of layer dicts whose shapes chain); with ``model`` it must also have exactly
+    that model's layers and shapes."""
+    if model is not None:
+        if not isinstance(model, MLP):
+            raise TypeError(f"model must be a lawrob.nets.MLP or None, got {type(model).__name__}")
+        _checks.same_tree("mask", mask, param_shapes(model), f"the parameters of {model}")
+    check_layers("mask", mask)
+    check_mask(mask, mask)
     leaves = jax.tree.leaves(mask) if include_biases else weight_leaves(mask)
     return int(sum(int(np.count_nonzero(np.asarray(m))) for m in leaves))
 
 
 def count_params(params: Params, include_biases: bool = True) -> int:
+    """Number of parameters (weights, and biases when ``include_biases``) of a sequence of layer dicts."""
+    check_layers("params", params)
     leaves = jax.tree.leaves(params) if include_biases else weight_leaves(params)
     return int(sum(np.size(x) for x in leaves))
 
 
 def check_mask(params: Params, mask: Mask, name: str = "mask") -> None:
-    """Raise a ValueError unless ``mask`` has the structure and shapes of ``params`` and holds only 0/1."""
-    if jax.tree.structure(params) != jax.tree.structure(mask):
-        raise ValueError(
-            f"{name} must have the pytree structure of the parameters: "
-            f"{jax.tree.structure(mask)} vs {jax.tree.structure(params)}"
-        )
-    for path, (p, m) in zip(
-        jax.tree_util.tree_flatten_with_path(params)[0], zip(jax.tree.leaves(params), jax.tree.leaves(mask))
-    ):
-        where = jax.tree_util.keystr(path[0])
-        if np.shape(p) != np.shape(m):
-            raise ValueError(f"{name}{where} has shape {np.shape(m)}, the parameter has {np.shape(p)}")
+    """Raise a ValueError unless ``mask`` has the structure and shapes of ``params`` and holds only 0/1
+    (the values are checked only when concrete, so this also works under jit/vmap)."""
+    _checks.same_tree(name, mask, params, "the parameters")
+    if _checks.traced(mask):
+        return
+    for path, m in jax.tree_util.tree_flatten_with_path(mask)[0]:
         values = np.asarray(m)
         if not np.all((values == 0) | (values == 1)):
-            raise ValueError(f"{name}{where} must hold only 0 and 1")
+            raise ValueError(f"{name}{jax.tree_util.keystr(path)} must hold only 0 and 1")
 
 
 def check_params(model: MLP, params: Params, name: str = "params") -> None:
-    """Raise unless ``params`` fit ``model`` (one dict per layer with the right shapes) and are finite."""
-    if not isinstance(params, (tuple, list)) or len(params) != model.depth:
-        raise ValueError(f"{name} must be a sequence of {model.depth} layer dicts for {model}")
+    """Raise unless ``params`` fit ``model`` (one dict per layer with the right shapes) and are finite
+    (finiteness is checked only on concrete values, so this also works under jit/vmap)."""
+    if not isinstance(model, MLP):
+        raise TypeError(f"model must be a lawrob.nets.MLP, got {type(model).__name__}")
+    if not isinstance(params, (tuple, list)):
+        raise TypeError(f"{name} must be a sequence of {model.depth} layer dicts for {model}, got {type(params).__name__}")
+    if len(params) != model.depth:
+        raise ValueError(f"{name} must be a sequence of {model.depth} layer dicts for {model}, got {len(params)}")
     for i, (layer, fan_in, fan_out) in enumerate(zip(params, model.sizes[:-1], model.sizes[1:])):
         expected = {"w": (fan_in, fan_out)} | ({"b": (fan_out,)} if model.bias else {})
         if not isinstance(layer, dict) or set(layer) != set(expected):
@@ -183,8 +210,35 @@ def check_params(model: MLP, params: Params, name: str = "params") -> None:
         for k, shape in expected.items():
             if np.shape(layer[k]) != shape:
                 raise ValueError(f"{name}[{i}]['{k}'] must have shape {shape}, got {np.shape(layer[k])}")
-            if not np.all(np.isfinite(np.asarray(layer[k]))):
-                raise ValueError(f"{name}[{i}]['{k}'] has non-finite entries")
+    _checks.finite_tree(name, params)
+
+
+def check_layers(name: str, tree, sizes: tuple[int, ...] | None = None) -> None:
+    """Raise unless ``tree`` is params-like: a non-empty sequence of layer dicts, each with a weight array "w"
+    (trailing shape [fan_in, fan_out], chaining from layer to layer) and optionally a bias "b" ([fan_out]).
+
+    Leading batch axes are allowed (stacked runs); with ``sizes`` the widths must be those. Static: traceable.
+    """
+    if not isinstance(tree, (tuple, list)) or not tree or not all(isinstance(l, dict) and "w" in l for l in tree):
+        raise TypeError(f"{name} must be a params-like pytree: a non-empty sequence of layer dicts with a 'w' matrix, "
+                        f"got {type(tree).__name__}")
+    shapes = [np.shape(layer["w"]) for layer in tree]
+    for i, (layer, shape) in enumerate(zip(tree, shapes)):
+        if len(shape) < 2:
+            raise ValueError(f"{name}[{i}]['w'] must be a matrix, got shape {shape}")
+        if sizes is not None and (len(tree) != len(sizes) - 1 or shape[-2:] != tuple(sizes[i:i + 2])):
+            raise ValueError(f"{name} must have the layer shapes {list(zip(sizes[:-1], sizes[1:]))} of the model, "
+                             f"got {[s[-2:] for s in shapes]}")
+        if i and shape[-2] != shapes[i - 1][-1]:
+            raise ValueError(f"{name}[{i}]['w'] has {shape[-2]} rows but layer {i - 1} has {shapes[i - 1][-1]} outputs")
+        if "b" in layer and np.shape(layer["b"])[-1:] != shape[-1:]:
+            raise ValueError(f"{name}[{i}]['b'] must have shape [{shape[-1]}], got {np.shape(layer['b'])}")
+
+
+def param_shapes(model: MLP) -> tuple[dict[str, jax.ShapeDtypeStruct], ...]:
+    """The shapes of ``model``'s parameters as a pytree of ``jax.ShapeDtypeStruct`` (for structure checks)."""
+    return tuple({"w": jax.ShapeDtypeStruct((a, b), jnp.float32)} | ({"b": jax.ShapeDtypeStruct((b,), jnp.float32)}
+                 if model.bias else {}) for a, b in zip(model.sizes[:-1], model.sizes[1:]))
 
 
 class ParametrizationConstants(NamedTuple):
@@ -217,13 +271,17 @@ def parametrization_constants(
     The box defaults to max(1, max |w|) over the given params. p counts the active parameters when a mask
     is given (the class then lives in the mask's ||m||_1-dimensional subspace), else all of them.
     """
+    if not isinstance(model, MLP):
+        raise TypeError(f"model must be a lawrob.nets.MLP, got {type(model).__name__}")
+    if params is not None:
+        check_params(model, params)
     radius = _checks.real_in("radius", radius, 0.0, math.inf, low_open=True, high_open=True)
     Q = _checks.positive_int("Q", Q)
     if box is None:
         box = 1.0 if params is None else max(1.0, max(float(jnp.max(jnp.abs(x))) for x in jax.tree.leaves(params)))
     box = _checks.real_in("box", box, 1.0, math.inf, high_open=True)
     if mask is not None:
-        p = count_active(mask, include_biases=True)
+        p = count_active(mask, include_biases=True, model=model)
     else:
         p = model.num_params
     R = math.sqrt(radius**2 + 1.0) if model.bias else radius

@@ -61,8 +61,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lawrob import _checks
-from lawrob.data import Dataset
-from lawrob.nets import MLP, Mask, Params, apply_mask, check_mask, check_params, dense_mask
+from lawrob.data import Dataset, check_dataset
+from lawrob.nets import MLP, Mask, Params, apply_mask, check_layers, check_mask, check_params, dense_mask
 from lawrob.train import LOSSES, fit, fit_batched, per_example_loss
 
 Scores = Params
@@ -81,7 +81,9 @@ class LayerCollapseWarning(UserWarning):
 
 
 def random(params: Params, key: jax.Array) -> Scores:
-    """i.i.d. U(0, 1) scores, independent of the parameters' values: random pruning."""
+    """i.i.d. U(0, 1) scores, independent of the parameters' values: random pruning (``key``: a jax.random key)."""
+    check_layers("params", params)
+    _checks.prng_key("key", key)
     leaves, tree = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
     return jax.tree.unflatten(tree, [jax.random.uniform(k, jnp.shape(p), jnp.result_type(p)) for p, k in zip(leaves, keys)])
@@ -89,6 +91,7 @@ def random(params: Params, key: jax.Array) -> Scores:
 
 def magnitude(params: Params, mask: Mask | None = None) -> Scores:
     """|theta * m|: magnitude pruning (Han et al. 2015), the criterion of IMP (Frankle & Carbin 2019)."""
+    _check_scored("params", params, mask)
     return jax.tree.map(jnp.abs, params if mask is None else apply_mask(params, mask))
 
 
@@ -103,7 +106,7 @@ def snip(params: Params, data: Dataset, *, model: MLP, loss: str = "mse", mask: 
     The derivative is taken with respect to theta through the mask, dL/dtheta = m * dL/dw, so pruned entries
     score 0 (as the Synaptic-Flow code, which differentiates with respect to the mask).
     """
-    _checks.one_of("loss", loss, LOSSES)
+    _check_data_scored(params, data, model, loss, mask)
     mask = dense_mask(params) if mask is None else mask
     grads = jax.grad(_mean_loss(model, loss, data, mask))(params)
     return jax.tree.map(lambda p, m, g: jnp.abs(p * m * g), params, mask, grads)
@@ -122,9 +125,11 @@ def grasp(params: Params, data: Dataset, *, model: MLP, loss: str = "mse", mask:
     and H its Hessian, both restricted to the active weights by the mask. Removing the lowest theta * Hg is
     GraSP's rule of removing the highest -theta * Hg (see the module docstring for the two reference codes).
     """
-    _checks.one_of("loss", loss, LOSSES)
+    _check_data_scored(params, data, model, loss, mask)
     mask = dense_mask(params) if mask is None else mask
     temperature = default_temperature(loss) if temperature is None else temperature
+    if not _checks.traced(temperature):
+        _checks.real_in("temperature", temperature, 0.0, math.inf, low_open=True, high_open=True)
     grad_fn = jax.grad(_mean_loss(model, loss, data, mask, temperature))
     g = grad_fn(params)
     hg = jax.jvp(grad_fn, (params,), (g,))[1]
@@ -138,6 +143,7 @@ def synflow(params: Params, mask: Mask | None = None, *, include_biases: bool = 
     neither overflow nor underflow; the scores are float64 arrays. ``mask_from_scores`` ranks them in
     float64 too, but arithmetic on them outside an x64 scope truncates them to float32.
     """
+    _check_scored("params", params, mask)
     with jax.enable_x64(True):
         mask = dense_mask(params) if mask is None else mask
         absolute = jax.tree.map(lambda p, m: jnp.abs((p * m).astype(jnp.float64)), params, mask)
@@ -154,6 +160,7 @@ def synflow(params: Params, mask: Mask | None = None, *, include_biases: bool = 
 def invert(scores: Scores) -> Scores:
     """-scores: masking then removes the highest scores instead of the lowest, at the same density
     (the inversion ablation of Frankle et al. 2020). Safe for float64 SynFlow scores."""
+    check_layers("scores", scores)
     with jax.enable_x64(True):
         return jax.tree.map(jnp.negative, scores)
 
@@ -169,14 +176,30 @@ SCORES: dict[str, Callable[..., Scores]] = {
         params, mask, include_biases=include_biases),
 }
 DATA_FREE = ("random", "magnitude", "synflow")
+OPTIONS = {"grasp": ("temperature",), "synflow": ("include_biases",)}  # the score options ``prune`` accepts
+
+
+def _check_scored(name: str, params, mask) -> None:
+    """params-like ``params``, and ``mask`` (if given) of its structure and shapes (static checks: traceable)."""
+    check_layers(name, params)
+    if mask is not None:
+        _checks.same_tree("mask", mask, params, name)
+
+
+def _check_data_scored(params, data, model, loss, mask) -> None:
+    """The arguments of a data-based score: a model, params of its shapes, a Dataset of its input width."""
+    _checks.one_of("loss", loss, LOSSES)
+    check_params(model, params)
+    _check_scored("params", params, mask)
+    check_dataset(data, model.d)
 
 
 # ------------------------------------------------------------------------------------------- masking
 
 
 def kept_count(density: float, size: int) -> int:
-    """The number of entries a mask of ``density`` keeps out of ``size``: floor(density * size + 0.5)."""
-    return math.floor(density * size + 0.5)
+    """The number of entries a mask of ``density`` in (0, 1] keeps out of ``size`` >= 0: floor(density * size + 0.5)."""
+    return math.floor(_check_density(density) * _checks.positive_int("size", size, minimum=0) + 0.5)
 
 
 def _slots(tree, prune_biases: bool) -> list[tuple[int, str]]:
@@ -245,6 +268,7 @@ def _select_runs(scores, mask, counts, keys, **static):
 
 def layer_collapse(mask: Mask) -> jax.Array:
     """Boolean [D] (or [..., D] for stacked masks): True where layer l's weight matrix has no weight left."""
+    check_layers("mask", mask)
     return jnp.stack([jnp.all(layer["w"] == 0, axis=(-2, -1)) for layer in mask], axis=-1)
 
 
@@ -256,16 +280,12 @@ def _warn_collapse(collapsed) -> None:
                       "collapse='raise' forbids it, collapse='allow' silences this", LayerCollapseWarning, stacklevel=3)
 
 
-def _is_traced(*trees) -> bool:
-    return any(isinstance(leaf, jax.core.Tracer) for tree in trees for leaf in jax.tree.leaves(tree))
-
-
 def _report_collapse(mask: Mask, collapse: str) -> None:
     """Warn (works under jit/vmap through a debug callback) or raise on layer collapse."""
     if collapse == "warn":
         jax.debug.callback(_warn_collapse, layer_collapse(mask))
     elif collapse == "raise":
-        if _is_traced(mask):
+        if _checks.traced(mask):
             raise ValueError("collapse='raise' needs concrete masks; under jit or vmap use collapse='keep_one' "
                              "or test lawrob.prune.layer_collapse(mask) on the result")
         collapsed = np.asarray(layer_collapse(mask))
@@ -277,24 +297,6 @@ def _report_collapse(mask: Mask, collapse: str) -> None:
 
 def _check_density(density) -> float:
     return _checks.real_in("density", density, 0.0, 1.0, low_open=True)
-
-
-def _check_tree(name: str, tree, like, like_name: str) -> None:
-    """Raise unless ``tree`` has the pytree structure and leaf shapes of ``like``."""
-    if jax.tree.structure(tree) != jax.tree.structure(like):
-        raise ValueError(f"{name} must have the pytree structure of {like_name}: {jax.tree.structure(tree)} vs "
-                         f"{jax.tree.structure(like)}")
-    for path, a, b in zip(jax.tree_util.tree_flatten_with_path(tree)[0], jax.tree.leaves(tree), jax.tree.leaves(like)):
-        if np.shape(a) != np.shape(b):
-            raise ValueError(f"{name}{jax.tree_util.keystr(path[0])} has shape {np.shape(a)}, {like_name} has {np.shape(b)}")
-
-
-def _check_layers(name: str, tree) -> None:
-    if not isinstance(tree, (tuple, list)) or not tree or not all(isinstance(l, dict) and "w" in l for l in tree):
-        raise ValueError(f"{name} must be a params-like pytree: a sequence of layer dicts with a 'w' matrix")
-    for i, layer in enumerate(tree):
-        if np.ndim(layer["w"]) != 2:
-            raise ValueError(f"{name}[{i}]['w'] must be a matrix, got shape {np.shape(layer['w'])}")
 
 
 def _counts(tree, density_list, scope: str, prune_biases: bool, keep_one: bool) -> np.ndarray:
@@ -349,15 +351,16 @@ def mask_from_scores(scores: Scores, density: float, scope: str, key: jax.Array,
     density = _check_density(density)
     _checks.one_of("scope", scope, SCOPES)
     _checks.one_of("collapse", collapse, COLLAPSE)
-    _check_layers("scores", scores)
+    check_layers("scores", scores)
+    _checks.prng_key("key", key)
     if mask is not None:
-        _check_tree("mask", mask, scores, "scores")
+        _checks.same_tree("mask", mask, scores, "scores")
     counts = _counts(scores, [density], scope, prune_biases, collapse == "keep_one")[0]
-    if not _is_traced(scores):
+    if not _checks.traced(scores):
         bad = [np.count_nonzero(np.isnan(np.asarray(leaf))) for leaf in jax.tree.leaves(scores)]
         if sum(bad):
             raise ValueError(f"scores must not be NaN; {sum(bad)} entries are")
-    if mask is not None and not _is_traced(mask):
+    if mask is not None and not _checks.traced(mask):
         check_mask(scores, mask)
         _check_no_regrowth(mask, counts[None], scope, prune_biases)
     dtype = _mask_dtype(scores, mask)
@@ -372,7 +375,9 @@ def mask_from_scores(scores: Scores, density: float, scope: str, key: jax.Array,
 
 
 def schedule(density: float, iterations: int) -> list[float]:
-    """The exponential schedule density^((k+1)/K), k = 0..K-1, of iterated pruning (Tanaka et al. 2020)."""
+    """The exponential schedule density^((k+1)/K), k = 0..K-1, of iterated pruning (Tanaka et al. 2020);
+    ``density`` in (0, 1], ``iterations`` K >= 1."""
+    density, iterations = _check_density(density), _checks.positive_int("iterations", iterations)
     return [density ** ((k + 1) / iterations) for k in range(iterations)]
 
 
@@ -407,24 +412,22 @@ def prune(method: str, params: Params, data: Dataset | None, density: float, key
     _checks.one_of("scope", scope, SCOPES)
     _checks.one_of("collapse", collapse, COLLAPSE)
     _checks.one_of("loss", loss, LOSSES)
-    if not isinstance(model, MLP):
-        raise TypeError(f"model must be a lawrob.nets.MLP, got {type(model).__name__}")
-    check_params(model, params if not _is_traced(params) else jax.tree.map(lambda p: np.zeros(np.shape(p)), params))
+    _checks.prng_key("key", key)
+    unknown = set(options) - set(OPTIONS.get(method, ()))
+    if unknown:
+        raise TypeError(f"unexpected option(s) {sorted(unknown)} for method={method!r}; its options are "
+                        f"{list(OPTIONS.get(method, ()))}")
+    check_params(model, params)
     if mask is not None:
-        _check_tree("mask", mask, params, "params")
-        if not _is_traced(mask):
-            check_mask(params, mask)
+        check_mask(params, mask)
     if method not in DATA_FREE:
-        if not isinstance(data, Dataset):
-            raise TypeError(f"data must be a lawrob.data.Dataset for method={method!r}, got {type(data).__name__}")
-        if np.ndim(data.x) != 2 or np.shape(data.x)[1] != model.d:
-            raise ValueError(f"data.x must have shape [n, {model.d}] for this model, got {np.shape(data.x)}")
+        check_dataset(data, model.d, f"data (needed by method={method!r})")
     iterations = _checks.positive_int("iterations", SYNFLOW_ITERATIONS if method == "synflow" and iterations is None
                                       else 1 if iterations is None else iterations)
     counts = _counts(params, schedule(density, iterations), scope, prune_biases, collapse == "keep_one")
     if mask is None:
         mask = dense_mask(params)
-    elif not _is_traced(mask):
+    elif not _checks.traced(mask):
         _check_no_regrowth(mask, counts, scope, prune_biases)
     dtype = jax.tree.leaves(mask)[0].dtype
     with jax.enable_x64(True):  # trace (and batch, under a caller's vmap) SynFlow's float64 ops in an x64 scope
@@ -463,11 +466,10 @@ def _split(keys: jax.Array, n: int) -> jax.Array:
     return jax.random.split(keys, n) if keys.ndim == 0 else jax.vmap(lambda k: jax.random.split(k, n))(keys)
 
 
-def _as_key(key, name: str = "key") -> jax.Array:
-    if key is None:
-        raise TypeError(f"{name} is required (explicit jax.random keys)")
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    return key if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else jax.random.wrap_key_data(key)
+def _as_key(key, name: str = "key", ndim: int = 0) -> jax.Array:
+    """A typed key (array) from a typed or legacy raw one, raising a TypeError naming ``name`` for anything else."""
+    key = _checks.prng_key(name, key, ndim)
+    return key if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else jax.random.wrap_key_data(jnp.asarray(key))
 
 
 def _magnitude_rounds(params, data, densities, key, *, steps, rewind_step, scope, prune_biases, collapse, train, select):
@@ -496,7 +498,11 @@ def _magnitude_rounds(params, data, densities, key, *, steps, rewind_step, scope
     return ImpResult(tuple(masks), tuple(outs), tuple(histories), dense_params, dense_history, rewind_params)
 
 
-def _check_training(steps, rewind_step, scope, collapse) -> tuple[int, int]:
+def _check_training(steps, rewind_step, scope, collapse, model, params, data, batched=False) -> tuple[int, int]:
+    """The shared arguments of the training-based pruners (params and data of run 0 when ``batched``)."""
+    one = (lambda tree: jax.tree.map(lambda a: a[0], tree)) if batched else (lambda tree: tree)
+    check_params(model, one(params))
+    check_dataset(data, model.d, batched=batched)
     _checks.one_of("scope", scope, SCOPES)
     _checks.one_of("collapse", collapse, COLLAPSE)
     steps = _checks.positive_int("steps", steps)
@@ -513,10 +519,8 @@ def _imp_densities(rounds, rate) -> list[float]:
 
 
 def _run_keys(keys) -> jax.Array:
-    keys = _as_key(keys, "keys")
-    if keys.ndim != 1:
-        raise ValueError(f"keys must be a 1-d array of B keys (one per run), got shape {keys.shape}")
-    return keys
+    """B keys (one per run), typed."""
+    return _as_key(keys, "keys", ndim=1)
 
 
 def _trainer(data, model, fit_options, batched: bool):
@@ -543,7 +547,7 @@ def imp(params: Params, data: Dataset, *, model: MLP, rounds: int, steps: int, k
     steps - rewind_step steps. Every training starts a fresh optimizer state. ``key`` draws the training keys
     (minibatches, gradient noise) and the tie-breaks. Returns an ``ImpResult``.
     """
-    steps, rewind_step = _check_training(steps, rewind_step, scope, collapse)
+    steps, rewind_step = _check_training(steps, rewind_step, scope, collapse, model, params, data)
     return _magnitude_rounds(params, data, _imp_densities(rounds, rate), _as_key(key), steps=steps,
                              rewind_step=rewind_step, scope=scope, prune_biases=prune_biases, collapse=collapse,
                              train=_trainer(data, model, fit_options, batched=False), select=_select_jit)
@@ -558,8 +562,9 @@ def imp_batched(params: Params, data: Dataset, *, model: MLP, rounds: int, steps
     each pruning one vmapped selection; run i equals ``imp`` on run i with ``keys[i]`` (up to the float
     rounding differences between ``fit_batched`` and ``fit``). Every entry of the result has a leading run axis.
     """
-    steps, rewind_step = _check_training(steps, rewind_step, scope, collapse)
-    return _magnitude_rounds(params, data, _imp_densities(rounds, rate), _run_keys(keys), steps=steps,
+    keys = _run_keys(keys)
+    steps, rewind_step = _check_training(steps, rewind_step, scope, collapse, model, params, data, batched=True)
+    return _magnitude_rounds(params, data, _imp_densities(rounds, rate), keys, steps=steps,
                              rewind_step=rewind_step, scope=scope, prune_biases=prune_biases, collapse=collapse,
                              train=_trainer(data, model, fit_options, batched=True), select=_select_runs)
 
@@ -569,7 +574,7 @@ def mag_after(params: Params, data: Dataset, density: float, *, model: MLP, step
               **fit_options) -> ImpResult:
     """Magnitude pruning after training ("MagAfter"): train dense, keep the ``kept_count(density, P)``
     largest-magnitude weights in one shot, retrain from the rewound weights. The ``ImpResult`` has one round."""
-    steps, rewind_step = _check_training(steps, rewind_step, scope, collapse)
+    steps, rewind_step = _check_training(steps, rewind_step, scope, collapse, model, params, data)
     return _magnitude_rounds(params, data, [_check_density(density)], _as_key(key), steps=steps,
                              rewind_step=rewind_step, scope=scope, prune_biases=prune_biases, collapse=collapse,
                              train=_trainer(data, model, fit_options, batched=False), select=_select_jit)
@@ -579,8 +584,9 @@ def mag_after_batched(params: Params, data: Dataset, density: float, *, model: M
                       rewind_step: int = 0, scope: str = "global", prune_biases: bool = False, collapse: str = "warn",
                       **fit_options) -> ImpResult:
     """``mag_after`` for B stacked runs (see ``imp_batched``)."""
-    steps, rewind_step = _check_training(steps, rewind_step, scope, collapse)
-    return _magnitude_rounds(params, data, [_check_density(density)], _run_keys(keys), steps=steps,
+    keys = _run_keys(keys)
+    steps, rewind_step = _check_training(steps, rewind_step, scope, collapse, model, params, data, batched=True)
+    return _magnitude_rounds(params, data, [_check_density(density)], keys, steps=steps,
                              rewind_step=rewind_step, scope=scope, prune_biases=prune_biases, collapse=collapse,
                              train=_trainer(data, model, fit_options, batched=True), select=_select_runs)
 
@@ -591,7 +597,8 @@ def mag_after_batched(params: Params, data: Dataset, density: float, *, model: M
 def shuffle_within_layer(mask: Mask, key: jax.Array, *, prune_biases: bool = False) -> Mask:
     """Randomly permute the entries of every weight matrix's mask (and bias mask with ``prune_biases``):
     per-layer densities are kept, the per-weight choice is destroyed (Frankle et al. 2020's layerwise shuffle)."""
-    _check_layers("mask", mask)
+    check_layers("mask", mask)
+    _checks.prng_key("key", key)
     slots = _slots(mask, prune_biases)
     keys = dict(zip(slots, jax.random.split(key, len(slots))))
     return tuple({name: jax.random.permutation(keys[(i, name)], jnp.ravel(m)).reshape(jnp.shape(m)) if (i, name) in keys else m
@@ -600,7 +607,9 @@ def shuffle_within_layer(mask: Mask, key: jax.Array, *, prune_biases: bool = Fal
 
 def reinit(mask: Mask, key: jax.Array, *, model: MLP) -> Params:
     """Fresh weights from ``model``'s initialization distribution under the same mask (Frankle et al. 2020)."""
+    if not isinstance(model, MLP):
+        raise TypeError(f"model must be a lawrob.nets.MLP, got {type(model).__name__}")
     params = model.init(key)
-    _check_tree("mask", mask, params, "model.init(key)")
+    _checks.same_tree("mask", mask, params, "model.init(key)")
     return apply_mask(params, mask)
 

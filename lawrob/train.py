@@ -20,7 +20,7 @@ import numpy as np
 import optax
 
 from lawrob import _checks
-from lawrob.data import Dataset
+from lawrob.data import Dataset, check_dataset
 from lawrob.nets import MLP, Mask, Params, apply_mask, check_mask, check_params
 
 LOSSES = ("mse", "logistic", "cross_entropy")
@@ -36,7 +36,9 @@ DEFAULT_CHUNK = {"cpu": 4}
 
 def per_example_loss(loss: str, f: jax.Array, y: jax.Array) -> jax.Array:
     """The loss of each example: ``"mse"`` (f - y)^2 and ``"logistic"`` log(1 + exp(-y f)) for a scalar output f
-    and labels y; ``"cross_entropy"`` -log softmax(f)_y for logits f [n, C] and integer classes y."""
+    [n, 1] and labels y [n]; ``"cross_entropy"`` -log softmax(f)_y for logits f [n, C] and integer classes y.
+    ``loss`` must be one of ``LOSSES``."""
+    _checks.one_of("loss", loss, LOSSES)
     if loss == "cross_entropy":
         return optax.softmax_cross_entropy_with_integer_labels(f, y)
     f = f[..., 0]
@@ -46,14 +48,29 @@ def per_example_loss(loss: str, f: jax.Array, y: jax.Array) -> jax.Array:
 
 
 def accuracy(loss: str, f: jax.Array, y: jax.Array) -> jax.Array:
-    """Fraction classified right: argmax for cross-entropy, the sign of f against the sign of y otherwise."""
+    """Fraction classified right: argmax for cross-entropy, the sign of f against the sign of y otherwise
+    (``loss`` one of ``LOSSES``)."""
+    _checks.one_of("loss", loss, LOSSES)
     if loss == "cross_entropy":
         return jnp.mean(jnp.argmax(f, axis=-1) == y)
     return jnp.mean(jnp.sign(f[..., 0]) == jnp.sign(y))
 
 
 def noise_correlation(f: jax.Array, z: jax.Array, mean_f: jax.Array) -> jax.Array:
-    """(1/n) sum_i (f(x_i) - E_mu f) z_i, the correlation of the network with the label noise (NFP Sec. 6.2, Fig. 2)."""
+    """(1/n) sum_i (f(x_i) - E_mu f) z_i, the correlation of the network with the label noise (NFP Sec. 6.2, Fig. 2).
+
+    ``f``: the outputs, [n] or a scalar-output network's [n, 1]; ``z``: the noise [n]; ``mean_f``: a scalar.
+    Other shapes raise (a [n, 1] f against a [n] z would otherwise broadcast to [n, n]). Shape checks only: traceable.
+    """
+    f, z, mean_f = jnp.asarray(f), jnp.asarray(z), jnp.asarray(mean_f)
+    if f.ndim == 2 and f.shape[1] == 1:
+        f = f[:, 0]
+    if f.ndim != 1:
+        raise ValueError(f"f must have shape [n] or [n, 1], got {f.shape}")
+    if z.shape != f.shape:
+        raise ValueError(f"z must have shape [n] = {f.shape} like f, got {z.shape}")
+    if mean_f.ndim != 0:
+        raise ValueError(f"mean_f must be a scalar, got shape {mean_f.shape}")
     return jnp.mean((f - mean_f) * z)
 
 
@@ -72,6 +89,8 @@ class TrainConfig:
     stop_patience: int | None = None
 
     def __post_init__(self):
+        if not isinstance(self.model, MLP):
+            raise TypeError(f"model must be a lawrob.nets.MLP, got {type(self.model).__name__}")
         _checks.positive_int("steps", self.steps)
         _checks.one_of("loss", self.loss, LOSSES)
         if isinstance(self.optimizer, str):
@@ -143,9 +162,10 @@ def _train(cfg: TrainConfig, params, mask, data, key, learning_rate, grad_noise,
         return (jax.tree.map(keep, params, new_params), jax.tree.map(keep, state, new_state), done), None
 
     def block(carry, b):
-        params, state, done, last_loss, last_accuracy, stale, stopped_at = carry
+        params, state, done, last_loss, last_accuracy, stale, stopped_at, diverged = carry
         (params, state, _), _ = jax.lax.scan(step, (params, state, done), b * cfg.log_every + jnp.arange(cfg.log_every))
         m = _metrics(cfg, params, mask, data, reference_x)
+        diverged = diverged | _non_finite(params, m["loss"])
         stale = jnp.where(m["accuracy"] == last_accuracy, stale + 1, 0)
         stop = jnp.asarray(False)
         if cfg.stop_loss is not None:
@@ -156,28 +176,41 @@ def _train(cfg: TrainConfig, params, mask, data, key, learning_rate, grad_noise,
             stop |= stale >= cfg.stop_patience
         stopped_at = jnp.where(done | ~stop, stopped_at, (b + 1) * cfg.log_every)
         m = m | {"step": (b + 1) * cfg.log_every, "stopped": done | stop}
-        return (params, state, done | stop, m["loss"], m["accuracy"], stale, stopped_at), m
+        return (params, state, done | stop, m["loss"], m["accuracy"], stale, stopped_at, diverged), m
 
     params = apply_mask(params, mask)
     first = _metrics(cfg, params, mask, data, reference_x)
     carry = (params, optimizer.init(params), jnp.asarray(False), first["loss"], first["accuracy"], jnp.asarray(0),
-             jnp.asarray(cfg.steps))
-    (params, *_, stopped_at), history = jax.lax.scan(block, carry, jnp.arange(cfg.steps // cfg.log_every))
+             jnp.asarray(cfg.steps), _non_finite(params, first["loss"]))
+    (params, *_, stopped_at, diverged), history = jax.lax.scan(block, carry, jnp.arange(cfg.steps // cfg.log_every))
     first = first | {"step": jnp.asarray(0), "stopped": jnp.asarray(False)}
     history = jax.tree.map(lambda a, h: jnp.concatenate([a[None], h]), first, history)
-    return params, history | {"steps_run": stopped_at}
+    return params, history | {"steps_run": stopped_at, "diverged": diverged}
+
+
+def _non_finite(params, loss) -> jax.Array:
+    """True when the loss or any parameter is NaN/inf (checked at every log; NaN/inf never heal in training)."""
+    return ~jnp.isfinite(loss) | ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)]))
 
 
 _train_jit = jax.jit(_train, static_argnums=0)
 
 
-def _check_run_inputs(model: MLP, params, mask, data) -> None:
-    check_params(model, params)
+def _check_run_inputs(model: MLP, params, mask, data, reference_x, batched: bool = False) -> None:
+    """Check one run's inputs (every run's values with ``batched``; shapes of run 0). Values only when concrete."""
+    one = (lambda tree: jax.tree.map(lambda a: a[0], tree)) if batched else (lambda tree: tree)
+    if not isinstance(model, MLP):
+        raise TypeError(f"model must be a lawrob.nets.MLP, got {type(model).__name__}")
+    check_params(model, one(params))
+    if batched:
+        _checks.finite_tree("params", params)
+    _checks.float_dtypes("params", params)
     check_mask(params, mask)
-    if not isinstance(data, Dataset):
-        raise TypeError(f"data must be a lawrob.data.Dataset, got {type(data).__name__}")
-    if data.x.ndim != 2 or data.x.shape[1] != model.d:
-        raise ValueError(f"data.x must have shape [n, {model.d}] for this model, got {data.x.shape}")
+    check_dataset(data, model.d, batched=batched)
+    if reference_x is not None:
+        if np.ndim(reference_x) != 2 or np.shape(reference_x)[1] != model.d:
+            raise ValueError(f"reference_x must have shape [m, {model.d}] for this model, got {np.shape(reference_x)}")
+        _checks.finite_tree("reference_x", reference_x)
 
 
 def fit(
@@ -196,16 +229,25 @@ def fit(
     mu; the training inputs when None). Training stops (parameters frozen) at the first log where the loss is
     <= ``stop_loss``, changed by less than ``stop_delta``, or the accuracy was unchanged for ``stop_patience``
     logs; ``history["steps_run"]`` says when. The history's first entry is step 0.
+
+    Inputs: ``params`` finite float32/float64 arrays of ``model``'s shapes, ``mask`` 0/1 of their structure,
+    ``learning_rate`` > 0 and ``grad_noise`` >= 0 finite, ``key`` a ``jax.random.key``; a bad one raises a
+    ValueError/TypeError naming it (values are checked only when concrete, so ``fit`` can be traced). A training
+    that diverges does not raise: ``history["diverged"]`` (a bool scalar) is True when the loss or a parameter
+    became NaN/inf at some log, and the final loss is then non-finite.
     """
     cfg = TrainConfig(model=model, steps=steps, loss=loss, optimizer=optimizer, batch_size=batch_size,
                       log_every=log_every, stop_loss=stop_loss, stop_delta=stop_delta, stop_patience=stop_patience)
-    _check_run_inputs(model, params, mask, data)
-    grad_noise = _checks.real_in("grad_noise", grad_noise, 0.0, math.inf, high_open=True)
-    learning_rate = _checks.real_in("learning_rate", learning_rate, 0.0, math.inf, low_open=True, high_open=True)
+    _check_run_inputs(model, params, mask, data, reference_x)
+    if not _checks.traced(grad_noise):
+        grad_noise = _checks.real_in("grad_noise", grad_noise, 0.0, math.inf, high_open=True)
+    if not _checks.traced(learning_rate):
+        learning_rate = _checks.real_in("learning_rate", learning_rate, 0.0, math.inf, low_open=True, high_open=True)
     if key is None:
-        if batch_size is not None or grad_noise > 0:
-            raise ValueError("key is required when batch_size or grad_noise is used")
+        if batch_size is not None or _checks.traced(grad_noise) or grad_noise > 0:
+            raise ValueError("key is required when batch_size or grad_noise is used (or grad_noise is traced)")
         key = jax.random.key(0)
+    _checks.prng_key("key", key)
     reference_x = data.x if reference_x is None else jnp.asarray(reference_x, data.x.dtype)
     return _train_jit(cfg, params, mask, data, key, learning_rate, grad_noise, reference_x)
 
@@ -247,18 +289,23 @@ def fit_batched(
     ``chunk_size`` through ``jax.lax.map(batch_size=...)`` (a vmap inside each chunk): ``"auto"`` takes the
     measured per-backend default and None one full vmap. Results equal ``fit`` run by run. The remaining
     options are those of ``fit`` and are shared by all runs.
+
+    Inputs are checked as in ``fit``, every run's values included. One run that diverges does not stop the
+    others: ``history["diverged"]`` is a bool array [B], True for each run whose loss or parameters became NaN/inf.
     """
     cfg = TrainConfig(model=model, steps=steps, **options)
-    batch = int(np.shape(keys)[0])
+    keys = _checks.prng_key("keys", keys, ndim=1)
+    batch = int(keys.shape[0])
     for name, tree in (("params", params), ("mask", mask), ("data", data)):
         sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(tree)}
         if sizes != {batch}:
             raise ValueError(f"{name} must have a leading run axis of size {batch} (len(keys)) on every leaf, got {sizes}")
-    _check_run_inputs(model, *(jax.tree.map(lambda a: a[0], tree) for tree in (params, mask, data)))
-    per_run = lambda name, v: jnp.broadcast_to(jnp.asarray(_checks.finite_array(name, v), jnp.float32), (batch,))  # noqa: E731
-    learning_rate, grad_noise = per_run("learning_rate", learning_rate), per_run("grad_noise", grad_noise)
-    if bool(jnp.any(learning_rate <= 0)) or bool(jnp.any(grad_noise < 0)):
-        raise ValueError("learning_rate must be > 0 and grad_noise >= 0 for every run")
+    _check_run_inputs(model, params, mask, data, reference_x, batched=True)
+    learning_rate, grad_noise = _per_run("learning_rate", learning_rate, batch), _per_run("grad_noise", grad_noise, batch)
+    if bool(jnp.any(learning_rate <= 0)):
+        raise ValueError(f"learning_rate must be > 0 for every run, got {np.asarray(learning_rate).tolist()}")
+    if bool(jnp.any(grad_noise < 0)):
+        raise ValueError(f"grad_noise must be >= 0 for every run, got {np.asarray(grad_noise).tolist()}")
     devices = list(jax.local_devices() if devices is None else devices)
     padded = -(-batch // len(devices)) * len(devices)
     reference_x = data.x if reference_x is None else jnp.broadcast_to(jnp.asarray(reference_x), (batch, *np.shape(reference_x)))
@@ -274,14 +321,27 @@ def fit_batched(
     return jax.tree.map(lambda a: a[:batch], out)
 
 
+def _per_run(name: str, value, batch: int) -> jax.Array:
+    """A finite scalar or [B] array (one value per run) as a float32 [B] array."""
+    array = _checks.finite_array(name, value)
+    if array.shape not in ((), (1,), (batch,)):
+        raise ValueError(f"{name} must be a scalar or have shape [{batch}] (one per run), got {array.shape}")
+    return jnp.broadcast_to(jnp.asarray(array, jnp.float32), (batch,))
+
+
 def stack(trees: list) -> Any:
-    """Stack a list of same-structure pytrees (params, masks, datasets) along a new leading run axis."""
-    if not trees:
-        raise ValueError("trees must be a non-empty list")
+    """Stack a non-empty list of same-structure pytrees (params, masks, datasets) along a new leading run axis."""
+    if not isinstance(trees, (list, tuple)) or not trees:
+        raise ValueError(f"trees must be a non-empty list of pytrees, got {trees!r:.80}")
+    for i, tree in enumerate(trees[1:], start=1):
+        _checks.same_tree(f"trees[{i}]", tree, trees[0], "trees[0]")
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
 def unstack(tree) -> list:
-    """Inverse of ``stack``: the list of per-run pytrees."""
-    size = jax.tree.leaves(tree)[0].shape[0]
+    """Inverse of ``stack``: the list of per-run pytrees (every leaf must carry the same leading run axis)."""
+    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(tree)}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError(f"tree must be a pytree whose leaves all carry one leading run axis, got sizes {sizes}")
+    size = sizes.pop()
     return [jax.tree.map(lambda a: a[i], tree) for i in range(size)]

@@ -113,10 +113,10 @@ def lower_batch(
     result for network b equals ``lower(..., key=<its key>)``. Each Bound's seconds is its share of the total.
     """
     start = time.perf_counter()
-    size = batch_size(params)
+    size = batch_size(params, mask)
     chunk = size if chunk is None else min(_checks.positive_int("chunk", chunk), size)
-    typed = isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    stacked = isinstance(key, jax.Array) and key.ndim == (1 if typed else 2)
+    key = _checks.prng_key("key", key, ndim=(0, 1))
+    stacked = key.ndim == (1 if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else 2)
     if stacked and key.shape[0] != size:
         raise ValueError(f"key must be one key or B = {size} stacked keys, got {key.shape[0]} keys")
     keys = key if stacked else jax.random.split(key, size)
@@ -152,8 +152,7 @@ class _Setup:
 
 def _setup(net: Net, key, points, method: str, domain, config, budget: dict) -> _Setup:
     _checks.one_of("method", method, METHODS)
-    if not isinstance(key, jax.Array) or not (jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or key.shape == (2,)):
-        raise TypeError(f"key must be a jax.random key, got {key!r}")
+    _checks.prng_key("key", key)
     if config is None:
         config = SearchConfig()
     elif not isinstance(config, SearchConfig):

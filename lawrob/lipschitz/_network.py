@@ -117,7 +117,8 @@ def prepare(params, mask, model: nets.MLP | None) -> Net:
     """Check the arguments and return the masked network in float64.
 
     ``model`` supplies the activation (params do not carry it); None means a ReLU MLP of the params' shapes.
-    ``mask`` None means dense.
+    ``mask`` None means dense. The masked weights must be small enough for float64 arithmetic: a ValueError
+    naming ``params`` is raised when prod_k ||W_k||_F (an upper bound on Lip(f)) overflows float64.
     """
     if model is None:
         model = infer_model(params)
@@ -133,7 +134,19 @@ def prepare(params, mask, model: nets.MLP | None) -> Net:
         b = np.asarray(layer["b"], np.float64) * np.asarray(m.get("b", 1.0), np.float64) if "b" in layer else None
         weights.append(w)
         biases.append(np.zeros(w.shape[1]) if b is None else b)
+    _check_overflow(weights)
     return Net(tuple(weights), tuple(biases), model.activation)
+
+
+def _check_overflow(weights) -> None:
+    """Raise unless every ||W_k||_F^2 and the product of the ||W_k||_F are finite in float64."""
+    with np.errstate(over="ignore"):
+        squares = [float(np.sum(w * w)) for w in weights]
+    product = math.prod(math.sqrt(s) for s in squares)
+    if not all(map(math.isfinite, squares)) or not math.isfinite(product):
+        raise ValueError(f"params are too large for float64: the product of the layers' Frobenius norms "
+                         f"{[f'{math.sqrt(s):.3g}' for s in squares]} overflows (max |w| = "
+                         f"{max(float(np.max(np.abs(w), initial=0.0)) for w in weights):.3g}); rescale the network")
 
 
 def reduce(net: Net) -> Net:
@@ -142,8 +155,10 @@ def reduce(net: Net) -> Net:
     A hidden unit whose incoming weights are all zero outputs the constant s(b_j): it is folded into the next
     layer's bias. A unit whose outgoing weights are all zero never reaches the output: it is dropped. Repeated
     until nothing changes (dropping one unit can make others constant or unused). A hidden layer may end up
-    with width 0, which makes the network constant.
+    with width 0, which makes the network constant. ``net``: a ``Net`` (from ``prepare``).
     """
+    if not isinstance(net, Net):
+        raise TypeError(f"net must be a lawrob.lipschitz.Net (from prepare), got {type(net).__name__}")
     weights, biases = list(net.weights), list(net.biases)
     changed = True
     while changed:
@@ -168,12 +183,18 @@ def drop_unused_inputs(net: Net) -> tuple[Net, np.ndarray]:
     return Net((net.weights[0][used],) + net.weights[1:], net.biases, net.activation), used
 
 
-def batch_size(params) -> int:
-    """The size of the leading batch axis every leaf of ``params`` carries."""
-    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(params)}
-    if len(sizes) != 1 or None in sizes:
-        raise ValueError("params must carry one leading batch axis of the same size on every leaf")
-    return sizes.pop()
+def batch_size(params, mask=None) -> int:
+    """The size B of the leading batch axis every leaf of ``params`` carries; ``mask`` (if given) must carry the same."""
+    def size(name, tree):
+        sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(tree)}
+        if len(sizes) != 1 or None in sizes:
+            raise ValueError(f"{name} must carry one leading batch axis of the same size on every leaf, got sizes {sizes}")
+        return sizes.pop()
+
+    b = size("params", params)
+    if mask is not None and (masks := size("mask", mask)) != b:
+        raise ValueError(f"mask must carry the batch axis of params: got {masks} masks for {b} networks")
+    return b
 
 
 def check_domain(domain, d: int) -> tuple[np.ndarray, np.ndarray] | None:

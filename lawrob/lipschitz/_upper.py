@@ -73,7 +73,7 @@ def upper_batch(
     """
     start = time.perf_counter()
     chunk = _checks.positive_int("chunk", chunk)
-    size = batch_size(params)
+    size = batch_size(params, mask)
     nets = [prepare(jax.tree.map(lambda leaf: leaf[b], params),
                     None if mask is None else jax.tree.map(lambda leaf: leaf[b], mask), model) for b in range(size)]
     bounds = _upper_bounds(nets, method, solver, sdp_max_dim, chunk=chunk)
@@ -132,7 +132,8 @@ def spectral_norm_upper(w: np.ndarray, iterations: int = 100) -> float:
 
     Power iteration on the smaller Gram matrix G = w^T w (or w w^T) gives an estimate sigma of ||w||_2 from
     below; s = sigma (1 + delta) + delta ||w||_F is accepted once s^2 I - G is proved positive semidefinite
-    (``_psd_certified``), with delta = 1e-12, 1e-10, ... (s eventually exceeds ||w||_F >= ||w||_2, so this ends).
+    (``_psd_certified``), with delta = 1e-12, 1e-10, ..., 1e26 (s then exceeds ||w||_F >= ||w||_2 by far, so this
+    certifies unless w^T w overflowed, which raises a FloatingPointError; ``prepare`` rejects such weights first).
     The rounding in forming G, |fl(G) - G| <= gamma_m |w|^T |w| (Higham, Thm 3.5), is covered by shifting the
     test by gamma_m ||w||_F^2 >= ||fl(G) - G||_2.
     """
@@ -143,16 +144,18 @@ def spectral_norm_upper(w: np.ndarray, iterations: int = 100) -> float:
     vector = np.random.default_rng(0).standard_normal(gram.shape[0])
     for _ in range(iterations):
         vector = gram @ vector
+        vector /= np.max(np.abs(vector))  # first to the largest entry: the norm of a vector of 1e200s overflows
         vector /= np.linalg.norm(vector)
     sigma = float(np.sqrt(max(vector @ gram @ vector, 0.0)))
     sigma = sigma if math.isfinite(sigma) else 0.0  # a start vector in the null space: the loop below still ends
     rounding = _gamma(max(w.shape)) * frobenius_sq
-    delta = 1e-12
-    while True:
+    for tries in range(20):  # delta up to 1e26: s > ||w||_F certifies unless G overflowed
+        delta = 1e-12 * 100.0**tries
         s = sigma * (1 + delta) + delta * math.sqrt(frobenius_sq)
         if _psd_certified(s * s * np.eye(gram.shape[0]) - gram, rounding):
             return s
-        delta *= 100
+    raise FloatingPointError(f"spectral_norm_upper: no certified bound for a matrix with ||w||_F^2 = {frobenius_sq:.3g} "
+                             "(overflow in float64?); rescale it")
 
 
 def _gamma(n: int) -> float:
