@@ -411,7 +411,7 @@ def test_rigorous_constants_are_the_derived_ones():
 
 def test_cli_bound_prints_value_validity_and_scaling(capsys):
     assert cli.main(["bound", "--n", "1e4", "--d", "100", "--p", "1e5", "--eps", "0.1", "--delta", "0.01",
-                     "--W", "10", "--J", "10"]) == 0
+                     "--W", "10", "--J", "10"]) == 1  # the mixture condition fails: exit 1, the value is no bound
     out = capsys.readouterr().out
     assert f"{bs_paper(1e4, 100, 1e5, 0.1, 0.01, 10, 10):.6g}" in out
     assert "valid: no: mixture condition" in out and f"sqrt(n d / p) = {math.sqrt(10):.6g}" in out
