@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 import warnings
 from collections.abc import Callable
 from typing import NamedTuple
@@ -63,6 +64,7 @@ import numpy as np
 from lawrob import _checks
 from lawrob.data import Dataset, check_dataset
 from lawrob.nets import MLP, Mask, Params, apply_mask, check_layers, check_mask, check_params, dense_mask
+from lawrob.progress import logger
 from lawrob.train import LOSSES, fit, fit_batched, per_example_loss
 
 Scores = Params
@@ -484,7 +486,9 @@ def _magnitude_rounds(params, data, densities, key, *, steps, rewind_step, scope
     rewind_params = params
     if rewind_step:
         rewind_params, _ = train(params, dense, train_keys[..., 0], rewind_step, pre_rewind=True)
+    start = time.perf_counter()
     trained, dense_history = train(rewind_params, dense, train_keys[..., 1], steps - rewind_step)
+    logger.info(f"pruning: dense network trained ({time.perf_counter() - start:.0f} s); {n} magnitude round(s) to go")
     mask, masks, outs, histories = dense, [], [], []
     dense_params = trained
     for r in range(n):
@@ -492,6 +496,8 @@ def _magnitude_rounds(params, data, densities, key, *, steps, rewind_step, scope
                       prune_biases=prune_biases, keep_one=collapse == "keep_one", dtype=jax.tree.leaves(params)[0].dtype)
         _report_collapse(mask, collapse)
         trained, history = train(rewind_params, mask, train_keys[..., r + 2], steps - rewind_step)
+        logger.info(f"pruning: round {r + 1}/{n} trained at density {densities[r]:.4g} "
+                    f"({time.perf_counter() - start:.0f} s elapsed)")
         masks.append(mask)
         outs.append(trained)
         histories.append(history)

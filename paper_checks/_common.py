@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import secrets
 import time
 from pathlib import Path
 
@@ -16,11 +14,11 @@ import numpy as np
 from scipy import stats
 
 from lawrob import prune
+from lawrob._io import atomic_savefig, atomic_write_text
 from lawrob.progress import logger
 
 # The committed full-scale results (the ones the README shows): written only with --update-committed.
 COMMITTED = Path(__file__).resolve().parent / "results"
-RESULTS = COMMITTED  # the old name
 # Where every check writes by default: ./lawrob-out/checks/<experiment>, relative to the current directory.
 DEFAULT_BASE = Path("lawrob-out") / "checks"
 
@@ -70,37 +68,6 @@ def parse_args(name: str, argv=None, extra=None) -> argparse.Namespace:
     return args
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``: a reader (or a
-    run killed midway) sees the old file or the new one, never half of one."""
-    path = Path(path)
-    with _temporary_beside(path) as tmp:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-
-
-class _temporary_beside:
-    """A fresh temporary path in ``path``'s folder (created if missing); on a clean exit it replaces ``path``,
-    on an error it is removed."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-        self.tmp.touch(exist_ok=False)  # the usual permissions (umask), unlike tempfile's 0600
-        return self.tmp
-
-    def __exit__(self, kind, value, traceback) -> None:
-        if kind is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
-
-
 def write_verdict(out: Path, experiment: str, *, claim: str, measured: dict, criterion: str, passed: bool, scale: str,
                   start: float, **extra) -> dict:
     """Write ``verdict.json``: the claim in one sentence, the numbers behind it, the criterion and pass/fail."""
@@ -148,11 +115,9 @@ def pyplot():
 def save_figure(fig, path: Path, dpi: int = 100) -> None:
     """Lay out, write (atomically: into a temporary file of the same folder, then ``os.replace``) and close a
     pyplot figure; the format is the path's suffix."""
-    path = Path(path)
     fig.tight_layout()
     try:
-        with _temporary_beside(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+        atomic_savefig(fig, Path(path), dpi=dpi)
     finally:
         pyplot().close(fig)
 
