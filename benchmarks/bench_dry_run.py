@@ -88,7 +88,7 @@ def main() -> None:
     for runs in (120_000, 1_200_000):
         grid = huge(runs // 30, 30)
         seconds, _ = median_time(lambda: sweep.plan(grid), repeats=3)
-        results["plan_seconds"][str(sweep.plan(grid)["runs"])] = round(seconds, 3)
+        results["plan_seconds"][str(sweep.plan(grid)["runs"])] = round(seconds, 5)
     results["estimate_vs_actual"] = {name: estimate_vs_actual(name, GRIDS[name]) for name in args.grids}
     report("dry_run", results)
 

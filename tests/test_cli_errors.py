@@ -92,3 +92,18 @@ def test_dry_run_prints_the_plan_and_warns_on_huge_grids(tmp_path, capsys):
     assert main(["sweep", str(grid), "--dry-run"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["runs"] == 200 and "GiB" in captured.err
+
+
+def test_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from lawrob.sweep import store
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    grid = tmp_path / "g.toml"
+    grid.write_text(GRID)
+    monkeypatch.setattr(store, "atomic_write_text", full)
+    assert main(["-q", "sweep", str(grid), "--out", str(tmp_path / "out")]) == 2
+    assert "No space left on device" in _error_line(capsys)

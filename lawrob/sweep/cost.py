@@ -9,7 +9,7 @@ from lawrob.sweep.grid import PLAN_KEYS, SHAPE_KEYS, Grid, imp_schedule, model_o
 # "dry-run estimate vs actual"). A group compiles its training, its upper bounds and its lower-bound search once
 # (and its pruning pipeline when it has IMP or MagAfter runs); each batched training call costs a latency per
 # step plus its arithmetic; each run's measurement grows with the cube of N = d + hidden units (the SDP).
-COMPILE_SECONDS_PER_GROUP = 20.0
+COMPILE_SECONDS_PER_GROUP = 26.0
 PIPELINE_COMPILE_SECONDS = 8.0
 STEP_SECONDS = 8e-4
 TRAIN_FLOPS_PER_SECOND = 1.0e11
