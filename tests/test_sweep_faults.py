@@ -126,3 +126,14 @@ def test_another_grid_is_refused_unless_added_and_the_report_keeps_them_apart(sw
     verdicts = __import__("json").loads((out / "verdicts.json").read_text())
     assert {c["grid"] for c in verdicts["checks"]} == {tiny_grid().id, other.id}
     assert (out / "figures" / other.id / "lipschitz_vs_peff.png").exists()
+
+
+def test_layer_collapse_is_flagged_and_an_empty_mask_is_a_row(tmp_path):
+    """Two weights kept of 18 cannot cover three weight matrices: the network collapses to a constant (Lipschitz
+    constant exactly 0); a density that keeps no weight at all fails at the masks stage with its reason."""
+    fixed = TINY | {"depth": 2, "method": "random"}
+    rows = {r["density"]: r for r in run(Grid(fixed=fixed, axes={"density": [0.12, 0.01]}, seeds=1), tmp_path, progress=False)}
+    collapsed, empty = rows[0.12], rows[0.01]
+    assert collapsed["collapsed"] is True and collapsed["failed_stage"] == ""
+    assert collapsed["lip_lower"] == collapsed["lip_upper"] == collapsed["lip_exact"] == 0.0
+    assert empty["failed_stage"] == "masks" and "keeps no weight" in empty["fit_reason"] and empty["collapsed"] is None
