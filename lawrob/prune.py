@@ -50,6 +50,7 @@ same density), ``reinit`` (same mask, fresh initial weights).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -65,7 +66,7 @@ from lawrob import _checks
 from lawrob.data import Dataset, check_dataset
 from lawrob.nets import MLP, Mask, Params, apply_mask, check_layers, check_mask, check_params, dense_mask
 from lawrob.progress import logger
-from lawrob.train import LOSSES, fit, fit_batched, per_example_loss
+from lawrob.train import LOSSES, fit, fit_batched, per_example_loss, unstack
 
 Scores = Params
 
@@ -167,18 +168,71 @@ def invert(scores: Scores) -> Scores:
         return jax.tree.map(jnp.negative, scores)
 
 
-# The registry behind ``prune``: name -> f(params, mask, data, key, *, model, loss, **options) -> scores.
-SCORES: dict[str, Callable[..., Scores]] = {
-    "random": lambda params, mask, data, key, *, model, loss: random(params, key),
-    "magnitude": lambda params, mask, data, key, *, model, loss: magnitude(params, mask),
-    "snip": lambda params, mask, data, key, *, model, loss: snip(params, data, model=model, loss=loss, mask=mask),
-    "grasp": lambda params, mask, data, key, *, model, loss, temperature=None: grasp(
-        params, data, model=model, loss=loss, mask=mask, temperature=temperature),
-    "synflow": lambda params, mask, data, key, *, model, loss, include_biases=True: synflow(
-        params, mask, include_biases=include_biases),
-}
-DATA_FREE = ("random", "magnitude", "synflow")
-OPTIONS = {"grasp": ("temperature",), "synflow": ("include_biases",)}  # the score options ``prune`` accepts
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """A pruning method of the registry ``METHODS``, which ``prune``, the sweep grid and its runs read.
+
+    ``score``: f(params, mask, data, key, *, model, loss, **options) -> scores, a pytree like params whose lowest
+    entries are removed (one-shot methods, run by ``prune``). ``pipeline``: f(params, data, density, *, model,
+    keys, rate, **fit_options) -> (masks, extra columns): a training-based method on stacked runs (IMP,
+    MagAfter). A method has one of the two; "dense" has neither (the mask keeps everything). ``data_free``: the
+    mask does not depend on the data, so I(m; D) = 0 in p_eff. ``options``: the score keywords ``prune``
+    accepts. ``iterations``: the default number of pruning iterations (SynFlow: 100).
+    """
+
+    name: str
+    score: Callable[..., Scores] | None = None
+    pipeline: Callable | None = None
+    data_free: bool = False
+    options: tuple[str, ...] = ()
+    iterations: int = 1
+
+    @property
+    def trains(self) -> bool:
+        return self.pipeline is not None
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(name: str, *, score: Callable | None = None, pipeline: Callable | None = None,
+                    data_free: bool = False, options=(), iterations: int = 1, replace: bool = False) -> Method:
+    """Add a pruning method to ``METHODS`` (so ``prune``, sweep grids and their runs accept it) and return it.
+
+    Give ``score`` (one-shot) or ``pipeline`` (training-based), see ``Method``. ``replace=True`` overwrites a
+    method of the same name; otherwise a name already taken is an error.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"name must be an identifier-like string, got {name!r}")
+    if name in METHODS and not replace:
+        raise ValueError(f"name {name!r} is already a pruning method; pass replace=True to overwrite it")
+    if (score is None) == (pipeline is None) and name != "dense":
+        raise ValueError("give exactly one of score (a one-shot method) and pipeline (a training-based method)")
+    for arg, fn in (("score", score), ("pipeline", pipeline)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{arg} must be callable, got {type(fn).__name__}")
+    method = Method(name, score, pipeline, _checks.boolean("data_free", data_free), tuple(options),
+                    _checks.positive_int("iterations", iterations))
+    METHODS[name] = method
+    return method
+
+
+def one_shot_methods() -> list[str]:
+    """Names of the registered methods ``prune`` runs (those with a score)."""
+    return [name for name, m in METHODS.items() if m.score is not None]
+
+
+register_method("dense", data_free=True)
+register_method("random", score=lambda params, mask, data, key, *, model, loss: random(params, key), data_free=True)
+register_method("magnitude", score=lambda params, mask, data, key, *, model, loss: magnitude(params, mask),
+                data_free=True)
+register_method("snip", score=lambda params, mask, data, key, *, model, loss: snip(params, data, model=model, loss=loss,
+                                                                                    mask=mask))
+register_method("grasp", score=lambda params, mask, data, key, *, model, loss, temperature=None: grasp(
+    params, data, model=model, loss=loss, mask=mask, temperature=temperature), options=("temperature",))
+register_method("synflow", score=lambda params, mask, data, key, *, model, loss, include_biases=True: synflow(
+    params, mask, include_biases=include_biases), data_free=True, options=("include_biases",),
+    iterations=SYNFLOW_ITERATIONS)
 
 
 def _check_scored(name: str, params, mask) -> None:
@@ -385,7 +439,7 @@ def schedule(density: float, iterations: int) -> list[float]:
 
 @functools.partial(jax.jit, static_argnames=("method", "model", "loss", "options", "invert_scores") + _SELECT_STATIC)
 def _prune(params, mask, data, key, counts, *, method, model, loss, options, invert_scores, **static):
-    score = functools.partial(SCORES[method], model=model, loss=loss, **dict(options))
+    score = functools.partial(METHODS[method].score, model=model, loss=loss, **dict(options))
 
     def step(mask, inputs):
         count, k = inputs
@@ -400,8 +454,9 @@ def _prune(params, mask, data, key, counts, *, method, model, loss, options, inv
 def prune(method: str, params: Params, data: Dataset | None, density: float, key: jax.Array, *, model: MLP,
           scope: str = "global", loss: str = "mse", mask: Mask | None = None, iterations: int | None = None,
           prune_biases: bool = False, collapse: str = "warn", invert: bool = False, **options) -> Mask:
-    """One-shot pruning at ``density`` with a method of ``SCORES`` ("random", "magnitude", "snip", "grasp",
-    "synflow"), scored on ``params`` (and ``data`` for SNIP and GraSP, with ``loss``).
+    """One-shot pruning at ``density`` with a scored method of ``METHODS`` ("random", "magnitude", "snip", "grasp",
+    "synflow", or one added with ``register_method``), scored on ``params`` (and ``data`` for the methods that
+    are not data-free, with ``loss``).
 
     ``iterations`` K (default 100 for SynFlow, 1 otherwise): score the masked network and mask to
     density^((k+1)/K) for k = 0..K-1 (Synaptic-Flow's exponential schedule). ``mask``: start from this mask
@@ -409,23 +464,23 @@ def prune(method: str, params: Params, data: Dataset | None, density: float, key
     score: ``temperature`` (grasp), ``include_biases`` (synflow). Scope, biases, ties and collapse are those
     of ``mask_from_scores``. Jitted inside; also works under ``jax.jit``/``jax.vmap`` of the caller.
     """
-    _checks.one_of("method", method, SCORES)
+    _checks.one_of("method", method, one_shot_methods())
+    entry = METHODS[method]
     density = _check_density(density)
     _checks.one_of("scope", scope, SCOPES)
     _checks.one_of("collapse", collapse, COLLAPSE)
     _checks.one_of("loss", loss, LOSSES)
     _checks.prng_key("key", key)
-    unknown = set(options) - set(OPTIONS.get(method, ()))
+    unknown = set(options) - set(entry.options)
     if unknown:
         raise TypeError(f"unexpected option(s) {sorted(unknown)} for method={method!r}; its options are "
-                        f"{list(OPTIONS.get(method, ()))}")
+                        f"{list(entry.options)}")
     check_params(model, params)
     if mask is not None:
         check_mask(params, mask)
-    if method not in DATA_FREE:
+    if not entry.data_free:
         check_dataset(data, model.d, f"data (needed by method={method!r})")
-    iterations = _checks.positive_int("iterations", SYNFLOW_ITERATIONS if method == "synflow" and iterations is None
-                                      else 1 if iterations is None else iterations)
+    iterations = _checks.positive_int("iterations", entry.iterations if iterations is None else iterations)
     counts = _counts(params, schedule(density, iterations), scope, prune_biases, collapse == "keep_one")
     if mask is None:
         mask = dense_mask(params)
@@ -433,7 +488,7 @@ def prune(method: str, params: Params, data: Dataset | None, density: float, key
         _check_no_regrowth(mask, counts, scope, prune_biases)
     dtype = jax.tree.leaves(mask)[0].dtype
     with jax.enable_x64(True):  # trace (and batch, under a caller's vmap) SynFlow's float64 ops in an x64 scope
-        out = _prune(params, mask, data if method not in DATA_FREE else None, key, counts, method=method, model=model,
+        out = _prune(params, mask, None if entry.data_free else data, key, counts, method=method, model=model,
                      loss=loss, options=tuple(sorted(options.items())), invert_scores=invert, scope=scope,
                      prune_biases=prune_biases, keep_one=collapse == "keep_one", dtype=dtype)
     _report_collapse(out, collapse)
@@ -595,6 +650,47 @@ def mag_after_batched(params: Params, data: Dataset, density: float, *, model: M
     return _magnitude_rounds(params, data, [_check_density(density)], keys, steps=steps,
                              rewind_step=rewind_step, scope=scope, prune_biases=prune_biases, collapse=collapse,
                              train=_trainer(data, model, fit_options, batched=True), select=_select_runs)
+
+
+def imp_schedule(density: float, rate: float) -> tuple[int, bool]:
+    """(k, exact): the number k of full IMP rounds with (1 - rate)^k >= density, and whether (1 - rate)^k == density
+    (otherwise one more magnitude pruning of round k's trained weights reaches the density exactly)."""
+    k = math.floor(math.log(density) / math.log(1 - rate) + 1e-9)
+    return k, math.isclose((1 - rate) ** k, density, rel_tol=1e-9)
+
+
+def imp_to_density(params: Params, data: Dataset, density: float, *, model: MLP, keys: jax.Array, rate: float = 0.2,
+                   **fit_options) -> tuple[list[Mask], list[dict]]:
+    """The pipeline of the method "imp" on B stacked runs: the k full rounds of ``imp_batched`` with
+    (1 - rate)^k >= density (``imp_schedule``), then, unless (1 - rate)^k == density, one magnitude pruning of
+    round k's trained weights to exactly ``density`` (tie-breaks from ``fold_in(keys[b], k)``). Layer collapse is
+    allowed (the caller reports it). Returns each run's mask and its extra columns ``imp_rounds`` and
+    ``imp_round_noise_peaks`` (the largest noise correlation of each round's training)."""
+    k, exact = imp_schedule(_check_density(density), rate)
+    if k == 0:
+        raise ValueError(f"imp at density {density:g} needs rate <= 1 - density (one full round), got rate = {rate:g}")
+    result = imp_batched(params, data, model=model, rounds=k, rate=rate, keys=keys, collapse="allow", **fit_options)
+    masks = unstack(result.masks[-1])
+    if not exact:
+        last = unstack(result.params[-1])
+        keys = _run_keys(keys)
+        masks = [mask_from_scores(magnitude(p, m), density, "global", jax.random.fold_in(keys[b], k), mask=m,
+                                  collapse="allow") for b, (p, m) in enumerate(zip(last, masks))]
+    peaks = np.stack([np.max(np.asarray(h["noise_corr"]), axis=-1) for h in result.histories], axis=1)  # [runs, rounds]
+    return masks, [{"imp_rounds": k + (not exact), "imp_round_noise_peaks": p.tolist()} for p in peaks]
+
+
+def mag_after_to_density(params: Params, data: Dataset, density: float, *, model: MLP, keys: jax.Array,
+                         rate: float | None = None, **fit_options) -> tuple[list[Mask], list[dict]]:
+    """The pipeline of the method "mag_after" on B stacked runs (``mag_after_batched``, layer collapse allowed;
+    ``rate`` is not used): each run's mask and no extra columns."""
+    masks = unstack(mag_after_batched(params, data, density, model=model, keys=keys, collapse="allow",
+                                      **fit_options).masks[0])
+    return masks, [{} for _ in masks]
+
+
+register_method("imp", pipeline=imp_to_density)
+register_method("mag_after", pipeline=mag_after_to_density)
 
 
 # ------------------------------------------------------------------------------------------- ablations

@@ -259,7 +259,7 @@ def test_synflow_is_data_free_and_snip_is_not(small):
 # ------------------------------------------------------------------------------------------- masking
 
 
-@pytest.mark.parametrize("method,scope,expected", [(m, "global", [18]) for m in sorted(prune.SCORES)]
+@pytest.mark.parametrize("method,scope,expected", [(m, "global", [18]) for m in sorted(prune.one_shot_methods())]
                          + [("magnitude", "layer", [11, 6, 1])])
 def test_every_method_keeps_exactly_the_rounded_count(small, method, scope, expected):
     params, ds, _ = small

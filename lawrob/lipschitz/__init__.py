@@ -11,16 +11,21 @@ Lip(f) = sup_x ||J_f(x)||_2, global over R^d unless a box ``domain`` is given; a
 - ``upper(params, mask, *, method="best")``: "product" of certified spectral norms, "eclipse_fast"
   (ECLipsE-Fast closed form), "lipsdp" (LipSDP-Neuron by a barrier method in JAX, or with cvxpy), "best" (the
   smallest affordable). ``upper_batch`` does B networks in one compiled call.
+- Registries: ``UPPER_METHODS`` (``register_upper``: a sound bound per ``Net``, which "best" then includes) and
+  ``LOWER_METHODS`` (``register_lower``: a proposer of witness points, certified by ``lower``); sweep grids
+  read both (``upper_method``, ``lower_method``).
 - ``exact(params, mask)``: enumeration of the linear regions of a ReLU / leaky-ReLU / identity network with
   LPs (HiGHS), refusing networks whose region-count bound exceeds ``max_regions``.
 - ``region_bound(params, mask)``: that region-count bound.
 """
 
-from lawrob.lipschitz._exact import DEFAULT_MAX_REGIONS, exact
-from lawrob.lipschitz._lower import SearchConfig, lower, lower_batch
+from lawrob.lipschitz._exact import DEFAULT_MAX_REGIONS, EXACT_ACTIVATIONS, exact
+from lawrob.lipschitz._lower import LOWER_METHODS, LowerMethod, SearchConfig, lower, lower_batch, register_lower
 from lawrob.lipschitz._network import Bound, prepare, reduce
 from lawrob.lipschitz._network import region_bound as _region_bound
-from lawrob.lipschitz._upper import DEFAULT_SDP_MAX_DIM, upper, upper_batch
+from lawrob.lipschitz._network import Net
+from lawrob.lipschitz._upper import (DEFAULT_SDP_MAX_DIM, UPPER_METHODS, UpperContext, UpperMethod, register_upper,
+                                     upper, upper_batch, upper_methods)
 
 
 def region_bound(params, mask=None, *, model=None) -> int:
@@ -29,6 +34,7 @@ def region_bound(params, mask=None, *, model=None) -> int:
 
 
 __all__ = [
-    "Bound", "DEFAULT_MAX_REGIONS", "DEFAULT_SDP_MAX_DIM", "SearchConfig", "exact", "lower", "lower_batch",
-    "region_bound", "upper", "upper_batch",
+    "Bound", "DEFAULT_MAX_REGIONS", "DEFAULT_SDP_MAX_DIM", "EXACT_ACTIVATIONS", "LOWER_METHODS", "LowerMethod", "Net",
+    "SearchConfig", "UPPER_METHODS", "UpperContext", "UpperMethod", "exact", "lower", "lower_batch", "region_bound",
+    "register_lower", "register_upper", "upper", "upper_batch", "upper_methods",
 ]

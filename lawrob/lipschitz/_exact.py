@@ -30,6 +30,7 @@ import time
 import numpy as np
 
 from lawrob import _checks
+from lawrob.lipschitz._network import PIECEWISE_LINEAR
 from lawrob.lipschitz._network import (
     Bound, Net, certify, check_domain, drop_unused_inputs, jacobian_norm, prepare, reduce, region_bound,
 )
@@ -39,6 +40,8 @@ DEFAULT_MIN_RADIUS = 1e-9
 SOLVERS = ("auto", "highspy", "scipy")
 _LP_TOLERANCE = 1e-10
 _CANCELLED = 1e-12  # |a| below this fraction of its no-cancellation size: the unit is constant on the region
+
+EXACT_ACTIVATIONS = PIECEWISE_LINEAR  # the activations exact() handles (sweeps read this)
 
 
 def exact(

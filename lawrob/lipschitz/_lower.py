@@ -27,6 +27,7 @@ import dataclasses
 import functools
 import math
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +36,42 @@ import numpy as np
 from lawrob import _checks, nets
 from lawrob.lipschitz._network import Bound, Net, batch_size, certify, check_domain, check_points, prepare, reduce
 
-METHODS = ("search", "points")
+
+
+@dataclasses.dataclass(frozen=True)
+class LowerMethod:
+    """A lower-bound method of the registry ``LOWER_METHODS``. Every method proposes witness points and
+    ``lower`` certifies the best of them on the exact masked network (``certify``), so any proposal gives a
+    certified bound. ``candidates(net, key, points) -> [m, d]`` array of proposals (``points``: the given
+    points or None); None for the built-in modes "search" and "points", which run as one compiled search."""
+
+    name: str
+    candidates: Callable | None = None
+
+
+LOWER_METHODS: dict[str, LowerMethod] = {"search": LowerMethod("search"), "points": LowerMethod("points")}
+
+
+def register_lower(name: str, candidates: Callable, *, replace: bool = False) -> LowerMethod:
+    """Add a lower-bound method: ``lower(..., method=name)`` certifies the best of ``candidates(net, key,
+    points)`` (see ``LowerMethod``), and sweep grids accept it as ``lower_method``."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"name must be an identifier-like string, got {name!r}")
+    if name in LOWER_METHODS and not replace:
+        raise ValueError(f"name {name!r} is already a lower-bound method; pass replace=True to overwrite it")
+    if not callable(candidates):
+        raise TypeError(f"candidates must be callable, got {type(candidates).__name__}")
+    LOWER_METHODS[name] = LowerMethod(name, candidates)
+    return LOWER_METHODS[name]
+
+
+def _proposed(net: Net, setup) -> np.ndarray:
+    """A registered method's candidate points, checked to be finite [m, d]."""
+    points = np.asarray(LOWER_METHODS[setup.method].candidates(net, setup.key, setup.points), dtype=float)
+    if points.ndim != 2 or points.shape[1] != net.d or not np.all(np.isfinite(points)):
+        raise ValueError(f"method={setup.method!r}: its candidates must be a finite [m, {net.d}] array, got shape "
+                         f"{points.shape}")
+    return points
 _KEEP = 16  # best candidates certified in float64
 
 
@@ -95,6 +131,8 @@ def lower(
     start = time.perf_counter()
     net = prepare(params, mask, model)
     setup = _setup(net, key, points, method, domain, config, budget)
+    if LOWER_METHODS[method].candidates is not None:
+        return _certified_bound(net, _proposed(net, setup), setup, time.perf_counter() - start)
     with jax.enable_x64(True):
         candidates, _ = _run(net.activation, setup.config, setup.method, _arrays(net), setup.key, setup.points,
                              setup.box)
@@ -131,6 +169,9 @@ def lower_batch(
         setups.append(_setup(networks[b], keys[b], points[b] if per_network else points, method, domain, config,
                              budget))
     first = setups[0]
+    if LOWER_METHODS[method].candidates is not None:
+        share = (time.perf_counter() - start) / size
+        return [_certified_bound(net, _proposed(net, setup), setup, share) for net, setup in zip(networks, setups)]
     with jax.enable_x64(True):
         arrays = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[_arrays(net) for net in networks])
         batch_points = first.points if not per_network else jnp.stack([s.points for s in setups])
@@ -151,7 +192,7 @@ class _Setup:
 
 
 def _setup(net: Net, key, points, method: str, domain, config, budget: dict) -> _Setup:
-    _checks.one_of("method", method, METHODS)
+    _checks.one_of("method", method, LOWER_METHODS)
     _checks.prng_key("key", key)
     if config is None:
         config = SearchConfig()
@@ -205,6 +246,8 @@ def _certified_bound(net: Net, candidates: np.ndarray, setup: _Setup, seconds: f
     evaluations = (0 if setup.points is None else setup.points.shape[0])
     if setup.method == "search":
         evaluations += cfg.evaluations
+    elif LOWER_METHODS[setup.method].candidates is not None:
+        evaluations = len(candidates)
     details = {"evaluations": evaluations, "smoothed_gradients": cfg.smoothed_gradients if setup.method == "search"
                else 0, "certified": len(certified), "candidates": len(results)}
     if not certified:

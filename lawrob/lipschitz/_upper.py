@@ -20,6 +20,7 @@ import dataclasses
 import math
 import time
 import warnings
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +30,6 @@ from lawrob import _checks
 from lawrob.lipschitz import _lipsdp
 from lawrob.lipschitz._network import _U, Bound, Net, batch_size, drop_unused_inputs, prepare, reduce
 
-METHODS = ("best", "product", "eclipse_fast", "lipsdp")
 SDP_SOLVERS = ("auto", "barrier", "CLARABEL", "SCS")
 # LipSDP's matrix has N = d + (hidden units) rows. Measured on 2 cores on trained MLPs (benchmarks/RESULTS.md):
 # the barrier method 0.02 s at N = 52-72 and 0.15-0.17 s at N = 84-104 (padded to N = 136); through cvxpy, SCS
@@ -81,36 +81,97 @@ def upper_batch(
     return [dataclasses.replace(bound, seconds=share) for bound in bounds]
 
 
+@dataclasses.dataclass(frozen=True)
+class UpperContext:
+    """What an upper-bound method may need beyond the networks: the LipSDP ``solver``, the batch ``chunk``,
+    the architecture ``sizes`` before dead units were dropped (to pad to one compiled shape), and whether the
+    method was asked for by name (``required``: then a missing dependency is an error, not a skip)."""
+
+    solver: str
+    chunk: int
+    sizes: tuple[int, ...]
+    required: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class UpperMethod:
+    """A sound upper bound of the registry ``UPPER_METHODS``.
+
+    ``bounds(nets, context) -> [(value or the reason there is none, details), ...]``, one per network; the
+    networks are ``Net``s without dead units or unused inputs, so a bound only needs to be sound for them.
+    ``affordable(net, sdp_max_dim) -> bool``: whether "best" runs it on that network.
+    """
+
+    name: str
+    bounds: Callable[[list[Net], UpperContext], list[tuple[float | str, dict]]]
+    affordable: Callable[[Net, int], bool] = lambda net, sdp_max_dim: True
+
+
+UPPER_METHODS: dict[str, UpperMethod] = {}
+
+
+def register_upper(name: str, per_network: Callable[[Net], float] | None = None, *,
+                   bounds: Callable | None = None, affordable: Callable[[Net, int], bool] | None = None,
+                   replace: bool = False) -> UpperMethod:
+    """Add an upper-bound method: ``upper(..., method=name)`` runs it, "best" takes it into its minimum (where
+    ``affordable``), and sweep grids accept it as ``upper_method``. Give ``per_network(net) -> float`` (a sound
+    bound for one ``Net``) or the batched ``bounds`` of ``UpperMethod``. The value must be sound: it is taken
+    as a certified upper bound as it is."""
+    if not isinstance(name, str) or not name.isidentifier() or name == "best":
+        raise ValueError(f"name must be an identifier-like string other than 'best', got {name!r}")
+    if name in UPPER_METHODS and not replace:
+        raise ValueError(f"name {name!r} is already an upper-bound method; pass replace=True to overwrite it")
+    if (per_network is None) == (bounds is None):
+        raise ValueError("give exactly one of per_network and bounds")
+    if per_network is not None:
+        bounds = lambda nets, context: [(float(per_network(net)), {}) for net in nets]  # noqa: E731
+    method = UpperMethod(name, bounds, affordable or UpperMethod.affordable)
+    UPPER_METHODS[name] = method
+    return method
+
+
+def upper_methods() -> tuple[str, ...]:
+    """The names ``upper`` accepts: "best" and every registered method."""
+    return ("best", *UPPER_METHODS)
+
+
+def _sdp_dim(net: Net) -> int:
+    return net.d + sum(net.widths)
+
+
+def _lipsdp_bounds(nets: list[Net], context: UpperContext) -> list[tuple[float | str, dict]]:
+    found = _lipsdp_values(nets, context.sizes, context.solver, context.required, context.chunk)
+    return [(value, {} if steps is None else {"barrier_steps": steps}) for value, steps in found]
+
+
 def _upper_bounds(nets: list[Net], method: str, solver: str, sdp_max_dim: int, chunk: int) -> list[Bound]:
-    _checks.one_of("method", method, METHODS)
+    """Each registered method asked for (all affordable ones for "best") on the reduced networks; the bound is
+    the smallest value found."""
+    _checks.one_of("method", method, upper_methods())
     _checks.one_of("solver", solver, SDP_SOLVERS)
     sdp_max_dim = _checks.positive_int("sdp_max_dim", sdp_max_dim)
     smalls = [drop_unused_inputs(reduce(net))[0] for net in nets]
-    dims = [small.d + sum(small.widths) for small in smalls]
+    context = UpperContext(solver, chunk, (nets[0].d,) + nets[0].widths, required=method != "best")
     values: list[dict[str, float | str]] = [{} for _ in nets]
-    for small, value in zip(smalls, values):
-        if method in ("best", "product"):
-            value["product"] = product_bound(small)
-        if method in ("best", "eclipse_fast"):
-            value["eclipse_fast"] = eclipse_fast_bound(small)
-    sdp = [i for i, dim in enumerate(dims) if method == "lipsdp" or (method == "best" and dim <= sdp_max_dim)]
-    if sdp:
-        sizes = (nets[0].d,) + nets[0].widths
-        found = _lipsdp_values([smalls[i] for i in sdp], sizes, solver, method == "lipsdp", chunk)
-        for i, (value, steps) in zip(sdp, found):
-            values[i]["lipsdp"] = value
-            if steps is not None:
-                values[i]["barrier_steps"] = steps
+    for entry in UPPER_METHODS.values() if method == "best" else [UPPER_METHODS[method]]:
+        chosen = []
+        for i, small in enumerate(smalls):
+            if method != "best" or entry.affordable(small, sdp_max_dim):
+                chosen.append(i)
+            else:
+                values[i][entry.name] = (f"skipped: not affordable at d + hidden units = {_sdp_dim(small)} "
+                                         f"(sdp_max_dim = {sdp_max_dim})")
+        if chosen:
+            for i, (value, details) in zip(chosen, entry.bounds([smalls[i] for i in chosen], context)):
+                values[i][entry.name] = value
+                values[i].update(details)
     bounds = []
-    for value, dim in zip(values, dims):
-        if method == "best" and dim > sdp_max_dim:
-            value["lipsdp"] = f"skipped: d + hidden units = {dim} > sdp_max_dim = {sdp_max_dim}"
-        numbers = {k: v for k, v in value.items() if k in METHODS and not isinstance(v, str)}
+    for value, small in zip(values, smalls):
+        numbers = {k: v for k, v in value.items() if k in UPPER_METHODS and not isinstance(v, str)}
         if not numbers:
-            raise RuntimeError(f"upper: LipSDP's certificate failed verification ({value['lipsdp']}); "
-                               "use another method")
+            raise RuntimeError(f"upper: no method gave a bound ({value}); use another method")
         chosen = min(numbers, key=numbers.get)
-        bounds.append(Bound(numbers[chosen], "upper", chosen, details=dict(value, sdp_dim=dim)))
+        bounds.append(Bound(numbers[chosen], "upper", chosen, details=dict(value, sdp_dim=_sdp_dim(small))))
     return bounds
 
 
@@ -404,3 +465,8 @@ def _verified_rho(net: Net, multipliers: list[np.ndarray]) -> float | None:
         if _psd_certified(-lipsdp_matrix(net, candidate, multipliers)):
             return candidate
     return None
+
+
+register_upper("product", product_bound)
+register_upper("eclipse_fast", eclipse_fast_bound)
+register_upper("lipsdp", bounds=_lipsdp_bounds, affordable=lambda net, sdp_max_dim: _sdp_dim(net) <= sdp_max_dim)

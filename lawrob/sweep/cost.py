@@ -3,6 +3,7 @@ listed, so a grid of millions of runs plans at once)."""
 
 from __future__ import annotations
 
+from lawrob import prune
 from lawrob.sweep.grid import PLAN_KEYS, SHAPE_KEYS, Grid, imp_schedule, model_of
 
 # Cost model of --dry-run, fitted to sweeps measured on the 2-core development CPU (benchmarks/RESULTS.md,
@@ -27,10 +28,11 @@ def _call_seconds(config: dict, batch: int) -> float:
 
 def _pipeline_calls(config: dict) -> int:
     """Training calls of a run's pruning pipeline: IMP trains dense, then once per round (plus a final magnitude
-    pruning, no training); MagAfter trains dense once. Other methods prune without training."""
+    pruning, no training); MagAfter, and any other registered training-based method, is counted as one
+    training. One-shot methods prune without training."""
     if config["method"] == "imp":
         return imp_schedule(config["density"], config["imp_rate"])[0] + 1
-    return 1 if config["method"] == "mag_after" else 0
+    return 1 if prune.METHODS[config["method"]].trains else 0
 
 
 def _pipelines(configs: list[dict]) -> dict[tuple, list[dict]]:

@@ -23,7 +23,7 @@ from lawrob import _checks, bounds, data, info, lipschitz, nets, prune, train
 from lawrob.progress import Progress, logger
 from lawrob.sweep import manifest, saved
 from lawrob.sweep.cost import plan
-from lawrob.sweep.grid import DATA_FREE_METHODS, Grid, Run, imp_schedule, model_of
+from lawrob.sweep.grid import Grid, Run, model_of
 from lawrob.sweep.store import ResultStore
 
 def measure_of(config: dict):
@@ -53,25 +53,13 @@ def train_options(config: dict) -> dict:
 
 
 def _batched_masks(method: str, runs: list[Run], model, inits, datasets) -> tuple[list, list[dict]]:
-    """Masks of IMP or MagAfter runs that share a density, found with one batched pruning pipeline."""
+    """Masks of runs of a training-based method (``prune.METHODS[method].pipeline``) that share a density,
+    found with one batched pruning pipeline."""
     config = runs[0].config
-    density = config["density"]
     keys = jnp.stack([run_keys(r.config)["mask"] for r in runs])
     fit_options = train_options(config) | {"learning_rate": jnp.asarray([r.config["learning_rate"] for r in runs])}
-    params, data_ = train.stack(inits), train.stack(datasets)
-    k, exact = imp_schedule(density, config["imp_rate"]) if method == "imp" else (0, False)
-    if k == 0:
-        result = prune.mag_after_batched(params, data_, density, model=model, keys=keys, collapse="allow", **fit_options)
-        return train.unstack(result.masks[0]), [{} for _ in runs]
-    result = prune.imp_batched(params, data_, model=model, rounds=k, rate=config["imp_rate"], keys=keys, collapse="allow",
-                               **fit_options)
-    masks = train.unstack(result.masks[-1])
-    if not exact:
-        last = train.unstack(result.params[-1])
-        masks = [prune.mask_from_scores(prune.magnitude(p, m), density, "global", jax.random.fold_in(run_keys(r.config)["mask"], k),
-                                        mask=m, collapse="allow") for p, m, r in zip(last, masks, runs)]
-    peaks = np.stack([np.max(np.asarray(h["noise_corr"]), axis=-1) for h in result.histories], axis=1)  # [runs, rounds]
-    return masks, [{"imp_rounds": k + (not exact), "imp_round_noise_peaks": p.tolist()} for p in peaks]
+    return prune.METHODS[method].pipeline(train.stack(inits), train.stack(datasets), config["density"], model=model,
+                                          keys=keys, rate=config["imp_rate"], **fit_options)
 
 
 def _failure(error: Exception) -> str:
@@ -88,7 +76,7 @@ def make_masks(runs: list[Run], model: nets.MLP, inits: list, datasets: list) ->
         method, density = run.config["method"], run.config["density"]
         if method == "dense" or density == 1.0:
             masks[i] = nets.dense_mask(inits[i])
-        elif method in ("imp", "mag_after"):
+        elif prune.METHODS[method].trains:
             batched.setdefault((method, density, run.config["imp_rate"]), []).append(i)
         else:
             try:
@@ -143,7 +131,7 @@ def information_bits(run: Run, model: nets.MLP, init, mask) -> tuple[float, str]
     """The I(m; D) that goes into the run's p_eff, in bits, and what it is: 0 for a mask fixed without the data,
     else the ceiling log2 C(p, k) or, with ``info = "estimate"``, ``estimated_information``."""
     config = run.config
-    if config["method"] in DATA_FREE_METHODS or config["density"] == 1.0:
+    if prune.METHODS[config["method"]].data_free or config["density"] == 1.0:
         return 0.0, "mask fixed without the data (data-free method or dense): I(m;D) = 0"
     if config["info"] == "estimate":
         return estimated_information(run, model, init)
@@ -169,13 +157,13 @@ def evaluate(run: Run, model, dataset, mask, params, history: dict, information:
 
     if lower is None:
         lower = lipschitz.lower(params, mask, model=model, key=keys["lipschitz"], points=dataset.x,
-                                starts=config["lip_search_starts"])
+                                method=config["lower_method"], starts=config["lip_search_starts"])
     if upper is None:
         upper = lipschitz.upper(params, mask, model=model, method=config["upper_method"])
     start = time.perf_counter()
     hidden = sum(model.sizes[1:-1])
     exact = None
-    if model.activation == "relu" and hidden <= config["lip_exact_max_hidden"]:
+    if model.activation in lipschitz.EXACT_ACTIVATIONS and hidden <= config["lip_exact_max_hidden"]:
         exact = lipschitz.exact(params, mask, model=model)
     row |= {"lip_lower": lower.value, "lip_upper": upper.value, "lip_exact": None if exact is None else exact.value,
             "lip_lower_method": lower.method, "lip_upper_method": upper.method,
@@ -328,7 +316,7 @@ def run_group(runs: list[Run], devices=None, workers: int | None = None, batch_l
                 lowers = dict(zip(healthy, lipschitz.lower_batch(
                     trained, trained_masks, model=model, points=jnp.stack([datasets[i].x for i in healthy]),
                     key=jnp.stack([run_keys(runs[i].config)["lipschitz"] for i in healthy]),
-                    starts=config0["lip_search_starts"])))
+                    method=config0["lower_method"], starts=config0["lip_search_starts"])))
             except Exception:  # noqa: BLE001 - measured run by run in evaluate
                 lowers = {}
         progress.phase("lower bound and measurement")

@@ -12,7 +12,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from lawrob import data, nets, train
+from lawrob import data, lipschitz, nets, prune, train
+from lawrob.prune import imp_schedule
 from lawrob.progress import logger
 
 
@@ -45,8 +46,12 @@ def _box(key, v):
         raise ValueError(f"grid key {key!r} must be 0 (the box of the trained weights) or a number >= 1, got {v!r}")
 
 
-PRUNING_METHODS = ("dense", "random", "magnitude", "snip", "grasp", "synflow", "imp", "mag_after")
-DATA_FREE_METHODS = ("dense", "random", "magnitude", "synflow")  # the mask does not depend on the data
+def _registered(names):
+    """A validator reading a registry when a grid is checked, so a method registered after import is allowed."""
+    def check(key, v):
+        if v not in names():
+            raise ValueError(f"grid key {key!r} must be one of {list(names())}, got {v!r}")
+    return check
 
 # key -> (default, validator). Every run carries every key, so its hash names its full configuration.
 SCHEMA: dict[str, tuple[Any, Any]] = {
@@ -61,7 +66,7 @@ SCHEMA: dict[str, tuple[Any, Any]] = {
     "width": (64, _int(1)),
     "depth": (2, _int(1)),
     "activation": ("relu", _choice(*nets.ACTIVATIONS)),
-    "method": ("random", _choice(*PRUNING_METHODS)),
+    "method": ("random", _registered(lambda: list(prune.METHODS))),
     "density": (1.0, _real(0, 1, low_open=True)),
     "imp_rate": (0.2, _real(0, 1, low_open=True, high_open=True)),
     "loss": ("mse", _choice("mse", "logistic")),
@@ -75,7 +80,8 @@ SCHEMA: dict[str, tuple[Any, Any]] = {
     "delta": (0.01, _real(0, 1, low_open=True, high_open=True)),
     "lip_exact_max_hidden": (12, _int(0)),
     "lip_search_starts": (64, _int(1)),
-    "upper_method": ("best", _choice("best", "product", "eclipse_fast", "lipsdp")),
+    "upper_method": ("best", _registered(lipschitz.upper_methods)),
+    "lower_method": ("search", _registered(lambda: list(lipschitz.LOWER_METHODS))),
     "param_box": (0.0, _box),
     "info": ("ceiling", _choice("ceiling", "estimate")),
     "info_datasets": (64, _int(2)),
@@ -117,9 +123,16 @@ def _renamed(table: Mapping[str, Any], where: str) -> dict:
     return out
 
 
+# Keys added after a folder format was in use: at their default they are left out of the hash, so the runs of
+# folders written before them keep their hashes (and resume).
+_LATER_KEYS = ("lower_method",)
+
+
 def config_hash(config: Mapping[str, Any]) -> str:
-    """A stable 16-hex-digit hash of a full run configuration (sorted JSON, renamed keys under their old names)."""
-    named = {_HASH_NAMES.get(k, k): v for k, v in config.items()}
+    """A stable 16-hex-digit hash of a full run configuration (sorted JSON, renamed keys under their old names,
+    later keys only when they differ from their default)."""
+    named = {_HASH_NAMES.get(k, k): v for k, v in config.items()
+             if not (k in _LATER_KEYS and v == SCHEMA[k][0])}
     return hashlib.sha256(json.dumps(dict(sorted(named.items())), sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -250,13 +263,6 @@ PLAN_KEYS = ("density", *_DENSE_NORMALIZED, "noise", "target", "amplitude", "ste
 def model_of(config: Mapping[str, Any]) -> nets.MLP:
     """The run's network: d -> width x depth -> 1 with its activation."""
     return nets.MLP((config["d"], *([config["width"]] * config["depth"]), 1), activation=config["activation"])
-
-
-def imp_schedule(density: float, rate: float) -> tuple[int, bool]:
-    """(k, exact): the number k of full IMP rounds with (1 - rate)^k >= density, and whether (1 - rate)^k == density
-    (otherwise one more magnitude pruning of round k's trained weights reaches the density exactly)."""
-    k = math.floor(math.log(density) / math.log(1 - rate) + 1e-9)
-    return k, math.isclose((1 - rate) ** k, density, rel_tol=1e-9)
 
 
 def _checked_seeds(seeds) -> int:
