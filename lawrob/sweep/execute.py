@@ -244,6 +244,59 @@ def _history_record(history) -> dict:
     return {name: np.asarray(history[name]).tolist() for name in ("step", "noise_corr", "loss")}
 
 
+def _train_stage(runs, model, inits, masks, datasets, devices, rows: dict[int, dict]) -> list:
+    """(params, history) per run after one batched training of the runs without a row yet (None for the
+    others); a run whose training fails or diverges gets its failure row in ``rows``."""
+    healthy = [i for i in range(len(runs)) if i not in rows]
+    per_run = [None] * len(runs)
+    if not healthy:
+        return per_run
+    results, failed = _train_group([runs[i] for i in healthy], model, [inits[i] for i in healthy],
+                                   [masks[i] for i in healthy], [datasets[i] for i in healthy], devices)
+    for j, i in enumerate(healthy):
+        if j in failed:
+            rows[i] = failure_row(runs[i], "train", failed[j])
+        elif not _finite((results[j][0], results[j][1]["loss"], results[j][1]["mse"])):
+            rows[i] = failure_row(runs[i], "train", f"diverged: non-finite parameters or loss after training "
+                                  f"(learning_rate = {runs[i].config['learning_rate']:g})", diverged=True)
+        else:
+            per_run[i] = results[j]
+    return per_run
+
+
+def _batched_bounds(runs, healthy, model, per_run, masks, datasets, batch_lipschitz, progress) -> tuple[dict, dict]:
+    """({run index: lower Bound}, {run index: upper Bound}) from one batched call each (the lower bounds only
+    with ``batch_lipschitz``, by default on an accelerator); a batch that fails leaves its runs to
+    ``evaluate``, which computes them one by one and records a failure in the run's row."""
+    lowers, uppers = {}, {}
+    if not healthy:
+        return lowers, uppers
+    config0 = runs[0].config
+    progress.phase("upper bound")
+    trained = train.stack([per_run[i][0] for i in healthy])
+    trained_masks = train.stack([masks[i] for i in healthy])
+    # One batched call before the threads: on CPU it costs what one call per run does, and the barrier
+    # method's linear algebra already keeps every core busy (threads made it 1.3x slower).
+    try:
+        uppers = dict(zip(healthy, lipschitz.upper_batch(trained, trained_masks, model=model,
+                                                         method=config0["upper_method"])))
+    except Exception:  # noqa: BLE001 - measured run by run in evaluate
+        uppers = {}
+    if batch_lipschitz is None:  # the search, batched, was 1.07x slower on CPU and gains 1.3x from threads there
+        batch_lipschitz = jax.default_backend() != "cpu"
+    if batch_lipschitz:
+        progress.phase("lower bound")
+        try:
+            lowers = dict(zip(healthy, lipschitz.lower_batch(
+                trained, trained_masks, model=model, points=jnp.stack([datasets[i].x for i in healthy]),
+                key=jnp.stack([run_keys(runs[i].config)["lipschitz"] for i in healthy]),
+                method=config0["lower_method"], starts=config0["lip_search_starts"])))
+        except Exception:  # noqa: BLE001 - measured run by run in evaluate
+            lowers = {}
+    progress.phase("lower bound and measurement")
+    return lowers, uppers
+
+
 def run_group(runs: list[Run], devices=None, workers: int | None = None, batch_lipschitz: bool | None = None,
               progress: Progress | None = None, save_to: Path | None = None) -> tuple[list[dict], dict[str, dict]]:
     """Masks, one batched training call for the whole group, the Lipschitz upper bounds in one batched call (the
@@ -257,8 +310,7 @@ def run_group(runs: list[Run], devices=None, workers: int | None = None, batch_l
     measurement raises is a row with its reason (``failure_row``), never an abort of the group. ``save_to``:
     write the trained parameters and masks there (``saved.save_group``)."""
     progress = progress or Progress(len(runs), "group", bar=False)
-    config0 = runs[0].config
-    model = model_of(config0)
+    model = model_of(runs[0].config)
     progress.phase("data and masks")
     datasets = [make_dataset(r.config) for r in runs]
     inits = [model.init(run_keys(r.config)["init"]) for r in runs]
@@ -269,19 +321,7 @@ def run_group(runs: list[Run], devices=None, workers: int | None = None, batch_l
             extras[i]["collapsed"] = bool(np.any(np.asarray(prune.layer_collapse(mask))))
 
     progress.phase("train")
-    healthy = [i for i in range(len(runs)) if i not in rows]
-    per_run = [None] * len(runs)
-    if healthy:
-        results, failed = _train_group([runs[i] for i in healthy], model, [inits[i] for i in healthy],
-                                       [masks[i] for i in healthy], [datasets[i] for i in healthy], devices)
-        for j, i in enumerate(healthy):
-            if j in failed:
-                rows[i] = failure_row(runs[i], "train", failed[j])
-            elif not _finite((results[j][0], results[j][1]["loss"], results[j][1]["mse"])):
-                rows[i] = failure_row(runs[i], "train", f"diverged: non-finite parameters or loss after training "
-                                      f"(learning_rate = {runs[i].config['learning_rate']:g})", diverged=True)
-            else:
-                per_run[i] = results[j]
+    per_run = _train_stage(runs, model, inits, masks, datasets, devices, rows)
     if save_to is not None:
         saved.save_group(save_to, runs, [None if p is None else (p[0], None, masks[i]) for i, p in enumerate(per_run)])
 
@@ -296,30 +336,7 @@ def run_group(runs: list[Run], devices=None, workers: int | None = None, batch_l
     if rows:
         progress.advance(len(rows))
 
-    lowers, uppers = {}, {}
-    if healthy:
-        progress.phase("upper bound")
-        trained = train.stack([per_run[i][0] for i in healthy])
-        trained_masks = train.stack([masks[i] for i in healthy])
-        # One batched call before the threads: on CPU it costs what one call per run does, and the barrier
-        # method's linear algebra already keeps every core busy (threads made it 1.3x slower).
-        try:
-            uppers = dict(zip(healthy, lipschitz.upper_batch(trained, trained_masks, model=model,
-                                                             method=config0["upper_method"])))
-        except Exception:  # noqa: BLE001 - measured run by run in evaluate, where a failure is recorded
-            uppers = {}
-        if batch_lipschitz is None:  # the search, batched, was 1.07x slower on CPU and gains 1.3x from threads there
-            batch_lipschitz = jax.default_backend() != "cpu"
-        if batch_lipschitz:
-            progress.phase("lower bound")
-            try:
-                lowers = dict(zip(healthy, lipschitz.lower_batch(
-                    trained, trained_masks, model=model, points=jnp.stack([datasets[i].x for i in healthy]),
-                    key=jnp.stack([run_keys(runs[i].config)["lipschitz"] for i in healthy]),
-                    method=config0["lower_method"], starts=config0["lip_search_starts"])))
-            except Exception:  # noqa: BLE001 - measured run by run in evaluate
-                lowers = {}
-        progress.phase("lower bound and measurement")
+    lowers, uppers = _batched_bounds(runs, healthy, model, per_run, masks, datasets, batch_lipschitz, progress)
 
     def measure(i):
         try:
@@ -331,7 +348,6 @@ def run_group(runs: list[Run], devices=None, workers: int | None = None, batch_l
 
     if workers is None:  # one per core; serial beside several local devices, whose collectives need XLA's threads
         workers = (os.cpu_count() or 1) if jax.local_device_count() == 1 else 1
-    workers = _checks.positive_int("workers", workers)
     if healthy:
         with ThreadPoolExecutor(max_workers=min(workers, len(healthy))) as pool:
             rows |= dict(zip(healthy, pool.map(measure, healthy)))
@@ -374,6 +390,8 @@ def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices=None, wor
     times, grids) and ``grids/<id>.json``.
     """
     out_dir = Path(out_dir)
+    if workers is not None:
+        workers = _checks.positive_int("workers", workers)
     process, processes = jax.process_index(), jax.process_count()
     runs = grid.runs()
     started = manifest.now()
