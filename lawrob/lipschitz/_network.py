@@ -279,6 +279,8 @@ def _derivative(net: Net, z: np.ndarray) -> np.ndarray:
 
 
 def _gamma(n: int) -> float:
+    """gamma_n = n u / (1 - n u) (Higham, Accuracy and Stability, Lemma 3.1): the float64 rounding-error factor
+    of an n-term sum or dot product; the one definition, shared with ``_upper``."""
     return n * _U / (1 - n * _U)
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from lawrob import _checks
 from lawrob.lipschitz import _lipsdp
-from lawrob.lipschitz._network import _U, Bound, Net, batch_size, drop_unused_inputs, prepare, reduce
+from lawrob.lipschitz._network import Bound, Net, _gamma, batch_size, drop_unused_inputs, prepare, reduce
 
 SDP_SOLVERS = ("auto", "barrier", "CLARABEL", "SCS")
 # LipSDP's matrix has N = d + (hidden units) rows. Measured on 2 cores on trained MLPs (benchmarks/RESULTS.md):
@@ -217,10 +217,6 @@ def spectral_norm_upper(w: np.ndarray, iterations: int = 100) -> float:
             return s
     raise FloatingPointError(f"spectral_norm_upper: no certified bound for a matrix with ||w||_F^2 = {frobenius_sq:.3g} "
                              "(overflow in float64?); rescale it")
-
-
-def _gamma(n: int) -> float:
-    return n * _U / (1 - n * _U)
 
 
 def _psd_certified(a: np.ndarray, shift: float = 0.0) -> bool:
