@@ -1,4 +1,4 @@
-"""Mask entropy and mask-data mutual information: estimators with certified intervals, and p_eff.
+"""Mask entropy and mask-data mutual information: estimators with certified intervals, the inputs of p_eff.
 
 No Free Prune (NFP, Kumar, Luo & Sellke 2024) bounds Lip(f) through p_eff = I(m_W; D) + E||m||_1 log2(1 + 60 W J / eps)
 (THEORY.md 1.4). A larger p_eff only loosens the theorem's bound, so lawrob estimates I(m; D) from above, with
@@ -25,28 +25,34 @@ so ``mask_information`` checks that link and reports it. Every interval is a fin
 for the estimator's own estimand (H(m), the tree entropy or the marginal sum, all >= H(m)), so each ``high`` is a
 certified upper bound on H(m) at its confidence level; the derivations are in the functions' docstrings.
 
-``mask_information`` runs a pruning pipeline on resampled data sets and applies all of them; ``p_eff`` turns an
-estimate into NFP's effective parameter count; ``information_from_correlations`` is the other direction, a
-certified lower bound on the information from measured noise correlations (the Lemma-1 inversion).
+``mask_information`` runs a pruning pipeline on resampled data sets and applies all of them; NFP's effective
+parameter count is then ``lawrob.bounds.p_eff(result.upper, result.active, W, J, eps, units=result.units)`` (the
+one p_eff: every formula and constant lives in ``lawrob.bounds``). ``information_from_correlations`` is the other
+direction, a certified lower bound on the information from measured noise correlations (the Lemma-1 inversion,
+``lawrob.bounds.lemma1_information``).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from scipy import special, stats
 from scipy.sparse.csgraph import minimum_spanning_tree
 
-from lawrob import _checks
+from lawrob import _checks, bounds
+from lawrob._mask_sampling import DEFAULT_CHUNK, _keys, default_chunk, sample_masks
+from lawrob.bounds import LN2, UNITS
 
-UNITS = ("bits", "nats")
-LN2 = math.log(2.0)
+__all__ = [
+    "CHOW_LIU_MAX_BITS", "DEFAULT_CHUNK", "ESTIMATORS", "Estimate", "MaskInformation", "chow_liu_entropy",
+    "default_chunk", "estimate_information", "information_from_correlations", "marginal_entropy", "mask_ceiling",
+    "mask_information", "miller_madow_entropy", "plugin_entropy", "sample_masks",
+]
+
 
 
 class Estimate(NamedTuple):
@@ -285,16 +291,13 @@ def chow_liu_entropy(masks, *, confidence: float = 0.95, units: str = "bits") ->
 # ------------------------------------------------------------------------------ ceilings
 
 
-def _log2_binomial(p: int, k: int) -> float:
-    return (math.lgamma(p + 1) - math.lgamma(k + 1) - math.lgamma(p - k + 1)) / LN2
-
-
 def mask_ceiling(p, k, *, units: str = "bits") -> Estimate:
     """log2 C(p, k): the entropy of the uniform distribution over masks with k of p entries kept, the largest
     entropy any pipeline that keeps exactly k weights can have (NFP Sec. 4.1 uses it for IMP).
 
     ``p`` and ``k`` may be sequences (one entry per layer, for layerwise pruning): the ceiling is then
-    sum_l log2 C(p_l, k_l), never above the global log2 C(sum p_l, sum k_l) (Vandermonde). Exact: low = high = value.
+    sum_l log2 C(p_l, k_l), never above the global log2 C(sum p_l, sum k_l) (Vandermonde). Exact: low = high = value
+    (each term is ``lawrob.bounds.log2_binomial``: exactly 0 at k = 0 and k = p).
     """
     _checks.one_of("units", units, UNITS)
     sizes, kept = np.atleast_1d(p), np.atleast_1d(k)
@@ -306,90 +309,14 @@ def mask_ceiling(p, k, *, units: str = "bits") -> Estimate:
         k_l = _checks.positive_int("k", k_l, minimum=0)
         if k_l > p_l:
             raise ValueError(f"k must lie in [0, p] per layer, got k={k_l} > p={p_l}")
-        total += _log2_binomial(p_l, k_l)
+        total += float(bounds.log2_binomial(float(p_l), float(k_l)))
     return Estimate(total, total, total, "bits", "ceiling", 1.0).to(units)
 
 
 # ------------------------------------------------------------------------ mask information
 
-# Data sets per jax.lax.map chunk in ``sample_masks``, measured with benchmarks/bench_info.py on the E5 toy
-# (see benchmarks/RESULTS.md); None (one full vmap) on other backends.
-DEFAULT_CHUNK = {"cpu": 2048}
 ESTIMATORS = ("plugin", "miller_madow", "chow_liu", "marginal")
 CHOW_LIU_MAX_BITS = 4096  # O(N p^2) time and O(p^2) memory: beyond this the default skips the Chow-Liu bound
-
-
-def default_chunk(backend: str | None = None) -> int | None:
-    """Data sets per chunk for ``sample_masks`` on ``backend`` (default: JAX's); None means one full vmap."""
-    return DEFAULT_CHUNK.get(backend or jax.default_backend())
-
-
-def _flatten(tree) -> tuple[jax.Array, jax.Array]:
-    """The leaves of a mask pytree raveled and concatenated as uint8, and whether all entries were 0 or 1."""
-    flat = jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(tree)])
-    return flat.astype(jnp.uint8), jnp.all((flat == 0) | (flat == 1))
-
-
-def _map_datasets(pipeline, sample_data, chunk, init_key, data_keys):
-    def one(data_key):
-        return _flatten(pipeline(init_key, sample_data(data_key)))
-
-    if chunk is None:
-        return jax.vmap(one)(data_keys)
-    return jax.lax.map(one, data_keys, batch_size=chunk)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def _sample_one_init(pipeline, sample_data, chunk, mesh, init_key, data_keys):
-    if mesh is None:
-        return _map_datasets(pipeline, sample_data, chunk, init_key, data_keys)
-    spec = jax.sharding.PartitionSpec("datasets")
-    return jax.shard_map(lambda k: _map_datasets(pipeline, sample_data, chunk, init_key, k), mesh=mesh, in_specs=spec,
-                         out_specs=spec, check_vma=False)(data_keys)
-
-
-def _keys(key, inits: int, datasets: int) -> tuple[jax.Array, jax.Array]:
-    """([inits] pipeline keys, [inits, datasets] data keys): fresh data sets for every initialization."""
-    pairs = jax.vmap(lambda k: jax.random.split(k))(jax.random.split(key, inits))
-    return pairs[:, 0], jax.vmap(lambda k: jax.random.split(k, datasets))(pairs[:, 1])
-
-
-def sample_masks(pipeline: Callable, sample_data: Callable, *, key: jax.Array, datasets: int, inits: int = 1,
-                 chunk_size: int | None | str = "auto", devices: list | None = None) -> np.ndarray:
-    """masks[i, k] = pipeline(key_i, sample_data(key_ik)) flattened: a uint8 array [inits, datasets, p].
-
-    ``pipeline(key, data)`` is a pure JAX function returning a 0/1 mask pytree (its leaves are raveled and
-    concatenated in ``jax.tree.leaves`` order); ``key`` must fix everything it draws (initialization, minibatch
-    order, tie-breaks), so that the mask is a deterministic function of (key, data). ``sample_data(key)`` draws
-    one data set from the generator under study. For each of ``inits`` pipeline keys, ``datasets`` fresh data
-    sets are drawn and the pipeline runs on all of them in one compiled call: the data sets are split over
-    ``devices`` (default: this process's JAX devices; on CPU set XLA_FLAGS=--xla_force_host_platform_device_count=C
-    before importing jax to use C cores) with ``jax.shard_map``, and on each device go through ``jax.lax.map`` in
-    chunks of ``chunk_size`` (a vmap inside each chunk; "auto": ``default_chunk()``, None: one full vmap).
-    Both functions are static arguments of the compiled call: pass the same function objects to reuse it.
-    """
-    _checks.prng_key("key", key)
-    datasets = _checks.positive_int("datasets", datasets)
-    inits = _checks.positive_int("inits", inits)
-    if not callable(pipeline) or not callable(sample_data):
-        raise TypeError("pipeline and sample_data must be callables: pipeline(key, data) -> mask, sample_data(key) -> data")
-    devices = list(jax.local_devices() if devices is None else devices)
-    per_device = -(-datasets // len(devices))
-    if chunk_size == "auto":
-        chunk_size = default_chunk(devices[0].platform)
-    if chunk_size is not None:
-        chunk_size = min(_checks.positive_int("chunk_size", chunk_size), per_device)
-    mesh = jax.sharding.Mesh(np.array(devices), ("datasets",)) if len(devices) > 1 else None
-    init_keys, data_keys = _keys(key, inits, datasets)
-    pad = per_device * len(devices) - datasets  # repeat the last data set; the copies are dropped below
-    data_keys = jnp.concatenate([data_keys, jnp.repeat(data_keys[:, -1:], pad, axis=1)], axis=1)
-    out = []
-    for i in range(inits):
-        masks, binary = _sample_one_init(pipeline, sample_data, chunk_size, mesh, init_keys[i], data_keys[i])
-        if not bool(jnp.all(binary)):
-            raise ValueError("pipeline must return masks holding only 0 and 1")
-        out.append(np.asarray(masks)[:datasets])
-    return np.stack(out)
 
 
 class MaskInformation(NamedTuple):
@@ -398,7 +325,8 @@ class MaskInformation(NamedTuple):
     estimates: name -> Estimate, the mean over the initializations of each estimator ("plugin", "miller_madow",
         "chow_liu", "marginal") and of the "ceiling"; per_init: name -> one Estimate per initialization.
     upper: the mean over initializations of the smallest certified upper bound (the least ``high`` among the
-        plug-in, Chow-Liu and marginal bounds and the ceiling): the I(m; D) to put into p_eff.
+        plug-in, Chow-Liu and marginal bounds and the ceiling): the I(m; D) to put into p_eff,
+        ``lawrob.bounds.p_eff(upper, active, W, J, eps, units=units)``.
     Confidence: every interval (all estimators, all initializations) holds at once with probability
         >= ``confidence`` (union bound); the mean intervals cover the mean of the per-initialization values.
     chain: (name, mean point value) in the order plug-in <= Chow-Liu <= marginal <= ceiling;
@@ -526,38 +454,14 @@ def mask_information(pipeline: Callable, sample_data: Callable, *, key: jax.Arra
                                 groups=[math.prod(leaf.shape) for leaf in leaves], estimators=estimators)
 
 
-def p_eff(information, W, J, eps, *, active=None, units: str = "bits"):
-    """NFP's p_eff = I(m; D) + E||m||_1 log(1 + 60 W J / eps) (Theorem 4; THEORY.md 1.4) from an estimate of I.
-
-    ``information``: a ``MaskInformation`` (its certified ``upper`` and its mean ``active`` count are used), an
-    ``Estimate`` (its ``high``: an upper bound on I keeps the theorem valid, a larger p_eff only loosens it) or a
-    number, an upper bound on I in ``units``. ``active``: E||m||_1, required unless ``information`` carries it.
-    Returns ``lawrob.bounds.p_eff``'s ``BoundResult`` in ``units`` ("bits": log2 in the count term, as printed;
-    "nats": ln), ready for ``lawrob.bounds.no_free_prune(..., units=units)``.
-    """
-    from lawrob import bounds
-
-    _checks.one_of("units", units, UNITS)
-    if isinstance(information, MaskInformation):
-        upper = Estimate(information.upper, information.upper, information.upper, information.units).to(units).value
-        active = information.active if active is None else active
-    elif isinstance(information, Estimate):
-        upper = information.to(units).high
-    else:
-        upper = _checks.real_in("information", information, 0.0, math.inf)
-    if active is None:
-        raise ValueError("active (E||m||_1, the mean number of kept weights) is required with a plain number or an Estimate")
-    return bounds.p_eff(upper, active, W, J, eps, units=units)
-
-
 def information_from_correlations(correlations, *, n: int, d: int, L: float, c: float = 1.0,
                                   confidence: float = 0.95, units: str = "bits") -> Estimate:
     """A certified lower bound on I({X_t}; W) <= I(W; D) from the measured noise correlations of trained networks.
 
     ``correlations``: X_W = (1/n) sum_i (f^W(x_i) - E f^W) z_i of N independent trainings (fresh data and
     randomness each; e.g. ``history["noise_corr"][-1]`` of ``lawrob.train.fit``). The Lemma-1 inversion
-    (THEORY.md 3.5): if P(|X_W| >= alpha) > delta, then I > delta (alpha^2 / (72 C0) - ln(2/delta)) nats, with
-    C0 = 144 c L^2 / (n d) for L-Lipschitz networks on c-isoperimetric data (L: a bound on every trained network's
+    (THEORY.md 3.5, ``lawrob.bounds.lemma1_information``): if P(|X_W| >= alpha) > delta, then
+    I > delta (alpha^2 / (72 C0) - ln(2/delta)) nats, with C0 = 144 c L^2 / (n d) (``lawrob.bounds.C0_FACTOR``) for L-Lipschitz networks on c-isoperimetric data (L: a bound on every trained network's
     Lipschitz constant, e.g. the largest certified upper bound). For every threshold alpha = the j-th largest
     |X_i|, delta_j is the Clopper-Pearson lower confidence bound on P(|X_W| >= alpha) from j of N samples, at
     level 1 - (1 - confidence) / N (a union bound over the N thresholds), and the best of the N bounds is
@@ -572,11 +476,11 @@ def information_from_correlations(correlations, *, n: int, d: int, L: float, c: 
     c = _checks.real_in("c", c, 0.0, math.inf, low_open=True, high_open=True)
     alpha = _alpha(confidence)
     _checks.one_of("units", units, UNITS)
-    c0 = 144.0 * c * L**2 / (n * d)
+    c0 = bounds.C0_FACTOR * c * L**2 / (n * d)
     thresholds = np.sort(x)[::-1]  # at least j samples reach thresholds[j - 1]
     reached = np.arange(1, x.size + 1)
     delta = stats.beta.ppf(alpha / x.size, reached, x.size - reached + 1) * (1 - 1e-12)  # one-sided CP, P > delta
-    with np.errstate(divide="ignore", invalid="ignore"):
-        nats = np.where(delta > 0, delta * (thresholds**2 / (72.0 * c0) - np.log(2.0 / delta)), -np.inf)
+    inverted = np.atleast_1d(bounds.lemma1_information(thresholds, delta, c0, units="nats").value)
+    nats = np.where(delta > 0, inverted, -np.inf)
     best = float(np.max(nats))
     return _estimate("lemma1_inversion", best, best, math.inf, units, confidence)

@@ -291,8 +291,7 @@ INFO = [
          r"^groups must add up"),
     case("mask_information-key-int", lambda: info.mask_information(pipeline, lambda k: DS, key=0, datasets=2), TypeError,
          r"^key must be a JAX PRNG key"),
-    case("p_eff-information-str", lambda: info.p_eff("abc", 1.0, 1.0, 0.1, active=1),
-         TypeError, r"^information must be"),
+    case("p_eff-info-str", lambda: bounds.p_eff("abc", 1, 1.0, 1.0, 0.1), TypeError, r"^info must be a real number"),
     case("information_from_correlations-empty", lambda: info.information_from_correlations([], n=2, d=2, L=1.0),
          ValueError, r"^correlations must hold"),
 ]

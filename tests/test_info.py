@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lawrob import info, nets, prune
+from lawrob import bounds, info, nets, prune
 from lawrob.data import BooleanCube, Dataset
 
 ESTIMATORS = (info.plugin_entropy, info.miller_madow_entropy, info.chow_liu_entropy, info.marginal_entropy)
@@ -331,20 +331,36 @@ def test_bad_arguments_raise():
 
 
 def test_p_eff_from_an_information_estimate_matches_the_formula():
+    # the one p_eff is lawrob.bounds.p_eff; an estimate supplies its certified upper end and its mean active count
+    assert not hasattr(info, "p_eff")
     masks = np.array([[1, 0, 1, 0], [0, 1, 1, 0], [1, 0, 0, 1], [1, 1, 0, 0]] * 8)
     estimate = info.estimate_information(masks)
     W, J, eps = 3.0, 2.5, 0.2
     count = 2.0 * math.log2(1 + 60 * W * J / eps)  # every mask keeps 2 weights
-    assert info.p_eff(estimate, W, J, eps).value == pytest.approx(estimate.upper + count, rel=1e-12)
-    nats = info.p_eff(estimate, W, J, eps, units="nats").value
+    assert estimate.active == 2.0
+    assert bounds.p_eff(estimate.upper, estimate.active, W, J, eps).value == pytest.approx(estimate.upper + count,
+                                                                                             rel=1e-12)
+    in_nats = info.estimate_information(masks, units="nats")
+    assert in_nats.upper == pytest.approx(estimate.upper * math.log(2), rel=1e-12)
+    nats = bounds.p_eff(in_nats.upper, in_nats.active, W, J, eps, units="nats").value
     assert nats == pytest.approx(estimate.upper * math.log(2) + 2.0 * math.log(1 + 60 * W * J / eps), rel=1e-12)
     marginal = estimate.estimates["marginal"]
-    assert info.p_eff(marginal, W, J, eps, active=2).value == pytest.approx(marginal.high + count, rel=1e-12)
-    assert info.p_eff(1.5, W, J, eps, active=3).value == pytest.approx(1.5 + 1.5 * count, rel=1e-12)
-    with pytest.raises(ValueError, match="active"):
-        info.p_eff(1.5, W, J, eps)
-    with pytest.raises(ValueError, match="information"):
-        info.p_eff(-1.0, W, J, eps, active=3)
+    assert bounds.p_eff(marginal.high, 2, W, J, eps).value == pytest.approx(marginal.high + count, rel=1e-12)
+    assert bounds.p_eff(1.5, 3, W, J, eps).value == pytest.approx(1.5 + 1.5 * count, rel=1e-12)
+    with pytest.raises(ValueError, match="info"):
+        bounds.p_eff(-1.0, 3, W, J, eps)
+
+
+def test_mask_ceiling_is_the_exact_binomial_of_lawrob_bounds():
+    # one binomial ceiling (lawrob.bounds.log2_binomial, betaln): log2 C(p, k) to 1e-12 relative against exact
+    # integer binomials, and exactly 0 at k = 0 and k = p
+    for p_ in (1, 2, 3, 7, 21, 64, 100, 1000, 4096, 10**5):
+        for k_ in sorted({0, 1, 2, p_ // 3, p_ // 2, p_ - 2, p_ - 1, p_} & set(range(p_ + 1))):
+            exact = math.log2(math.comb(p_, k_))
+            for value in (info.mask_ceiling(p_, k_).value, float(bounds.log2_binomial(p_, k_))):
+                assert value == pytest.approx(exact, rel=1e-12, abs=0.0)
+    assert all(info.mask_ceiling(p_, k_).value == 0.0 for p_ in (1, 96, 5000, 10**7) for k_ in (0, p_))
+    assert info.mask_ceiling([5, 7], [5, 0]).value == 0.0
 
 
 def test_information_from_correlations_inverts_lemma_1():
