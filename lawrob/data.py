@@ -25,6 +25,12 @@ import numpy as np
 from lawrob import _checks
 from lawrob.nets import MLP
 
+__all__ = [
+    "FASHION_MNIST_ENV", "MEASURES", "NOISES", "TARGETS", "BooleanCube", "Dataset", "EmbeddedSphere", "Gaussian",
+    "Mixture", "Sphere", "check_dataset", "check_measure", "from_arrays", "load_digits", "load_fashion_mnist",
+    "make_dataset", "read_idx", "teacher",
+]
+
 
 @dataclasses.dataclass(frozen=True)
 class Gaussian:

@@ -18,6 +18,12 @@ import numpy as np
 
 from lawrob import _checks
 
+__all__ = [
+    "ACTIVATIONS", "INITS", "MLP", "Mask", "ParametrizationConstants", "Params", "apply_mask", "check_layers",
+    "check_mask", "check_params", "count_active", "count_params", "dense_mask", "param_shapes",
+    "parametrization_constants", "weight_leaves",
+]
+
 Params = tuple[dict[str, jax.Array], ...]
 Mask = Params
 
@@ -134,11 +140,6 @@ class MLP:
             raise ValueError(f"scalar() needs an output width of 1, the network has {self.sizes[-1]}")
         return self.apply(params, x, mask)[..., 0]
 
-    @property
-    def slope_bounds(self) -> tuple[float, float]:
-        """(alpha, beta): the activation's slope restriction, used by LipSDP-type bounds."""
-        return ACTIVATIONS[self.activation][1:]
-
 
 def apply_mask(params: Params, mask: Mask) -> Params:
     """Elementwise params * mask (pruned weights become exactly zero); ``mask`` must have the structure and
@@ -147,10 +148,9 @@ def apply_mask(params: Params, mask: Mask) -> Params:
     return jax.tree.map(lambda p, m: p * m.astype(p.dtype), params, mask)
 
 
-def dense_mask(params: Params, prune_biases: bool = False) -> Mask:
+def dense_mask(params: Params) -> Mask:
     """All-ones mask of the same structure as ``params`` (a sequence of layer dicts)."""
     check_layers("params", params)
-    del prune_biases  # an all-ones mask is the same either way; kept for symmetry with prune()
     return jax.tree.map(jnp.ones_like, params)
 
 

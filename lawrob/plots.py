@@ -15,6 +15,8 @@ from scipy import stats
 
 from lawrob._io import atomic_savefig
 
+__all__ = ["fit_loglog_slope", "lipschitz_vs_peff", "memorization_vs_sparsity", "noise_correlation"]
+
 
 def _axes(figsize: tuple[float, float]):
     """A figure outside pyplot (no backend is selected or changed, so notebooks keep theirs) and its axes."""
@@ -146,22 +148,3 @@ def noise_correlation(histories: dict[str, dict], rows: list[dict], path: Path) 
     if finals:
         ax.legend(fontsize=8)
     return {"final_mean": finals, "files": [str(f) for f in _save(fig, path)]}
-
-
-def imp_rounds_correlation(round_curves: list[list[float]], path: Path, sigma2: float | None = None) -> dict:
-    """Noise correlation across IMP rounds: ``round_curves[r]`` is the curve within round r (one seed or a mean);
-    rounds are drawn end to end, so each prune-and-rewind shows as a drop (NFP Fig. 3)."""
-    fig, ax = _axes((7.0, 4.0))
-    offset, peaks = 0, []
-    for r, curve in enumerate(round_curves):
-        xs = offset + np.arange(len(curve))
-        ax.plot(xs, curve, color=f"C{r % 10}")
-        peaks.append(float(np.max(curve)))
-        offset += len(curve)
-    if sigma2 is not None:
-        ax.axhline(sigma2, color="k", ls=":", lw=1, label="sigma2")
-        ax.legend(fontsize=8)
-    ax.set_xlabel("training progress (rounds end to end)")
-    ax.set_ylabel("noise correlation")
-    ax.set_title("Noise correlation across IMP rounds")
-    return {"peaks": peaks, "files": [str(f) for f in _save(fig, path)]}

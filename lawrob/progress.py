@@ -14,6 +14,8 @@ import logging
 import sys
 import time
 
+__all__ = ["Progress", "configure_logging", "logger"]
+
 logger = logging.getLogger("lawrob")
 
 

@@ -23,6 +23,11 @@ from lawrob import _checks
 from lawrob.data import Dataset, check_dataset
 from lawrob.nets import MLP, Mask, Params, apply_mask, check_mask, check_params
 
+__all__ = [
+    "DEFAULT_CHUNK", "LOSSES", "MEMORIZED_LOSS", "OPTIMIZERS", "TrainConfig", "accuracy", "default_chunk", "fit",
+    "fit_batched", "noise_correlation", "per_example_loss", "stack", "unstack",
+]
+
 LOSSES = ("mse", "logistic", "cross_entropy")
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "adam": optax.adam, "sgd": optax.sgd, "adamw": optax.adamw, "momentum": lambda lr: optax.sgd(lr, momentum=0.9),

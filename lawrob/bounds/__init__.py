@@ -30,8 +30,8 @@ repaired), ``_results`` (``BoundResult`` and the shared argument checks), ``_bs`
 from lawrob.bounds._bs import (
     bs_finite_class, bubeck_sellke, bubeck_sellke_inverse, deep_network_constants, mixture_condition)
 from lawrob.bounds._constants import (
-    A1_SQUARED, BS, BS_MIXTURE_MIN, C0_FACTOR, HOEFFDING, LN2, MIXTURE_CAMERA_READY, MIXTURE_DEFAULT, MIXTURE_SUBMISSION,
-    NFP, NFP_COVER, NFP_FINITE_CONSTANT, NFP_MIXTURE, UNITS, VARIANTS, BSConstants, NFPConstants)
+    A1_SQUARED, BS, BS_MIXTURE_MIN, C0_FACTOR, HOEFFDING, LN2, MIXTURE_CAMERA_READY, MIXTURE_DEFAULT,
+    MIXTURE_SUBMISSION, NFP, NFP_COVER, NFP_FINITE_CONSTANT, NFP_MIXTURE, UNITS, VARIANTS, BSConstants, NFPConstants)
 from lawrob.bounds._entropy import entropy_ceiling, h2, imp_ratio, log2_binomial
 from lawrob.bounds._nfp import (
     lemma1_information, lemma1_threshold, nfp_finite_probability, no_free_prune, no_free_prune_inverse, p_eff)
@@ -40,7 +40,7 @@ from lawrob.bounds._results import BoundResult
 __all__ = [
     "A1_SQUARED", "BS", "BS_MIXTURE_MIN", "C0_FACTOR", "HOEFFDING", "LN2", "MIXTURE_CAMERA_READY", "MIXTURE_DEFAULT",
     "MIXTURE_SUBMISSION", "NFP", "NFP_COVER", "NFP_FINITE_CONSTANT", "NFP_MIXTURE", "UNITS", "VARIANTS", "BSConstants",
-    "BoundResult", "NFPConstants", "bs_finite_class", "bubeck_sellke", "bubeck_sellke_inverse", "deep_network_constants",
-    "entropy_ceiling", "h2", "imp_ratio", "lemma1_information", "lemma1_threshold", "log2_binomial",
-    "mixture_condition", "nfp_finite_probability", "no_free_prune", "no_free_prune_inverse", "p_eff",
+    "BoundResult", "NFPConstants", "bs_finite_class", "bubeck_sellke", "bubeck_sellke_inverse",
+    "deep_network_constants", "entropy_ceiling", "h2", "imp_ratio", "lemma1_information", "lemma1_threshold",
+    "log2_binomial", "mixture_condition", "nfp_finite_probability", "no_free_prune", "no_free_prune_inverse", "p_eff",
 ]

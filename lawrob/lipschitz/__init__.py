@@ -35,6 +35,6 @@ def region_bound(params, mask=None, *, model=None) -> int:
 
 __all__ = [
     "Bound", "DEFAULT_MAX_REGIONS", "DEFAULT_SDP_MAX_DIM", "EXACT_ACTIVATIONS", "LOWER_METHODS", "LowerMethod", "Net",
-    "SearchConfig", "UPPER_METHODS", "UpperContext", "UpperMethod", "exact", "lower", "lower_batch", "region_bound",
-    "register_lower", "register_upper", "upper", "upper_batch", "upper_methods",
+    "SearchConfig", "UPPER_METHODS", "UpperContext", "UpperMethod", "exact", "lower", "lower_batch", "prepare",
+    "reduce", "region_bound", "register_lower", "register_upper", "upper", "upper_batch", "upper_methods",
 ]
