@@ -66,6 +66,14 @@ from lawrob import _checks
 from lawrob.data import Dataset, check_dataset
 from lawrob.nets import MLP, Mask, Params, apply_mask, check_layers, check_mask, check_params, dense_mask
 from lawrob.progress import logger
+
+__all__ = [
+    "CLASSIFICATION_TEMPERATURE", "COLLAPSE", "METHODS", "SCOPES", "SYNFLOW_ITERATIONS", "ImpResult",
+    "LayerCollapseWarning", "Method", "Scores", "default_temperature", "grasp", "imp", "imp_batched",
+    "imp_schedule", "imp_to_density", "invert", "kept_count", "layer_collapse", "mag_after", "mag_after_batched",
+    "mag_after_to_density", "magnitude", "mask_from_scores", "one_shot_methods", "prune", "random",
+    "register_method", "reinit", "schedule", "shuffle_within_layer", "snip", "synflow",
+]
 from lawrob.train import LOSSES, fit, fit_batched, per_example_loss, unstack
 
 Scores = Params
