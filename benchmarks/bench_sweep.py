@@ -4,8 +4,8 @@ Grid: Gaussian data (d = 8, n = 96, random +-1 labels), ReLU MLPs 8 -> w -> w ->
 shape groups), methods random and SynFlow, densities 0.5 and 0.25, 8 seeds; 1000 Adam steps (lr 3e-3), then the
 full per-run measurement (certified Lipschitz bracket, p_eff, both theorems in both variants).
 
-The loop runs the same configurations one by one with the same library functions (``execute.make_dataset``,
-``MLP.init``, ``execute.make_masks``, ``train.fit``, ``execute.evaluate``) and writes nothing. Both are timed
+The loop runs the same configurations one by one with the same library functions (``inputs.dataset_of``,
+``MLP.init``, ``masks.make_masks``, ``train.fit``, ``measure.measure_row``) and writes nothing. Both are timed
 cold (first call in the process: compilation included) and warm (median of ``--repeats`` further calls on
 fresh output folders); compile time = cold - warm median. The loop's warm time is also split into training
 and measurement.
@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import report  # noqa: E402
 
 from lawrob import lipschitz, sweep, train  # noqa: E402
-from lawrob.sweep import execute  # noqa: E402
+from lawrob.sweep import inputs, measure  # noqa: E402
+from lawrob.sweep import masks as mask_stage  # noqa: E402
 
 
 def grid(seeds: int, steps: int) -> sweep.Grid:
@@ -58,17 +59,17 @@ def run_loop(g: sweep.Grid) -> tuple[float, float, float]:
     start = time.perf_counter()
     for r in g.runs():
         config = r.config
-        model = execute.model_of(config)
-        dataset = execute.make_dataset(config)
-        init = model.init(execute.run_keys(config)["init"])
-        (mask,), _, _ = execute.make_masks([r], model, [init], [dataset])
+        model = inputs.model_of(config)
+        dataset = inputs.dataset_of(config, r.keys.data)
+        init = model.init(r.keys.init)
+        (mask,), _, _ = mask_stage.make_masks([r], model, [init], [dataset])
         t0 = time.perf_counter()
-        params, history = train.fit(init, mask, dataset, model=model, key=execute.run_keys(config)["train"],
-                                    learning_rate=config["learning_rate"], **execute.train_options(config))
+        params, history = train.fit(init, mask, dataset, model=model, key=r.keys.train,
+                                    learning_rate=config.learning_rate, **inputs.train_options(config))
         history = {k: v for k, v in history.items()}
         float(history["mse"][-1])
         t1 = time.perf_counter()
-        execute.evaluate(r, model, dataset, mask, params, history, execute.information_bits(r, model, init, mask))
+        measure.measure_row(r, model, dataset, mask, params, history, mask_stage.information_bits(r, model, init, mask))
         training += t1 - t0
         measuring += time.perf_counter() - t1
     return time.perf_counter() - start, training, measuring
@@ -76,23 +77,23 @@ def run_loop(g: sweep.Grid) -> tuple[float, float, float]:
 
 def trained_runs(g: sweep.Grid, width: int):
     """(model, params, masks, datasets, keys) of the grid's runs of one width, trained one by one."""
-    runs = [r for r in g.runs() if r.config["width"] == width]
-    model = execute.model_of(runs[0].config)
+    runs = [r for r in g.runs() if r.config.width == width]
+    model = inputs.model_of(runs[0].config)
     params, masks, datasets, keys = [], [], [], []
     for r in runs:
-        dataset = execute.make_dataset(r.config)
-        init = model.init(execute.run_keys(r.config)["init"])
-        (mask,), _, _ = execute.make_masks([r], model, [init], [dataset])
-        trained, _ = train.fit(init, mask, dataset, model=model, key=execute.run_keys(r.config)["train"],
-                               learning_rate=r.config["learning_rate"], **execute.train_options(r.config))
+        dataset = inputs.dataset_of(r.config, r.keys.data)
+        init = model.init(r.keys.init)
+        (mask,), _, _ = mask_stage.make_masks([r], model, [init], [dataset])
+        trained, _ = train.fit(init, mask, dataset, model=model, key=r.keys.train,
+                               learning_rate=r.config.learning_rate, **inputs.train_options(r.config))
         params.append(trained), masks.append(mask), datasets.append(dataset)
-        keys.append(execute.run_keys(r.config)["lipschitz"])
+        keys.append(r.keys.lipschitz)
     return model, params, masks, datasets, keys
 
 
 def measurement(g: sweep.Grid) -> dict:
     model, params, masks, datasets, keys = trained_runs(g, 64)
-    starts = g.runs()[0].config["lip_search_starts"]
+    starts = g.runs()[0].config.lip_search_starts
     stacked, stacked_masks = train.stack(params), train.stack(masks)
     points = jnp.stack([d.x for d in datasets])
     one = {"lower": lambda i: lipschitz.lower(params[i], masks[i], model=model, key=keys[i], points=datasets[i].x,

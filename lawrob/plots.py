@@ -1,7 +1,8 @@
 """The standard figures of a sweep, drawn from its tidy results table (a list of row dicts).
 
-Each function saves PNG and PDF next to each other and returns what it measured (e.g. a fitted slope), so the
-report can state numbers beside the pictures.
+Each function saves PNG and PDF next to each other and returns the files and what it drew (e.g. the curves), so
+the report can state numbers beside the pictures. Fits are the report's (``lawrob.sweep.report``): a figure draws
+a fit it is given, it does not make one.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from lawrob._io import atomic_savefig
 
-__all__ = ["fit_loglog_slope", "lipschitz_vs_peff", "memorization_vs_sparsity", "noise_correlation"]
+__all__ = ["fitted_runs", "lipschitz_vs_peff", "memorization_vs_sparsity", "noise_correlation"]
 
 
 def _axes(figsize: tuple[float, float]):
@@ -40,26 +40,19 @@ def _num(row, key):
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
-def fit_loglog_slope(x, y, level: float = 0.95) -> dict:
-    """Least-squares fit log y = a + b log x; returns the slope b, its ``level`` confidence interval (Student t with
-    m - 2 degrees of freedom) and the number of points m. Needs at least 3 points with distinct x."""
-    x, y = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
-    m = len(x)
-    if m < 3 or np.ptp(x) == 0:
-        return {"slope": None, "low": None, "high": None, "points": m, "intercept": None}
-    res = stats.linregress(x, y)
-    half = stats.t.ppf(0.5 + level / 2, m - 2) * res.stderr
-    return {"slope": float(res.slope), "low": float(res.slope - half), "high": float(res.slope + half), "points": m,
-            "intercept": float(res.intercept)}
+def fitted_runs(rows: list[dict]) -> list[dict]:
+    """The runs a Lipschitz-vs-p_eff figure or fit uses: those that fit below the noise level (the theorem says
+    nothing about the others) with a p_eff and both ends of the Lipschitz bracket."""
+    return [r for r in rows if r.get("fits_below_noise") and _num(r, "p_eff") and _num(r, "lip_lower") and _num(r, "lip_upper")]
 
 
-def lipschitz_vs_peff(rows: list[dict], path: Path) -> dict:
+def lipschitz_vs_peff(rows: list[dict], path: Path, fit: dict | None = None) -> dict:
     """Measured Lipschitz bracket [lip_lower, lip_upper] (exact as a dot) against p_eff on log-log axes, with the
-    rigorous NFP bound of each run and the scaling law sqrt(n d / p_eff) fitted to the bracket midpoints
-    (geometric mean), whose slope is reported with its 95 % confidence interval beside the theory's -1/2.
-    Only runs that fit below the noise level are drawn (the theorem says nothing about the others)."""
+    rigorous NFP bound of each run, the scaling sqrt(n d / p_eff) (scaled to the median run) and, when ``fit`` is
+    given (``sweep.report.scaling_fit``: slope, its interval and intercept), the fitted line. Only
+    ``fitted_runs(rows)`` are drawn. Returns the files written and the number of runs drawn."""
     fig, ax = _axes((6.4, 4.6))
-    fitted = [r for r in rows if r.get("fits_below_noise") and _num(r, "p_eff") and _num(r, "lip_lower") and _num(r, "lip_upper")]
+    fitted = fitted_runs(rows)
     by_method = defaultdict(list)
     for r in fitted:
         by_method[r["method"]].append(r)
@@ -76,12 +69,11 @@ def lipschitz_vs_peff(rows: list[dict], path: Path) -> dict:
     bound = [(_num(r, "p_eff"), _num(r, "bound_nfp_rigorous")) for r in fitted if _num(r, "bound_nfp_rigorous")]
     if bound:
         ax.scatter(*zip(*bound), color="k", marker="_", s=60, label="NFP bound (rigorous)")
-    fit = fit_loglog_slope([_num(r, "p_eff") for r in fitted],
-                           [math.sqrt(_num(r, "lip_lower") * _num(r, "lip_upper")) for r in fitted])
-    if fit["slope"] is not None:
+    if fitted and len({_num(r, "p_eff") for r in fitted}) > 1:
         grid = np.geomspace(min(_num(r, "p_eff") for r in fitted), max(_num(r, "p_eff") for r in fitted), 50)
-        ax.plot(grid, np.exp(fit["intercept"]) * grid ** fit["slope"], "k--", lw=1,
-                label=f"fit: slope {fit['slope']:.2f} [{fit['low']:.2f}, {fit['high']:.2f}] (theory -0.5)")
+        if fit is not None and fit.get("slope") is not None:
+            ax.plot(grid, np.exp(fit["intercept"]) * grid ** fit["slope"], "k--", lw=1,
+                    label=f"fit: slope {fit['slope']:.2f} [{fit['low']:.2f}, {fit['high']:.2f}] (theory -0.5)")
         scale = np.median([math.sqrt(_num(r, "lip_lower") * _num(r, "lip_upper")) / math.sqrt(r["n"] * r["d"] / _num(r, "p_eff"))
                            for r in fitted])
         ax.plot(grid, scale * np.sqrt(np.median([r["n"] * r["d"] for r in fitted]) / grid), ":", color="gray", lw=1,
@@ -94,7 +86,7 @@ def lipschitz_vs_peff(rows: list[dict], path: Path) -> dict:
     if fitted:
         ax.legend(fontsize=7)
     files = _save(fig, path)
-    return fit | {"files": [str(f) for f in files], "runs_drawn": len(fitted)}
+    return {"files": [str(f) for f in files], "runs_drawn": len(fitted)}
 
 
 def _mean_se(values):

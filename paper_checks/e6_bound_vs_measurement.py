@@ -46,7 +46,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import parse_args, print_verdict, pyplot, save_figure, seeds_option, write_verdict  # noqa: E402
 
-from lawrob import bounds, plots, sweep  # noqa: E402
+from lawrob import bounds, sweep  # noqa: E402
 from lawrob.progress import configure_logging  # noqa: E402
 
 # The one (n, d, eps, delta) of every run: the smallest round n above the NFP mixture condition's 2333.
@@ -97,9 +97,9 @@ def analyse(rows: list[dict]) -> dict:
     margin_upper = [r["lip_upper"] / max(rigorous_bounds(r)) for r in checked]
     margin_lower = [r["lip_lower"] / max(rigorous_bounds(r)) for r in checked if r["lip_lower"] > 0]
     x = [r["p_eff"] for r in fitted]
-    slope = plots.fit_loglog_slope(x, [math.sqrt(r["lip_lower"] * r["lip_upper"]) for r in fitted])
-    slope_lower = plots.fit_loglog_slope(x, [r["lip_lower"] for r in fitted])
-    slope_upper = plots.fit_loglog_slope(x, [r["lip_upper"] for r in fitted])
+    slope = sweep.report.fit_loglog_slope(x, [math.sqrt(r["lip_lower"] * r["lip_upper"]) for r in fitted])
+    slope_lower = sweep.report.fit_loglog_slope(x, [r["lip_lower"] for r in fitted])
+    slope_upper = sweep.report.fit_loglog_slope(x, [r["lip_upper"] for r in fitted])
     reasons = Counter(str(r.get("bound_reason_rigorous") or "") for r in fitted if not rigorous_bounds(r))
     by_method = {}
     for method in sorted({r["method"] for r in rows}):

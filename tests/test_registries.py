@@ -77,7 +77,7 @@ def test_a_registered_lower_bound_is_certified(registered, tmp_path):
 
 
 def test_a_key_added_later_keeps_old_hashes_at_its_default():
-    config = Grid(fixed={"d": 3}).runs()[0].config
+    config = Grid(fixed={"d": 3}).runs()[0].config.as_dict()
     old = {("lip_upper" if k == "upper_method" else k): v for k, v in config.items() if k != "lower_method"}
     assert Grid(fixed={"d": 3}).runs()[0].hash == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
     assert Grid(fixed={"d": 3, "lower_method": "points"}).runs()[0].hash != Grid(fixed={"d": 3}).runs()[0].hash

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from lawrob.sweep import DamagedFile, FolderLocked, Grid, ResultStore, column_types, load, plan, read_csv
-from lawrob.sweep.grid import SCHEMA
+from lawrob.sweep.config import SCHEMA
 from lawrob.sweep.cost import COMPILE_SECONDS_PER_GROUP
 from lawrob.sweep.store import write_parquet
 
@@ -144,8 +144,8 @@ def test_old_grid_key_lip_upper_is_renamed_and_keeps_its_hash(caplog):
         old = Grid(fixed={"lip_upper": "product"})
     assert "now called 'upper_method'" in caplog.text
     run, = old.runs()
-    assert run.config["upper_method"] == "product" and "lip_upper" not in run.config
-    legacy = {("lip_upper" if k == "upper_method" else k): v for k, v in run.config.items() if k != "lower_method"}
+    assert run.config.upper_method == "product" and "lip_upper" not in run.config.as_dict()
+    legacy = {("lip_upper" if k == "upper_method" else k): v for k, v in run.config.as_dict().items() if k != "lower_method"}
     assert run.hash == hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:16]
     assert run.hash == Grid(fixed={"upper_method": "product"}).runs()[0].hash
 
@@ -159,7 +159,7 @@ def test_dense_runs_are_measured_once_as_method_dense():
     grid = Grid(axes={"method": ["imp", "random", "synflow"], "density": [1.0, 0.5]}, seeds=2)
     runs = grid.runs()
     assert len(runs) == 2 * (1 + 3)
-    assert sorted(r.config["method"] for r in runs if r.config["density"] == 1.0) == ["dense", "dense"]
+    assert sorted(r.config.method for r in runs if r.config.density == 1.0) == ["dense", "dense"]
 
 
 def test_imp_without_a_full_round_is_refused():

@@ -10,9 +10,10 @@ from lawrob.sweep.columns import column_types
 from lawrob.sweep.cost import plan
 from lawrob.sweep.execute import run
 from lawrob.sweep.saved import load_params
-from lawrob.sweep.grid import SCHEMA, SHAPE_KEYS, Grid, Run, config_hash
-from lawrob.sweep.report import write_report
+from lawrob.sweep.config import SCHEMA, SHAPE_KEYS, Run, RunConfig, config_hash
+from lawrob.sweep.grid import Grid
+from lawrob.sweep.report import scaling_fit, write_report
 from lawrob.sweep.store import DamagedFile, FolderLocked, ResultStore, load, read_csv
 
-__all__ = ["DamagedFile", "FolderLocked", "Grid", "Run", "SCHEMA", "SHAPE_KEYS", "ResultStore", "column_types",
-           "config_hash", "load", "load_params", "plan", "read_csv", "run", "write_report"]
+__all__ = ["DamagedFile", "FolderLocked", "Grid", "Run", "RunConfig", "SCHEMA", "SHAPE_KEYS", "ResultStore", "column_types",
+           "config_hash", "load", "load_params", "plan", "read_csv", "run", "scaling_fit", "write_report"]

@@ -1,4 +1,4 @@
-"""The declared type of every column of a sweep table: grid keys (from ``grid.SCHEMA``) and measured columns.
+"""The declared type of every column of a sweep table: grid keys (from ``config.SCHEMA``) and measured columns.
 
 Tables are read by these types, never by guessing from a cell's text, so a configuration hash made of digits
 (``60e5958100166644``) stays a string and an integer column stays an integer. Types:
@@ -12,7 +12,7 @@ A test runs a sweep and checks that every column it writes is declared here.
 
 from __future__ import annotations
 
-from lawrob.sweep.grid import SCHEMA
+from lawrob.sweep.config import SCHEMA
 
 TYPES = ("str", "int", "float", "bool", "floats")
 

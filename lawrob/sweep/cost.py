@@ -4,7 +4,9 @@ listed, so a grid of millions of runs plans at once)."""
 from __future__ import annotations
 
 from lawrob import prune
-from lawrob.sweep.grid import PLAN_KEYS, SHAPE_KEYS, Grid, imp_schedule, model_of
+from lawrob.sweep.config import SHAPE_KEYS, RunConfig
+from lawrob.sweep.grid import PLAN_KEYS, Grid
+from lawrob.sweep.inputs import model_of
 
 # Cost model of --dry-run, fitted to sweeps measured on the 2-core development CPU (benchmarks/RESULTS.md,
 # "dry-run estimate vs actual"). A group compiles its training, its upper bounds and its lower-bound search once
@@ -20,35 +22,35 @@ WARN_RUNS, WARN_SECONDS = 100_000, 24 * 3600.0
 _COST_KEYS = ("upper_method", "lip_search_starts", "lip_exact_max_hidden", "width", "depth", "n", "d", "steps")
 
 
-def _call_seconds(config: dict, batch: int) -> float:
+def _call_seconds(config: RunConfig, batch: int) -> float:
     """One batched training call of ``batch`` runs: per-step latency plus fwd + bwd arithmetic."""
-    flops = 3 * 2 * config["n"] * model_of(config).num_params * config["steps"] * batch
-    return config["steps"] * STEP_SECONDS + flops / TRAIN_FLOPS_PER_SECOND
+    flops = 3 * 2 * config.n * model_of(config).num_params * config.steps * batch
+    return config.steps * STEP_SECONDS + flops / TRAIN_FLOPS_PER_SECOND
 
 
-def _pipeline_calls(config: dict) -> int:
+def _pipeline_calls(config: RunConfig) -> int:
     """Training calls of a run's pruning pipeline: IMP trains dense, then once per round (plus a final magnitude
     pruning, no training); MagAfter, and any other registered training-based method, is counted as one
     training. One-shot methods prune without training."""
-    if config["method"] == "imp":
-        return imp_schedule(config["density"], config["imp_rate"])[0] + 1
-    return 1 if prune.METHODS[config["method"]].trains else 0
+    if config.method == "imp":
+        return prune.imp_schedule(config.density, config.imp_rate)[0] + 1
+    return 1 if prune.METHODS[config.method].trains else 0
 
 
-def _pipelines(configs: list[dict]) -> dict[tuple, list[dict]]:
+def _pipelines(configs: list[RunConfig]) -> dict[tuple, list[RunConfig]]:
     """The group's runs with a training pipeline, by (method, density, imp_rate): each is one batched pipeline."""
-    pipelines: dict[tuple, list[dict]] = {}
+    pipelines: dict[tuple, list[RunConfig]] = {}
     for c in configs:
         if _pipeline_calls(c):
-            pipelines.setdefault((c["method"], c["density"], c["imp_rate"]), []).append(c)
+            pipelines.setdefault((c.method, c.density, c.imp_rate), []).append(c)
     return pipelines
 
 
-def compile_seconds(configs: list[dict]) -> float:
+def compile_seconds(configs: list[RunConfig]) -> float:
     return COMPILE_SECONDS_PER_GROUP + (PIPELINE_COMPILE_SECONDS if _pipelines(configs) else 0.0)
 
 
-def group_seconds(configs: list[dict], multiplicity: int) -> float:
+def group_seconds(configs: list[RunConfig], multiplicity: int) -> float:
     """Estimated seconds of one shape group: compilation, its batched training calls (the group's training, one
     pipeline per (method, density, imp_rate) batched over its runs, and an information estimate's pipelines on
     ``info_datasets`` fresh data sets per run), and each run's measurement."""
@@ -56,8 +58,8 @@ def group_seconds(configs: list[dict], multiplicity: int) -> float:
     seconds = compile_seconds(configs) + _call_seconds(configs[0], len(configs) * multiplicity)
     for members in pipelines.values():
         seconds += _pipeline_calls(members[0]) * _call_seconds(members[0], len(members) * multiplicity)
-        estimated = [c for c in members if c["info"] == "estimate"]
-        seconds += sum(_pipeline_calls(c) * _call_seconds(c, c["info_datasets"]) for c in estimated) * multiplicity
+        estimated = [c for c in members if c.info == "estimate"]
+        seconds += sum(_pipeline_calls(c) * _call_seconds(c, c.info_datasets) for c in estimated) * multiplicity
     for c in configs:
         n_sdp = sum(model_of(c).sizes[:-1])
         seconds += multiplicity * EVAL_SECONDS_PER_RUN * max(1.0, n_sdp / EVAL_REFERENCE_N) ** 3
@@ -71,10 +73,10 @@ def plan(grid: Grid) -> dict:
     configs, multiplicity = grid.outline(set(PLAN_KEYS) | set(SHAPE_KEYS) | set(_COST_KEYS))
     groups: dict[tuple, list] = {}
     for config in configs:
-        groups.setdefault(tuple(config[k] for k in SHAPE_KEYS), []).append(config)
+        groups.setdefault(config.shape_key, []).append(config)
     runs = len(configs) * multiplicity
     seconds = sum(group_seconds(g, multiplicity) for g in groups.values())
-    data_bytes = max(8 * c["n"] * c["d"] for c in configs)
+    data_bytes = max(8 * c.n * c.d for c in configs)
     warnings = []
     if runs > WARN_RUNS:
         warnings.append(f"{runs} runs: more than {WARN_RUNS}; is every axis meant?")

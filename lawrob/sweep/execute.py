@@ -1,17 +1,19 @@
 """Running a grid: groups of equal shapes train in one batched call, each run is then measured and bounded.
 
-For every run: data -> initialization -> mask (pruning method) -> training (batched over the group, sharded over
-the local devices) -> Lipschitz bracket (certified lower and upper bounds, exact when small) -> p_eff -> the BS
-and NFP bounds in both variants -> verdicts. Finished groups are appended atomically to the results store, so a
-sweep killed at any moment resumes without losing or duplicating a row. With ``jax.distributed`` initialized,
-process i takes the groups i, i + P, i + 2P, ...; every process writes its own part and process 0 merges them.
+The scheduler. For every group of runs with equal shapes: inputs (``inputs``: data, initialization) -> masks
+(``masks``: the pruning method) -> training (batched over the group, sharded over the local devices) ->
+information (``masks.information_bits``) -> Lipschitz bounds (batched) -> the rest of each run's measurement
+(``measure``: bracket, p_eff, both papers' bounds, verdict) in threads. Each run's state is a ``RunState``; a
+stage that fails for a run gives it its failure row and the later stages skip it. Finished groups are appended
+atomically to the results store, so a sweep killed at any moment resumes without losing or duplicating a row.
+With ``jax.distributed`` initialized, process i takes the groups i, i + P, i + 2P, ...; every process writes its
+own part and process 0 merges them.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,282 +21,158 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lawrob import _checks, bounds, data, info, lipschitz, nets, prune, train
+from lawrob import _checks, lipschitz, nets, prune, train
+from lawrob.data import Dataset
 from lawrob.progress import Progress, logger
 from lawrob.sweep import manifest, saved
+from lawrob.sweep.config import Run
 from lawrob.sweep.cost import plan
-from lawrob.sweep.grid import Grid, Run, model_of
+from lawrob.sweep.grid import Grid, grid_id, groups_of
+from lawrob.sweep.inputs import dataset_of, model_of, train_options
+from lawrob.sweep.masks import error_text, information_bits, make_masks
+from lawrob.sweep.measure import failure_row, measure_row
 from lawrob.sweep.store import ResultStore
 
-def measure_of(config: dict):
-    name = config["measure"]
-    if name == "embedded_sphere":
-        return data.EmbeddedSphere(config["d"], config["intrinsic_dim"])
-    return data.MEASURES[name](config["d"])
+
+@dataclasses.dataclass
+class RunState:
+    """What the stages of ``run_group`` know of one run so far; ``failure`` is its failure row once a stage
+    failed for it (the later stages skip it)."""
+
+    run: Run
+    dataset: Dataset
+    init: nets.Params
+    mask: nets.Mask | None = None
+    params: nets.Params | None = None
+    history: dict | None = None
+    information: tuple[float, str] | None = None
+    columns: dict = dataclasses.field(default_factory=dict)
+    failure: dict | None = None
+
+    def fail(self, stage: str, reason: str, **columns) -> None:
+        self.failure = failure_row(stage, reason, **columns)
 
 
-def run_keys(config: dict) -> dict[str, jax.Array]:
-    """Keys derived from the seed alone, so runs that differ only in method or density share data and init."""
-    base = jax.random.key(config["seed"])
-    return {name: jax.random.fold_in(base, i) for i, name in enumerate(("data", "init", "mask", "train", "lipschitz", "info"))}
+def _healthy(states: list[RunState]) -> list[RunState]:
+    return [s for s in states if s.failure is None]
 
 
-def make_dataset(config: dict, key: jax.Array | None = None) -> data.Dataset:
-    """The run's data set (``key``: another draw from the same generator, for the information estimate)."""
-    key = run_keys(config)["data"] if key is None else key
-    return data.make_dataset(key, measure_of(config), config["n"], config["target"], config["noise"],
-                             amplitude=config["amplitude"], flip=config["flip"])
-
-
-def train_options(config: dict) -> dict:
-    return dict(steps=config["steps"], loss=config["loss"], optimizer=config["optimizer"],
-                batch_size=config["batch_size"] or None, log_every=config["log_every"],
-                stop_loss=config["stop_loss"] or None)
-
-
-def _batched_masks(method: str, runs: list[Run], model, inits, datasets) -> tuple[list, list[dict]]:
-    """Masks of runs of a training-based method (``prune.METHODS[method].pipeline``) that share a density,
-    found with one batched pruning pipeline."""
-    config = runs[0].config
-    keys = jnp.stack([run_keys(r.config)["mask"] for r in runs])
-    fit_options = train_options(config) | {"learning_rate": jnp.asarray([r.config["learning_rate"] for r in runs])}
-    return prune.METHODS[method].pipeline(train.stack(inits), train.stack(datasets), config["density"], model=model,
-                                          keys=keys, rate=config["imp_rate"], **fit_options)
-
-
-def _failure(error: Exception) -> str:
-    return f"{type(error).__name__}: {error}".splitlines()[0][:500]
-
-
-def make_masks(runs: list[Run], model: nets.MLP, inits: list, datasets: list) -> tuple[list, list[dict], dict[int, str]]:
-    """Every run's mask and extra columns, and {run index: why its pruning failed}: one-shot methods run by run,
-    IMP and MagAfter batched per density (a batch that fails is retried run by run, so one failing run does not
-    take the others with it). A failed run's mask is None."""
-    masks, extras, failed = [None] * len(runs), [{} for _ in runs], {}
-    batched: dict[tuple, list[int]] = {}
-    for i, run in enumerate(runs):
-        method, density = run.config["method"], run.config["density"]
-        if method == "dense" or density == 1.0:
-            masks[i] = nets.dense_mask(inits[i])
-        elif prune.METHODS[method].trains:
-            batched.setdefault((method, density, run.config["imp_rate"]), []).append(i)
+def _mask_stage(states: list[RunState], model: nets.MLP) -> None:
+    masks, extras, failed = make_masks([s.run for s in states], model, [s.init for s in states],
+                                       [s.dataset for s in states])
+    for i, state in enumerate(states):
+        state.mask, state.columns = masks[i], extras[i]
+        if i in failed:
+            state.fail("masks", failed[i])
         else:
-            try:
-                masks[i] = prune.prune(method, inits[i], datasets[i], density, run_keys(run.config)["mask"], model=model,
-                                       loss=run.config["loss"], collapse="allow")
-            except Exception as error:  # noqa: BLE001 - recorded in the run's row
-                failed[i] = _failure(error)
-    for (method, *_), idx in batched.items():
-        tries = [idx]
-        while tries:
-            part = tries.pop()
-            try:
-                found, extra = _batched_masks(method, [runs[i] for i in part], model, [inits[i] for i in part],
-                                              [datasets[i] for i in part])
-            except Exception as error:  # noqa: BLE001 - retried run by run, then recorded in the run's row
-                if len(part) > 1:
-                    tries += [[i] for i in part]
-                else:
-                    failed[part[0]] = _failure(error)
-                continue
-            for i, m, e in zip(part, found, extra):
-                masks[i], extras[i] = m, e
-    return masks, extras, failed
+            state.columns["collapsed"] = bool(np.any(np.asarray(prune.layer_collapse(state.mask))))
 
 
-def _float(x) -> float:
-    return float(np.asarray(x))
-
-
-def estimated_information(run: Run, model: nets.MLP, init) -> tuple[float, str]:
-    """An upper bound on I(m; D) for the run's pruning pipeline, in bits, and a note saying what it is.
-
-    The pipeline (``make_masks``: same initialization, same mask key) runs on ``info_datasets`` fresh data sets
-    from the run's generator; for a pipeline deterministic given (init, D), I(m; D) <= H(m | init) (NFP Sec. 1.4),
-    bounded above by ``lawrob.info.estimate_information``'s ``upper``: the least 95 % upper confidence bound
-    among the plug-in, Chow-Liu and marginal estimators and the count ceiling.
-    """
-    config = run.config
-    count = config["info_datasets"]
-    datasets = [make_dataset(config, key) for key in jax.random.split(run_keys(config)["info"], count)]
-    masks, _, failed = make_masks([run] * count, model, [init] * count, datasets)
-    if failed:
-        raise ValueError(f"the pruning pipeline failed on {len(failed)} of {count} fresh data sets: {next(iter(failed.values()))}")
-    leaves = [jax.tree.leaves(m) for m in masks]
-    flat = np.stack([np.concatenate([np.ravel(np.asarray(leaf)) for leaf in ls]) for ls in leaves])
-    estimate = info.estimate_information(flat, groups=[leaf.size for leaf in leaves[0]])
-    return estimate.upper, (f"{estimate.confidence:.0%} upper bound on H(m | init) >= I(m;D) from {count} data sets "
-                            "(least of plug-in, Chow-Liu, marginal, ceiling)")
-
-
-def information_bits(run: Run, model: nets.MLP, init, mask) -> tuple[float, str]:
-    """The I(m; D) that goes into the run's p_eff, in bits, and what it is: 0 for a mask fixed without the data,
-    else the ceiling log2 C(p, k) or, with ``info = "estimate"``, ``estimated_information``."""
-    config = run.config
-    if prune.METHODS[config["method"]].data_free or config["density"] == 1.0:
-        return 0.0, "mask fixed without the data (data-free method or dense): I(m;D) = 0"
-    if config["info"] == "estimate":
-        return estimated_information(run, model, init)
-    return float(bounds.log2_binomial(model.num_weights, nets.count_active(mask))), "ceiling log2 C(p, k) >= H(m) >= I(m;D)"
-
-
-def evaluate(run: Run, model, dataset, mask, params, history: dict, information: tuple[float, str],
-             lower: lipschitz.Bound | None = None, upper: lipschitz.Bound | None = None) -> dict:
-    """Measure one trained run and evaluate both papers' bounds on it; returns its table row (without axes).
-
-    ``information``: (bits, source) from ``information_bits``, the I(m; D) term of p_eff. ``lower``, ``upper``:
-    the run's Lipschitz bounds when already computed (by ``run_group``'s batched calls), else computed here."""
-    config = run.config
-    keys = run_keys(config)
-    eps, delta = config["eps"], config["delta"]
-    sigma2 = _float(dataset.sigma2)
-    mse = _float(history["mse"][-1])
-    fits = mse <= sigma2 - eps
-    row = {"sigma2": sigma2, "train_mse": mse, "fits_below_noise": bool(fits),
-           "fit_reason": "" if fits else f"train MSE {mse:.4g} > sigma2 - eps = {sigma2 - eps:.4g} after {int(history['steps_run'])} steps",
-           "train_accuracy": _float(history["accuracy"][-1]), "memorized": _float(history["memorized"][-1]),
-           "noise_corr": _float(history["noise_corr"][-1]), "steps_run": int(history["steps_run"])}
-
-    if lower is None:
-        lower = lipschitz.lower(params, mask, model=model, key=keys["lipschitz"], points=dataset.x,
-                                method=config["lower_method"], starts=config["lip_search_starts"])
-    if upper is None:
-        upper = lipschitz.upper(params, mask, model=model, method=config["upper_method"])
-    start = time.perf_counter()
-    hidden = sum(model.sizes[1:-1])
-    exact = None
-    if model.activation in lipschitz.EXACT_ACTIVATIONS and hidden <= config["lip_exact_max_hidden"]:
-        exact = lipschitz.exact(params, mask, model=model)
-    row |= {"lip_lower": lower.value, "lip_upper": upper.value, "lip_exact": None if exact is None else exact.value,
-            "lip_lower_method": lower.method, "lip_upper_method": upper.method,
-            "lip_seconds": round(lower.seconds + upper.seconds + time.perf_counter() - start, 3)}
-
-    active = nets.count_active(mask, include_biases=True)
-    radius = float(jnp.max(jnp.linalg.norm(dataset.x, axis=1)))
-    box = config["param_box"] or None  # None: max(1, max |w|) of the trained weights, a class read off after training
-    largest = max(float(jnp.max(jnp.abs(leaf))) for leaf in jax.tree.leaves(params))
-    outside = box is not None and largest > box
-    consts = nets.parametrization_constants(model, params, mask, radius=radius, box=box)
-    dense_consts = nets.parametrization_constants(model, params, radius=radius, box=box)
-    info_bits, info_source = information
-    peff = bounds.p_eff(info_bits, active, consts.W, consts.J, eps, units="bits")
-    measure = measure_of(config)
-    c, k = measure.c, measure.k
-    row |= {"active": active, "p": model.num_params, "W": consts.W, "J": consts.J, "radius": radius, "max_abs_weight": largest,
-            "info_bits": info_bits, "info_source": info_source, "p_eff": float(peff), "c": c, "k": k,
-            "scaling_sqrt_nd_over_peff": math.sqrt(config["n"] * config["d"] / float(peff))}
-    for variant in ("paper", "rigorous"):
-        if c is None or not dataset.bounded or outside:
-            row[f"bound_bs_{variant}"] = row[f"bound_nfp_{variant}"] = None
-            row[f"bound_reason_{variant}"] = ("measure not c-isoperimetric" if c is None else "labels unbounded" if
-                                              not dataset.bounded else f"weights leave the box: max |w| = {largest:.4g} > param_box = {box:g}")
-            continue
-        bs = bounds.bubeck_sellke(config["n"], config["d"], model.num_params, eps, delta, dense_consts.W, dense_consts.J,
-                                  c=c, k=k, variant=variant)
-        nfp = bounds.no_free_prune(config["n"], config["d"], float(peff), eps, delta, c=c, k=k, variant=variant)
-        row[f"bound_bs_{variant}"] = float(bs.value) if bool(bs.valid) else None
-        row[f"bound_nfp_{variant}"] = float(nfp.value) if bool(nfp.valid) else None
-        row[f"bound_reason_{variant}"] = "; ".join(r for r in (str(bs.reason), str(nfp.reason)) if r)
-    rigorous = [row[k_] for k_ in ("bound_bs_rigorous", "bound_nfp_rigorous") if row[k_] is not None]
-    row["bound_violation"] = bool(fits and rigorous and upper.value < max(rigorous))
-    return row
+def _fit_batched(states: list[RunState], model: nets.MLP, devices):
+    return train.fit_batched(
+        train.stack([s.init for s in states]), train.stack([s.mask for s in states]),
+        train.stack([s.dataset for s in states]), model=model, keys=jnp.stack([s.run.keys.train for s in states]),
+        learning_rate=jnp.asarray([s.run.config.learning_rate for s in states]), devices=devices,
+        **train_options(states[0].run.config))
 
 
 def _finite(tree) -> bool:
     return all(bool(np.all(np.isfinite(np.asarray(leaf)))) for leaf in jax.tree.leaves(tree))
 
 
-def failure_row(run: Run, stage: str, reason: str, **columns) -> dict:
-    """The row of a run that could not be measured: it does not fit, ``fit_reason`` says why, ``failed_stage``
-    names the stage (masks, train, information, lipschitz, measure); the other measured columns stay empty."""
-    return {"fits_below_noise": False, "fit_reason": f"{stage}: {reason}", "failed_stage": stage,
-            "diverged": False, **columns}
-
-
-def _train_group(runs, model, inits, masks, datasets, devices):
-    """One batched training call; if it fails as a whole, each run alone (a failing run gets its reason)."""
-    def fit(idx):
-        return train.fit_batched(
-            train.stack([inits[i] for i in idx]), train.stack([masks[i] for i in idx]),
-            train.stack([datasets[i] for i in idx]), model=model,
-            keys=jnp.stack([run_keys(runs[i].config)["train"] for i in idx]),
-            learning_rate=jnp.asarray([runs[i].config["learning_rate"] for i in idx]), devices=devices,
-            **train_options(runs[0].config))
-
-    idx = list(range(len(runs)))
+def _train_stage(states: list[RunState], model: nets.MLP, devices) -> None:
+    """One batched training call for the healthy runs; if it fails as a whole, each run alone (a failing run
+    gets its reason). A run whose training diverges (non-finite parameters or loss) fails at this stage."""
+    todo = _healthy(states)
+    if not todo:
+        return
     try:  # host copies: the measuring threads touch no array that lives on several devices
-        trained, history = jax.device_get(fit(idx))
-        return [(jax.tree.map(lambda a: a[i], trained), jax.tree.map(lambda a: a[i], history)) for i in idx], {}
+        batches = [(todo, jax.device_get(_fit_batched(todo, model, devices)))]
     except Exception:  # noqa: BLE001 - retried run by run below, where a failing run gets its reason
-        pass
-    results, failed = [], {}
-    for i in idx:
+        batches = []
+        for state in todo:
+            try:
+                batches.append(([state], jax.device_get(_fit_batched([state], model, devices))))
+            except Exception as error:  # noqa: BLE001 - recorded in the run's row
+                state.fail("train", error_text(error))
+    for part, (trained, history) in batches:
+        for b, state in enumerate(part):
+            state.params = jax.tree.map(lambda a: a[b], trained)
+            state.history = jax.tree.map(lambda a: a[b], history)
+            if not _finite((state.params, state.history["loss"], state.history["mse"])):
+                state.fail("train", "diverged: non-finite parameters or loss after training "
+                           f"(learning_rate = {state.run.config.learning_rate:g})", diverged=True)
+
+
+def _information_stage(states: list[RunState], model: nets.MLP) -> None:
+    for state in _healthy(states):
         try:
-            trained, history = jax.device_get(fit([i]))
-            results.append((jax.tree.map(lambda a: a[0], trained), jax.tree.map(lambda a: a[0], history)))
+            state.information = information_bits(state.run, model, state.init, state.mask)
         except Exception as error:  # noqa: BLE001 - recorded in the run's row
-            results.append(None)
-            failed[i] = _failure(error)
-    return results, failed
+            state.fail("information", error_text(error))
+
+
+def _batched_bounds(states: list[RunState], model: nets.MLP, batch_lipschitz: bool | None,
+                    progress: Progress) -> tuple[dict, dict]:
+    """({run hash: lower Bound}, {run hash: upper Bound}) from one batched call each (the lower bounds only
+    with ``batch_lipschitz``, by default on an accelerator); a batch that fails leaves its runs to the
+    measurement, which computes them one by one and records a failure in the run's row."""
+    lowers, uppers = {}, {}
+    config = states[0].run.config
+    progress.phase("upper bound")
+    trained = train.stack([s.params for s in states])
+    trained_masks = train.stack([s.mask for s in states])
+    # One batched call before the threads: on CPU it costs what one call per run does, and the barrier
+    # method's linear algebra already keeps every core busy (threads made it 1.3x slower).
+    try:
+        found = lipschitz.upper_batch(trained, trained_masks, model=model, method=config.upper_method)
+        uppers = {s.run.hash: bound for s, bound in zip(states, found)}
+    except Exception:  # noqa: BLE001 - measured run by run
+        pass
+    if batch_lipschitz is None:  # the search, batched, was 1.07x slower on CPU and gains 1.3x from threads there
+        batch_lipschitz = jax.default_backend() != "cpu"
+    if batch_lipschitz:
+        progress.phase("lower bound")
+        try:
+            found = lipschitz.lower_batch(trained, trained_masks, model=model,
+                                          points=jnp.stack([s.dataset.x for s in states]),
+                                          key=jnp.stack([s.run.keys.lipschitz for s in states]),
+                                          method=config.lower_method, starts=config.lip_search_starts)
+            lowers = {s.run.hash: bound for s, bound in zip(states, found)}
+        except Exception:  # noqa: BLE001 - measured run by run
+            pass
+    progress.phase("lower bound and measurement")
+    return lowers, uppers
+
+
+def _measure_stage(states: list[RunState], model: nets.MLP, workers: int | None, batch_lipschitz: bool | None,
+                   progress: Progress) -> dict[str, dict]:
+    """{run hash: measured row} of the healthy runs: batched Lipschitz bounds, then the rest in threads."""
+    todo = _healthy(states)
+    if not todo:
+        return {}
+    lowers, uppers = _batched_bounds(todo, model, batch_lipschitz, progress)
+
+    def measure(state: RunState) -> dict:
+        h = state.run.hash
+        try:
+            row = measure_row(state.run, model, state.dataset, state.mask, state.params, state.history,
+                              state.information, lowers.get(h), uppers.get(h))
+        except Exception as error:  # noqa: BLE001 - recorded in the run's row
+            row = failure_row("measure", error_text(error))
+        progress.advance()
+        return row
+
+    if workers is None:  # one per core; serial beside several local devices, whose collectives need XLA's threads
+        workers = (os.cpu_count() or 1) if jax.local_device_count() == 1 else 1
+    with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+        return dict(zip([s.run.hash for s in todo], pool.map(measure, todo)))
 
 
 def _history_record(history) -> dict:
     if history is None:
         return {"step": [], "noise_corr": [], "loss": []}
     return {name: np.asarray(history[name]).tolist() for name in ("step", "noise_corr", "loss")}
-
-
-def _train_stage(runs, model, inits, masks, datasets, devices, rows: dict[int, dict]) -> list:
-    """(params, history) per run after one batched training of the runs without a row yet (None for the
-    others); a run whose training fails or diverges gets its failure row in ``rows``."""
-    healthy = [i for i in range(len(runs)) if i not in rows]
-    per_run = [None] * len(runs)
-    if not healthy:
-        return per_run
-    results, failed = _train_group([runs[i] for i in healthy], model, [inits[i] for i in healthy],
-                                   [masks[i] for i in healthy], [datasets[i] for i in healthy], devices)
-    for j, i in enumerate(healthy):
-        if j in failed:
-            rows[i] = failure_row(runs[i], "train", failed[j])
-        elif not _finite((results[j][0], results[j][1]["loss"], results[j][1]["mse"])):
-            rows[i] = failure_row(runs[i], "train", f"diverged: non-finite parameters or loss after training "
-                                  f"(learning_rate = {runs[i].config['learning_rate']:g})", diverged=True)
-        else:
-            per_run[i] = results[j]
-    return per_run
-
-
-def _batched_bounds(runs, healthy, model, per_run, masks, datasets, batch_lipschitz, progress) -> tuple[dict, dict]:
-    """({run index: lower Bound}, {run index: upper Bound}) from one batched call each (the lower bounds only
-    with ``batch_lipschitz``, by default on an accelerator); a batch that fails leaves its runs to
-    ``evaluate``, which computes them one by one and records a failure in the run's row."""
-    lowers, uppers = {}, {}
-    if not healthy:
-        return lowers, uppers
-    config0 = runs[0].config
-    progress.phase("upper bound")
-    trained = train.stack([per_run[i][0] for i in healthy])
-    trained_masks = train.stack([masks[i] for i in healthy])
-    # One batched call before the threads: on CPU it costs what one call per run does, and the barrier
-    # method's linear algebra already keeps every core busy (threads made it 1.3x slower).
-    try:
-        uppers = dict(zip(healthy, lipschitz.upper_batch(trained, trained_masks, model=model,
-                                                         method=config0["upper_method"])))
-    except Exception:  # noqa: BLE001 - measured run by run in evaluate
-        uppers = {}
-    if batch_lipschitz is None:  # the search, batched, was 1.07x slower on CPU and gains 1.3x from threads there
-        batch_lipschitz = jax.default_backend() != "cpu"
-    if batch_lipschitz:
-        progress.phase("lower bound")
-        try:
-            lowers = dict(zip(healthy, lipschitz.lower_batch(
-                trained, trained_masks, model=model, points=jnp.stack([datasets[i].x for i in healthy]),
-                key=jnp.stack([run_keys(runs[i].config)["lipschitz"] for i in healthy]),
-                method=config0["lower_method"], starts=config0["lip_search_starts"])))
-        except Exception:  # noqa: BLE001 - measured run by run in evaluate
-            lowers = {}
-    progress.phase("lower bound and measurement")
-    return lowers, uppers
 
 
 def run_group(runs: list[Run], devices=None, workers: int | None = None, batch_lipschitz: bool | None = None,
@@ -307,71 +185,46 @@ def run_group(runs: list[Run], devices=None, workers: int | None = None, batch_l
     thread: concurrent multi-device executions from several threads can starve XLA's CPU collectives.
 
     A run whose pruning or training fails, whose training diverges (non-finite parameters or loss) or whose
-    measurement raises is a row with its reason (``failure_row``), never an abort of the group. ``save_to``:
-    write the trained parameters and masks there (``saved.save_group``)."""
+    measurement raises is a row with its reason (``measure.failure_row``), never an abort of the group.
+    ``save_to``: write the trained parameters and masks there (``saved.save_group``). Returns (rows in the
+    order of ``runs``, {run hash: training history})."""
     progress = progress or Progress(len(runs), "group", bar=False)
     model = model_of(runs[0].config)
     progress.phase("data and masks")
-    datasets = [make_dataset(r.config) for r in runs]
-    inits = [model.init(run_keys(r.config)["init"]) for r in runs]
-    masks, extras, failed = make_masks(runs, model, inits, datasets)
-    rows: dict[int, dict] = {i: failure_row(runs[i], "masks", why) for i, why in failed.items()}
-    for i, mask in enumerate(masks):
-        if mask is not None:
-            extras[i]["collapsed"] = bool(np.any(np.asarray(prune.layer_collapse(mask))))
-
+    states = [RunState(r, dataset_of(r.config, r.keys.data), model.init(r.keys.init)) for r in runs]
+    _mask_stage(states, model)
     progress.phase("train")
-    per_run = _train_stage(runs, model, inits, masks, datasets, devices, rows)
+    _train_stage(states, model, devices)
     if save_to is not None:
-        saved.save_group(save_to, runs, [None if p is None else (p[0], None, masks[i]) for i, p in enumerate(per_run)])
-
+        saved.save_group(save_to, runs, [None if s.params is None else (s.params, None, s.mask) for s in states])
     progress.phase("information")
-    information = {}
-    for i in [i for i in range(len(runs)) if i not in rows]:
-        try:
-            information[i] = information_bits(runs[i], model, inits[i], masks[i])
-        except Exception as error:  # noqa: BLE001 - recorded in the run's row
-            rows[i] = failure_row(runs[i], "information", _failure(error))
-    healthy = [i for i in range(len(runs)) if i not in rows]
-    if rows:
-        progress.advance(len(rows))
-
-    lowers, uppers = _batched_bounds(runs, healthy, model, per_run, masks, datasets, batch_lipschitz, progress)
-
-    def measure(i):
-        try:
-            row = evaluate(runs[i], model, datasets[i], masks[i], *per_run[i], information[i], lowers.get(i), uppers.get(i))
-        except Exception as error:  # noqa: BLE001 - recorded in the run's row
-            row = failure_row(runs[i], "measure", _failure(error))
-        progress.advance()
-        return row
-
-    if workers is None:  # one per core; serial beside several local devices, whose collectives need XLA's threads
-        workers = (os.cpu_count() or 1) if jax.local_device_count() == 1 else 1
-    if healthy:
-        with ThreadPoolExecutor(max_workers=min(workers, len(healthy))) as pool:
-            rows |= dict(zip(healthy, pool.map(measure, healthy)))
-    out, histories = [], {}
-    for i, run in enumerate(runs):
-        row = {**run.config, "diverged": False, "failed_stage": "", **rows[i], **extras[i], "config_hash": run.hash}
+    _information_stage(states, model)
+    if len(_healthy(states)) < len(states):
+        progress.advance(len(states) - len(_healthy(states)))
+    measured = _measure_stage(states, model, workers, batch_lipschitz, progress)
+    rows = []
+    for state in states:
+        run = state.run
+        result = state.failure if state.failure is not None else measured[run.hash]
+        row = {**run.config.as_dict(), "diverged": False, "failed_stage": "", **result, **state.columns,
+               "config_hash": run.hash}
         if row.get("bound_violation"):
             logger.warning(f"!!! BOUND VIOLATION in run {run.hash}: certified Lipschitz upper bound {row['lip_upper']:.6g} "
                            f"is below a rigorous theorem bound ({row['bound_bs_rigorous']}, {row['bound_nfp_rigorous']}): "
-                           "a counterexample to the theorem or a bug. Config: " + str(run.config))
-        out.append(row)
-        histories[run.hash] = _history_record(None if per_run[i] is None else per_run[i][1])
-    return out, histories
+                           f"a counterexample to the theorem or a bug. Config: {run.config.as_dict()}")
+        rows.append(row)
+    return rows, {s.run.hash: _history_record(s.history) for s in states}
 
 
-def _refuse_other_grids(out_dir: Path, grid: Grid, runs: list[Run], done: set[str], add: bool) -> None:
+def _refuse_other_grids(out_dir: Path, this_grid: str, runs: list[Run], done: set[str], add: bool) -> None:
     """A folder holds the results of the grids recorded in its ``grids/``; rerunning one of them resumes it,
     anything else needs ``add``."""
     known = {p.stem for p in (out_dir / "grids").glob("*.json")}
     foreign = done - {r.hash for r in runs}
-    if add or grid.id in known or (not known and not foreign):
+    if add or this_grid in known or (not known and not foreign):
         return
     held = f"grid(s) {sorted(known)}" if known else f"{len(foreign)} runs of another grid"
-    raise ValueError(f"out_dir {out_dir} holds results of {held}, not of this grid ({grid.id}); choose another "
+    raise ValueError(f"out_dir {out_dir} holds results of {held}, not of this grid ({this_grid}); choose another "
                      "--out, or add this grid's runs to the folder with add=True (--add), the report keeps the grids apart")
 
 
@@ -393,17 +246,17 @@ def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices=None, wor
     if workers is not None:
         workers = _checks.positive_int("workers", workers)
     process, processes = jax.process_index(), jax.process_count()
-    runs = grid.runs()
+    runs = grid.runs()  # listed once: the groups and the grid's id are computed from this list
+    groups, this_grid = groups_of(runs), grid_id(runs)
     started = manifest.now()
     with ResultStore(out_dir, process=process, writer=True) as store:
         done = store.done()
         if process == 0:
-            _refuse_other_grids(out_dir, grid, runs, done, add)
-            manifest.record_grid(out_dir, grid)
-        groups = [g for i, g in enumerate(grid.groups()) if i % processes == process]
-        todo = [[r for r in g if r.hash not in done] for g in groups]
+            _refuse_other_grids(out_dir, this_grid, runs, done, add)
+            manifest.record_grid(out_dir, grid, this_grid)
+        todo = [[r for r in g if r.hash not in done] for i, g in enumerate(groups) if i % processes == process]
         total = sum(len(g) for g in todo)
-        logger.info(f"sweep: {len(runs)} runs in {len(grid.groups())} groups; {total} to do"
+        logger.info(f"sweep: {len(runs)} runs in {len(groups)} groups; {total} to do"
                     + (f" (process {process} of {processes})" if processes > 1 else ""))
         if total:
             for warning in plan(grid)["warnings"]:
@@ -423,5 +276,5 @@ def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices=None, wor
             violations = [r for r in store.rows() if r.get("bound_violation")]
             if violations:
                 logger.warning(f"!!! {len(violations)} run(s) with a certified upper bound below a rigorous theorem bound")
-            manifest.record_session(out_dir, grid, started, ran=total)
+            manifest.record_session(out_dir, this_grid, started, ran=total)
         return store.rows()

@@ -69,9 +69,9 @@ def environment() -> dict:
             "process_count": jax.process_count(), "git": git_commit()}
 
 
-def record_grid(out_dir: Path, grid) -> Path:
-    """Write ``grids/<grid id>.json`` (the grid's ``spec``) unless it is there."""
-    path = Path(out_dir) / "grids" / f"{grid.id}.json"
+def record_grid(out_dir: Path, grid, grid_id: str) -> Path:
+    """Write ``grids/<grid_id>.json`` (the grid's ``spec``) unless it is there."""
+    path = Path(out_dir) / "grids" / f"{grid_id}.json"
     if not path.exists():
         atomic_write_text(path, json.dumps(grid.spec(), indent=2, sort_keys=True) + "\n")
     return path
@@ -87,10 +87,10 @@ def read(out_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"sessions": []}
 
 
-def record_session(out_dir: Path, grid, started: str, ran: int) -> dict:
+def record_session(out_dir: Path, grid_id: str, started: str, ran: int) -> dict:
     """Append this session to ``manifest.json`` (atomically) and return the manifest."""
     data = read(out_dir)
-    data["sessions"].append({"grid": grid.id, "started": started, "finished": now(), "runs_computed": ran,
+    data["sessions"].append({"grid": grid_id, "started": started, "finished": now(), "runs_computed": ran,
                              **environment()})
     atomic_write_text(Path(out_dir) / "manifest.json", json.dumps(data, indent=2) + "\n")
     return data

@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from lawrob import info, plots
 from lawrob._io import atomic_write_text
@@ -23,6 +24,27 @@ def _fmt(v, digits=3) -> str:
     if isinstance(v, float):
         return f"{v:.{digits}g}"
     return str(v)
+
+
+def fit_loglog_slope(x, y, level: float = 0.95) -> dict:
+    """Least-squares fit log y = a + b log x; returns the slope b, its ``level`` confidence interval (Student t with
+    m - 2 degrees of freedom), the intercept a and the number of points m. Needs at least 3 points with distinct
+    x (else slope, interval and intercept are None)."""
+    x, y = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    m = len(x)
+    if m < 3 or np.ptp(x) == 0:
+        return {"slope": None, "low": None, "high": None, "points": m, "intercept": None}
+    res = stats.linregress(x, y)
+    half = stats.t.ppf(0.5 + level / 2, m - 2) * res.stderr
+    return {"slope": float(res.slope), "low": float(res.slope - half), "high": float(res.slope + half), "points": m,
+            "intercept": float(res.intercept)}
+
+
+def scaling_fit(rows: list[dict]) -> dict:
+    """The scaling law's fit: log of the bracket's geometric midpoint sqrt(lip_lower lip_upper) against log p_eff
+    over ``plots.fitted_runs(rows)`` (``fit_loglog_slope``), to be read beside the theory's -1/2."""
+    fitted = plots.fitted_runs(rows)
+    return fit_loglog_slope([r["p_eff"] for r in fitted], [math.sqrt(r["lip_lower"] * r["lip_upper"]) for r in fitted])
 
 
 def verdicts(rows: list[dict], slope: dict) -> list[dict]:
@@ -100,7 +122,8 @@ def _grid_sections(out_dir: Path, rows: list[dict]) -> list[tuple[str | None, li
 
 def _section(rows: list[dict], histories: dict, figures: Path, prefix: str) -> tuple[list[str], dict]:
     """The report lines and the verdicts.json entry of one grid's rows; figures drawn into ``figures``."""
-    lip = plots.lipschitz_vs_peff(rows, figures / "lipschitz_vs_peff")
+    lip = scaling_fit(rows)
+    lip |= plots.lipschitz_vs_peff(rows, figures / "lipschitz_vs_peff", fit=lip)
     mem = plots.memorization_vs_sparsity(rows, figures / "memorization_vs_sparsity")
     corr = plots.noise_correlation(histories, rows, figures / "noise_correlation")
     checks = verdicts(rows, lip)

@@ -1,0 +1,35 @@
+"""What a run is built from: its measure, network, data set, initialization and training settings."""
+
+from __future__ import annotations
+
+import jax
+
+from lawrob import data, nets
+from lawrob.sweep.config import RunConfig
+
+
+def measure_of(config: RunConfig):
+    """The run's input distribution mu (``data.MEASURES[measure](d)``; the embedded sphere also reads
+    ``intrinsic_dim``)."""
+    if config.measure == "embedded_sphere":
+        return data.EmbeddedSphere(config.d, config.intrinsic_dim)
+    return data.MEASURES[config.measure](config.d)
+
+
+def model_of(config: RunConfig) -> nets.MLP:
+    """The run's network: d -> width x depth -> 1 with its activation."""
+    return nets.MLP((config.d, *([config.width] * config.depth), 1), activation=config.activation)
+
+
+def dataset_of(config: RunConfig, key: jax.Array) -> data.Dataset:
+    """A data set of the run's generator drawn with ``key`` (the run's own: ``run.keys.data``; other draws for
+    the information estimate)."""
+    return data.make_dataset(key, measure_of(config), config.n, config.target, config.noise,
+                             amplitude=config.amplitude, flip=config.flip)
+
+
+def train_options(config: RunConfig) -> dict:
+    """The run's shared training options (the keyword arguments of ``train.fit_batched`` besides the per-run
+    values)."""
+    return dict(steps=config.steps, loss=config.loss, optimizer=config.optimizer, batch_size=config.batch_size or None,
+                log_every=config.log_every, stop_loss=config.stop_loss or None)

@@ -1,0 +1,125 @@
+"""The measurement stage of a sweep: one trained run -> its table row.
+
+A row is built from three parts, each a small function of the run:
+
+- ``fit_columns``: how well the network fits (train MSE against sigma2 - eps, accuracy, memorization, noise
+  correlation);
+- ``bracket``: its certified Lipschitz bracket [lip_lower, lip_upper] (and the exact constant when small);
+- ``bound_columns``: p_eff and both papers' bounds in both variants (``None`` with the reason where a theorem's
+  conditions fail);
+
+and ``verdict`` says whether the row is a counterexample (a certified upper bound below a rigorous bound).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lawrob import bounds, lipschitz, nets
+from lawrob.data import Dataset
+from lawrob.sweep.config import Run, RunConfig
+from lawrob.sweep.inputs import measure_of
+
+_VARIANTS = ("paper", "rigorous")
+
+
+def _float(x) -> float:
+    return float(np.asarray(x))
+
+
+def failure_row(stage: str, reason: str, **columns) -> dict:
+    """The row of a run that could not be measured: it does not fit, ``fit_reason`` says why, ``failed_stage``
+    names the stage (masks, train, information, measure); the other measured columns stay empty."""
+    return {"fits_below_noise": False, "fit_reason": f"{stage}: {reason}", "failed_stage": stage,
+            "diverged": False, **columns}
+
+
+def fit_columns(config: RunConfig, dataset: Dataset, history: dict) -> dict:
+    """The fit of the trained network: it fits below the noise level when train MSE <= sigma2 - eps (the
+    theorems' hypothesis, BS21 Thm 3 / NFP Thm 4), with the reason when it does not."""
+    sigma2 = _float(dataset.sigma2)
+    mse = _float(history["mse"][-1])
+    steps = int(history["steps_run"])
+    fits = mse <= sigma2 - config.eps
+    return {"sigma2": sigma2, "train_mse": mse, "fits_below_noise": bool(fits),
+            "fit_reason": "" if fits else f"train MSE {mse:.4g} > sigma2 - eps = {sigma2 - config.eps:.4g} after {steps} steps",
+            "train_accuracy": _float(history["accuracy"][-1]), "memorized": _float(history["memorized"][-1]),
+            "noise_corr": _float(history["noise_corr"][-1]), "steps_run": steps}
+
+
+def bracket(run: Run, model: nets.MLP, dataset: Dataset, params, mask, lower: lipschitz.Bound | None = None,
+            upper: lipschitz.Bound | None = None) -> dict:
+    """The certified bracket lip_lower <= Lip <= lip_upper with the methods that gave it (``lower_method``,
+    ``upper_method``), and the exact constant ``lip_exact`` when the activation is one ``lipschitz.exact``
+    handles and the hidden units are at most ``lip_exact_max_hidden``. ``lower``/``upper``: bounds already
+    computed by a batched call, else computed here."""
+    config = run.config
+    if lower is None:
+        lower = lipschitz.lower(params, mask, model=model, key=run.keys.lipschitz, points=dataset.x,
+                                method=config.lower_method, starts=config.lip_search_starts)
+    if upper is None:
+        upper = lipschitz.upper(params, mask, model=model, method=config.upper_method)
+    start = time.perf_counter()
+    exact = None
+    if model.activation in lipschitz.EXACT_ACTIVATIONS and sum(model.sizes[1:-1]) <= config.lip_exact_max_hidden:
+        exact = lipschitz.exact(params, mask, model=model)
+    return {"lip_lower": lower.value, "lip_upper": upper.value, "lip_exact": None if exact is None else exact.value,
+            "lip_lower_method": lower.method, "lip_upper_method": upper.method,
+            "lip_seconds": round(lower.seconds + upper.seconds + time.perf_counter() - start, 3)}
+
+
+def bound_columns(config: RunConfig, model: nets.MLP, dataset: Dataset, params, mask, information: tuple[float, str]) -> dict:
+    """p_eff = I(m; D) + active x log-factor (NFP Thm 4, ``bounds.p_eff``) and both papers' bounds in both
+    variants. ``information``: (bits, source) from ``masks.information_bits``. The parameter box is
+    ``param_box``, or max(1, max |w|) of the trained weights when 0 (a class read off after training); a bound
+    is None with its reason when the measure is not c-isoperimetric, the labels are unbounded or the weights
+    leave the box."""
+    active = nets.count_active(mask, include_biases=True)
+    radius = float(jnp.max(jnp.linalg.norm(dataset.x, axis=1)))
+    box = config.param_box or None
+    largest = max(float(jnp.max(jnp.abs(leaf))) for leaf in jax.tree.leaves(params))
+    consts = nets.parametrization_constants(model, params, mask, radius=radius, box=box)
+    dense_consts = nets.parametrization_constants(model, params, radius=radius, box=box)
+    info_bits, info_source = information
+    peff = float(bounds.p_eff(info_bits, active, consts.W, consts.J, config.eps, units="bits"))
+    measure = measure_of(config)
+    c, k = measure.c, measure.k
+    row = {"active": active, "p": model.num_params, "W": consts.W, "J": consts.J, "radius": radius,
+           "max_abs_weight": largest, "info_bits": info_bits, "info_source": info_source, "p_eff": peff, "c": c, "k": k,
+           "scaling_sqrt_nd_over_peff": math.sqrt(config.n * config.d / peff)}
+    why_not = ("measure not c-isoperimetric" if c is None else "labels unbounded" if not dataset.bounded else
+               f"weights leave the box: max |w| = {largest:.4g} > param_box = {box:g}" if box is not None and largest > box
+               else None)
+    for variant in _VARIANTS:
+        if why_not is not None:
+            row |= {f"bound_bs_{variant}": None, f"bound_nfp_{variant}": None, f"bound_reason_{variant}": why_not}
+            continue
+        bs = bounds.bubeck_sellke(config.n, config.d, model.num_params, config.eps, config.delta, dense_consts.W,
+                                  dense_consts.J, c=c, k=k, variant=variant)
+        nfp = bounds.no_free_prune(config.n, config.d, peff, config.eps, config.delta, c=c, k=k, variant=variant)
+        row[f"bound_bs_{variant}"] = float(bs.value) if bool(bs.valid) else None
+        row[f"bound_nfp_{variant}"] = float(nfp.value) if bool(nfp.valid) else None
+        row[f"bound_reason_{variant}"] = "; ".join(r for r in (str(bs.reason), str(nfp.reason)) if r)
+    return row
+
+
+def verdict(row: dict) -> bool:
+    """A counterexample to a theorem (or a bug): the run fits below the noise level and its certified upper
+    bound is below a valid rigorous bound (BS or NFP)."""
+    rigorous = [row[key] for key in ("bound_bs_rigorous", "bound_nfp_rigorous") if row.get(key) is not None]
+    return bool(row.get("fits_below_noise") and rigorous and row["lip_upper"] < max(rigorous))
+
+
+def measure_row(run: Run, model: nets.MLP, dataset: Dataset, mask, params, history: dict, information: tuple[float, str],
+                lower: lipschitz.Bound | None = None, upper: lipschitz.Bound | None = None) -> dict:
+    """One trained run's measured columns: ``fit_columns``, ``bracket``, ``bound_columns`` and the verdict
+    ``bound_violation``."""
+    row = fit_columns(run.config, dataset, history)
+    row |= bracket(run, model, dataset, params, mask, lower, upper)
+    row |= bound_columns(run.config, model, dataset, params, mask, information)
+    return row | {"bound_violation": verdict(row)}
