@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import report  # noqa: E402
 
 from lawrob import lipschitz, sweep, train  # noqa: E402
-from lawrob.sweep import inputs, measure  # noqa: E402
+from lawrob.sweep import certificate, inputs, measure  # noqa: E402
 from lawrob.sweep import masks as mask_stage  # noqa: E402
 
 
@@ -57,6 +57,7 @@ def run_loop(g: sweep.Grid) -> tuple[float, float, float]:
     """(total, training, measurement) seconds of the one-by-one loop."""
     training = measuring = 0.0
     start = time.perf_counter()
+    upper = certificate.certificates(g.runs())
     for r in g.runs():
         config = r.config
         model = inputs.model_of(config)
@@ -69,7 +70,9 @@ def run_loop(g: sweep.Grid) -> tuple[float, float, float]:
         history = {k: v for k, v in history.items()}
         float(history["mse"][-1])
         t1 = time.perf_counter()
-        measure.measure_row(r, model, dataset, mask, params, history, mask_stage.information_bits(r, model, init, mask))
+        state = measure.RunState(r, dataset, init, upper[r.hash], mask=mask, params=params, history=history,
+                                 information=mask_stage.information_bits(r, model, init, mask))
+        measure.measure_row(state, model)
         training += t1 - t0
         measuring += time.perf_counter() - t1
     return time.perf_counter() - start, training, measuring

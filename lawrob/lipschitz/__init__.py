@@ -25,7 +25,7 @@ from lawrob.lipschitz._network import Bound, prepare, reduce
 from lawrob.lipschitz._network import region_bound as _region_bound
 from lawrob.lipschitz._network import Net
 from lawrob.lipschitz._upper import (DEFAULT_SDP_MAX_DIM, UPPER_METHODS, UpperContext, UpperMethod, register_upper,
-                                     upper, upper_batch, upper_methods)
+                                     uniform_method, upper, upper_batch, upper_methods)
 
 
 def region_bound(params, mask=None, *, model=None) -> int:
@@ -36,5 +36,6 @@ def region_bound(params, mask=None, *, model=None) -> int:
 __all__ = [
     "Bound", "DEFAULT_MAX_REGIONS", "DEFAULT_SDP_MAX_DIM", "EXACT_ACTIVATIONS", "LOWER_METHODS", "LowerMethod", "Net",
     "SearchConfig", "UPPER_METHODS", "UpperContext", "UpperMethod", "exact", "lower", "lower_batch", "prepare",
-    "reduce", "region_bound", "register_lower", "register_upper", "upper", "upper_batch", "upper_methods",
+    "reduce", "region_bound", "register_lower", "register_upper", "uniform_method", "upper", "upper_batch",
+    "upper_methods",
 ]

@@ -99,12 +99,17 @@ class UpperMethod:
 
     ``bounds(nets, context) -> [(value or the reason there is none, details), ...]``, one per network; the
     networks are ``Net``s without dead units or unused inputs, so a bound only needs to be sound for them.
-    ``affordable(net, sdp_max_dim) -> bool``: whether "best" runs it on that network.
+    ``affordable(net, sdp_max_dim) -> bool``: whether "best" runs it on that network. ``tightness``: its place
+    in the order of methods from the tightest (smallest) in general, used where one method must be chosen for
+    many networks (``uniform_method``): LipSDP-Neuron 0 (its optimum is below ECLipsE-Fast's feasible
+    certificate), ECLipsE-Fast 10, the spectral product 20 (ECLipsE-Fast with one multiplier per layer is at
+    most it in practice); a registered method defaults to 15.
     """
 
     name: str
     bounds: Callable[[list[Net], UpperContext], list[tuple[float | str, dict]]]
     affordable: Callable[[Net, int], bool] = lambda net, sdp_max_dim: True
+    tightness: float = 15.0
 
 
 UPPER_METHODS: dict[str, UpperMethod] = {}
@@ -112,11 +117,11 @@ UPPER_METHODS: dict[str, UpperMethod] = {}
 
 def register_upper(name: str, per_network: Callable[[Net], float] | None = None, *,
                    bounds: Callable | None = None, affordable: Callable[[Net, int], bool] | None = None,
-                   replace: bool = False) -> UpperMethod:
+                   tightness: float = 15.0, replace: bool = False) -> UpperMethod:
     """Add an upper-bound method: ``upper(..., method=name)`` runs it, "best" takes it into its minimum (where
     ``affordable``), and sweep grids accept it as ``upper_method``. Give ``per_network(net) -> float`` (a sound
     bound for one ``Net``) or the batched ``bounds`` of ``UpperMethod``. The value must be sound: it is taken
-    as a certified upper bound as it is."""
+    as a certified upper bound as it is. ``tightness``: see ``UpperMethod``."""
     if not isinstance(name, str) or not name.isidentifier() or name == "best":
         raise ValueError(f"name must be an identifier-like string other than 'best', got {name!r}")
     if name in UPPER_METHODS and not replace:
@@ -125,7 +130,7 @@ def register_upper(name: str, per_network: Callable[[Net], float] | None = None,
         raise ValueError("give exactly one of per_network and bounds")
     if per_network is not None:
         bounds = lambda nets, context: [(float(per_network(net)), {}) for net in nets]  # noqa: E731
-    method = UpperMethod(name, bounds, affordable or UpperMethod.affordable)
+    method = UpperMethod(name, bounds, affordable or UpperMethod.affordable, float(tightness))
     UPPER_METHODS[name] = method
     return method
 
@@ -133,6 +138,17 @@ def register_upper(name: str, per_network: Callable[[Net], float] | None = None,
 def upper_methods() -> tuple[str, ...]:
     """The names ``upper`` accepts: "best" and every registered method."""
     return ("best", *UPPER_METHODS)
+
+
+def uniform_method(net: Net, sdp_max_dim: int = DEFAULT_SDP_MAX_DIM) -> str:
+    """The one upper-bound method for a family of networks whose largest is ``net``: the tightest registered
+    method (least ``tightness``, then registration order) that "best" would afford on it. A sweep certifies
+    every run of a grid with it, so that no fit mixes certificate types (smaller networks are cheaper)."""
+    sdp_max_dim = _checks.positive_int("sdp_max_dim", sdp_max_dim)
+    affordable = [m for m in UPPER_METHODS.values() if m.affordable(net, sdp_max_dim)]
+    if not affordable:
+        raise ValueError(f"no registered upper-bound method is affordable at d + hidden units = {_sdp_dim(net)}")
+    return min(affordable, key=lambda m: m.tightness).name
 
 
 def _sdp_dim(net: Net) -> int:
@@ -463,6 +479,7 @@ def _verified_rho(net: Net, multipliers: list[np.ndarray]) -> float | None:
     return None
 
 
-register_upper("product", product_bound)
-register_upper("eclipse_fast", eclipse_fast_bound)
-register_upper("lipsdp", bounds=_lipsdp_bounds, affordable=lambda net, sdp_max_dim: _sdp_dim(net) <= sdp_max_dim)
+register_upper("product", product_bound, tightness=20)
+register_upper("eclipse_fast", eclipse_fast_bound, tightness=10)
+register_upper("lipsdp", bounds=_lipsdp_bounds, affordable=lambda net, sdp_max_dim: _sdp_dim(net) <= sdp_max_dim,
+               tightness=0)

@@ -22,7 +22,7 @@ MEASURED: dict[str, str] = {
     "diverged": "bool", "collapsed": "bool", "failed_stage": "str",
     "train_accuracy": "float", "memorized": "float", "noise_corr": "float", "steps_run": "int",
     "lip_lower": "float", "lip_upper": "float", "lip_exact": "float",
-    "lip_lower_method": "str", "lip_upper_method": "str", "lip_seconds": "float",
+    "lip_lower_method": "str", "lip_upper_method": "str", "lip_upper_rule": "str", "lip_seconds": "float",
     "active": "int", "p": "int", "W": "float", "J": "float", "radius": "float", "max_abs_weight": "float",
     "info_bits": "float", "info_source": "str", "p_eff": "float", "c": "float", "k": "int",
     "scaling_sqrt_nd_over_peff": "float",

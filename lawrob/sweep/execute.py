@@ -12,7 +12,6 @@ own part and process 0 merges them.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +21,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from lawrob import _checks, lipschitz, nets, prune, train
-from lawrob.data import Dataset
 from lawrob.progress import Progress, logger
 from lawrob.sweep import manifest, saved
 from lawrob.sweep.config import Run
@@ -30,27 +28,9 @@ from lawrob.sweep.cost import plan
 from lawrob.sweep.grid import Grid, grid_id, groups_of
 from lawrob.sweep.inputs import dataset_of, model_of, train_options
 from lawrob.sweep.masks import error_text, information_bits, make_masks
-from lawrob.sweep.measure import failure_row, measure_row
+from lawrob.sweep.certificate import certificates
+from lawrob.sweep.measure import RunState, failure_row, measure_row
 from lawrob.sweep.store import ResultStore
-
-
-@dataclasses.dataclass
-class RunState:
-    """What the stages of ``run_group`` know of one run so far; ``failure`` is its failure row once a stage
-    failed for it (the later stages skip it)."""
-
-    run: Run
-    dataset: Dataset
-    init: nets.Params
-    mask: nets.Mask | None = None
-    params: nets.Params | None = None
-    history: dict | None = None
-    information: tuple[float, str] | None = None
-    columns: dict = dataclasses.field(default_factory=dict)
-    failure: dict | None = None
-
-    def fail(self, stage: str, reason: str, **columns) -> None:
-        self.failure = failure_row(stage, reason, **columns)
 
 
 def _healthy(states: list[RunState]) -> list[RunState]:
@@ -112,35 +92,44 @@ def _information_stage(states: list[RunState], model: nets.MLP) -> None:
             state.fail("information", error_text(error))
 
 
+def _by(states: list[RunState], key) -> list[list[RunState]]:
+    parts: dict = {}
+    for state in states:
+        parts.setdefault(key(state), []).append(state)
+    return list(parts.values())
+
+
 def _batched_bounds(states: list[RunState], model: nets.MLP, batch_lipschitz: bool | None,
                     progress: Progress) -> tuple[dict, dict]:
-    """({run hash: lower Bound}, {run hash: upper Bound}) from one batched call each (the lower bounds only
-    with ``batch_lipschitz``, by default on an accelerator); a batch that fails leaves its runs to the
-    measurement, which computes them one by one and records a failure in the run's row."""
+    """({run hash: lower Bound}, {run hash: upper Bound}) from one batched call per upper-bound method (and,
+    only with ``batch_lipschitz``, by default on an accelerator, per lower-bound setting); a batch that fails
+    leaves its runs to the measurement, which computes them one by one and records a failure in the run's row."""
     lowers, uppers = {}, {}
-    config = states[0].run.config
     progress.phase("upper bound")
-    trained = train.stack([s.params for s in states])
-    trained_masks = train.stack([s.mask for s in states])
     # One batched call before the threads: on CPU it costs what one call per run does, and the barrier
     # method's linear algebra already keeps every core busy (threads made it 1.3x slower).
-    try:
-        found = lipschitz.upper_batch(trained, trained_masks, model=model, method=config.upper_method)
-        uppers = {s.run.hash: bound for s, bound in zip(states, found)}
-    except Exception:  # noqa: BLE001 - measured run by run
-        pass
+    for part in _by(states, lambda s: s.upper[0]):
+        try:
+            found = lipschitz.upper_batch(train.stack([s.params for s in part]), train.stack([s.mask for s in part]),
+                                          model=model, method=part[0].upper[0])
+            uppers |= {s.run.hash: bound for s, bound in zip(part, found)}
+        except Exception:  # noqa: BLE001 - measured run by run
+            pass
     if batch_lipschitz is None:  # the search, batched, was 1.07x slower on CPU and gains 1.3x from threads there
         batch_lipschitz = jax.default_backend() != "cpu"
     if batch_lipschitz:
         progress.phase("lower bound")
-        try:
-            found = lipschitz.lower_batch(trained, trained_masks, model=model,
-                                          points=jnp.stack([s.dataset.x for s in states]),
-                                          key=jnp.stack([s.run.keys.lipschitz for s in states]),
-                                          method=config.lower_method, starts=config.lip_search_starts)
-            lowers = {s.run.hash: bound for s, bound in zip(states, found)}
-        except Exception:  # noqa: BLE001 - measured run by run
-            pass
+        for part in _by(states, lambda s: (s.run.config.lower_method, s.run.config.lip_search_starts)):
+            config = part[0].run.config
+            try:
+                found = lipschitz.lower_batch(train.stack([s.params for s in part]),
+                                              train.stack([s.mask for s in part]), model=model,
+                                              points=jnp.stack([s.dataset.x for s in part]),
+                                              key=jnp.stack([s.run.keys.lipschitz for s in part]),
+                                              method=config.lower_method, starts=config.lip_search_starts)
+                lowers |= {s.run.hash: bound for s, bound in zip(part, found)}
+            except Exception:  # noqa: BLE001 - measured run by run
+                pass
     progress.phase("lower bound and measurement")
     return lowers, uppers
 
@@ -156,8 +145,7 @@ def _measure_stage(states: list[RunState], model: nets.MLP, workers: int | None,
     def measure(state: RunState) -> dict:
         h = state.run.hash
         try:
-            row = measure_row(state.run, model, state.dataset, state.mask, state.params, state.history,
-                              state.information, lowers.get(h), uppers.get(h))
+            row = measure_row(state, model, lowers.get(h), uppers.get(h))
         except Exception as error:  # noqa: BLE001 - recorded in the run's row
             row = failure_row("measure", error_text(error))
         progress.advance()
@@ -176,7 +164,8 @@ def _history_record(history) -> dict:
 
 
 def run_group(runs: list[Run], devices=None, workers: int | None = None, batch_lipschitz: bool | None = None,
-              progress: Progress | None = None, save_to: Path | None = None) -> tuple[list[dict], dict[str, dict]]:
+              progress: Progress | None = None, save_to: Path | None = None,
+              upper: dict[str, tuple[str, str]] | None = None) -> tuple[list[dict], dict[str, dict]]:
     """Masks, one batched training call for the whole group, the Lipschitz upper bounds in one batched call (the
     lower bounds too when ``batch_lipschitz``, by default on an accelerator), then the rest of the per-run
     measurements in ``workers`` threads (default: one per CPU core; the LP solvers and XLA release the GIL, and
@@ -186,12 +175,14 @@ def run_group(runs: list[Run], devices=None, workers: int | None = None, batch_l
 
     A run whose pruning or training fails, whose training diverges (non-finite parameters or loss) or whose
     measurement raises is a row with its reason (``measure.failure_row``), never an abort of the group.
-    ``save_to``: write the trained parameters and masks there (``saved.save_group``). Returns (rows in the
-    order of ``runs``, {run hash: training history})."""
+    ``save_to``: write the trained parameters and masks there (``saved.save_group``). ``upper``: {run hash:
+    (upper-bound method, rule)} for the whole grid (``certificate.certificates``; default: of these runs).
+    Returns (rows in the order of ``runs``, {run hash: training history})."""
     progress = progress or Progress(len(runs), "group", bar=False)
     model = model_of(runs[0].config)
     progress.phase("data and masks")
-    states = [RunState(r, dataset_of(r.config, r.keys.data), model.init(r.keys.init)) for r in runs]
+    upper = certificates(runs) if upper is None else upper
+    states = [RunState(r, dataset_of(r.config, r.keys.data), model.init(r.keys.init), upper[r.hash]) for r in runs]
     _mask_stage(states, model)
     progress.phase("train")
     _train_stage(states, model, devices)
@@ -247,7 +238,7 @@ def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices=None, wor
         workers = _checks.positive_int("workers", workers)
     process, processes = jax.process_index(), jax.process_count()
     runs = grid.runs()  # listed once: the groups and the grid's id are computed from this list
-    groups, this_grid = groups_of(runs), grid_id(runs)
+    groups, this_grid, upper = groups_of(runs), grid_id(runs), certificates(runs)
     started = manifest.now()
     with ResultStore(out_dir, process=process, writer=True) as store:
         done = store.done()
@@ -265,7 +256,7 @@ def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices=None, wor
             for group in todo:
                 if group:
                     save_to = out_dir / "params" / f"group-{group[0].hash}.npz" if grid.save_params else None
-                    rows, histories = run_group(group, devices, workers, batch_lipschitz, bar, save_to)
+                    rows, histories = run_group(group, devices, workers, batch_lipschitz, bar, save_to, upper)
                     store.append(rows, histories)
         if processes > 1:
             from jax.experimental import multihost_utils

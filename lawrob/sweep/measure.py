@@ -13,6 +13,7 @@ and ``verdict`` says whether the row is a counterexample (a certified upper boun
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -30,6 +31,28 @@ _VARIANTS = ("paper", "rigorous")
 
 def _float(x) -> float:
     return float(np.asarray(x))
+
+
+@dataclasses.dataclass
+class RunState:
+    """What the stages of a sweep know of one run so far: its inputs, mask, trained parameters, training
+    history, information term and the upper-bound method its grid certifies it with (``certificate.
+    certificates``: (method, rule)). ``failure`` is its failure row once a stage failed for it (the later
+    stages skip it)."""
+
+    run: Run
+    dataset: Dataset
+    init: nets.Params
+    upper: tuple[str, str]
+    mask: nets.Mask | None = None
+    params: nets.Params | None = None
+    history: dict | None = None
+    information: tuple[float, str] | None = None
+    columns: dict = dataclasses.field(default_factory=dict)
+    failure: dict | None = None
+
+    def fail(self, stage: str, reason: str, **columns) -> None:
+        self.failure = failure_row(stage, reason, **columns)
 
 
 def failure_row(stage: str, reason: str, **columns) -> dict:
@@ -52,24 +75,24 @@ def fit_columns(config: RunConfig, dataset: Dataset, history: dict) -> dict:
             "noise_corr": _float(history["noise_corr"][-1]), "steps_run": steps}
 
 
-def bracket(run: Run, model: nets.MLP, dataset: Dataset, params, mask, lower: lipschitz.Bound | None = None,
+def bracket(state: RunState, model: nets.MLP, lower: lipschitz.Bound | None = None,
             upper: lipschitz.Bound | None = None) -> dict:
-    """The certified bracket lip_lower <= Lip <= lip_upper with the methods that gave it (``lower_method``,
-    ``upper_method``), and the exact constant ``lip_exact`` when the activation is one ``lipschitz.exact``
-    handles and the hidden units are at most ``lip_exact_max_hidden``. ``lower``/``upper``: bounds already
-    computed by a batched call, else computed here."""
-    config = run.config
+    """The certified bracket lip_lower <= Lip <= lip_upper with the methods that gave it (the run's
+    ``lower_method``; its grid's upper-bound method and the rule that chose it), and the exact constant
+    ``lip_exact`` when the activation is one ``lipschitz.exact`` handles and the hidden units are at most
+    ``lip_exact_max_hidden``. ``lower``/``upper``: bounds already computed by a batched call, else computed here."""
+    config, params, mask = state.run.config, state.params, state.mask
     if lower is None:
-        lower = lipschitz.lower(params, mask, model=model, key=run.keys.lipschitz, points=dataset.x,
+        lower = lipschitz.lower(params, mask, model=model, key=state.run.keys.lipschitz, points=state.dataset.x,
                                 method=config.lower_method, starts=config.lip_search_starts)
     if upper is None:
-        upper = lipschitz.upper(params, mask, model=model, method=config.upper_method)
+        upper = lipschitz.upper(params, mask, model=model, method=state.upper[0])
     start = time.perf_counter()
     exact = None
     if model.activation in lipschitz.EXACT_ACTIVATIONS and sum(model.sizes[1:-1]) <= config.lip_exact_max_hidden:
         exact = lipschitz.exact(params, mask, model=model)
     return {"lip_lower": lower.value, "lip_upper": upper.value, "lip_exact": None if exact is None else exact.value,
-            "lip_lower_method": lower.method, "lip_upper_method": upper.method,
+            "lip_lower_method": lower.method, "lip_upper_method": upper.method, "lip_upper_rule": state.upper[1],
             "lip_seconds": round(lower.seconds + upper.seconds + time.perf_counter() - start, 3)}
 
 
@@ -115,11 +138,12 @@ def verdict(row: dict) -> bool:
     return bool(row.get("fits_below_noise") and rigorous and row["lip_upper"] < max(rigorous))
 
 
-def measure_row(run: Run, model: nets.MLP, dataset: Dataset, mask, params, history: dict, information: tuple[float, str],
-                lower: lipschitz.Bound | None = None, upper: lipschitz.Bound | None = None) -> dict:
+def measure_row(state: RunState, model: nets.MLP, lower: lipschitz.Bound | None = None,
+                upper: lipschitz.Bound | None = None) -> dict:
     """One trained run's measured columns: ``fit_columns``, ``bracket``, ``bound_columns`` and the verdict
     ``bound_violation``."""
-    row = fit_columns(run.config, dataset, history)
-    row |= bracket(run, model, dataset, params, mask, lower, upper)
-    row |= bound_columns(run.config, model, dataset, params, mask, information)
+    config = state.run.config
+    row = fit_columns(config, state.dataset, state.history)
+    row |= bracket(state, model, lower, upper)
+    row |= bound_columns(config, model, state.dataset, state.params, state.mask, state.information)
     return row | {"bound_violation": verdict(row)}

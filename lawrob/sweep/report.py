@@ -42,13 +42,26 @@ def fit_loglog_slope(x, y, level: float = 0.95) -> dict:
 
 def scaling_fit(rows: list[dict]) -> dict:
     """The scaling law's fit: log of the bracket's geometric midpoint sqrt(lip_lower lip_upper) against log p_eff
-    over ``plots.fitted_runs(rows)`` (``fit_loglog_slope``), to be read beside the theory's -1/2."""
+    over ``plots.fitted_runs(rows)`` (``fit_loglog_slope``), to be read beside the theory's -1/2. The rows must
+    share one upper-bound method (``lip_upper_method``): a fit across certificate types would measure the
+    change of certificate as much as the law (``scaling_fits`` fits each type apart)."""
     fitted = plots.fitted_runs(rows)
+    kinds = {r.get("lip_upper_method") for r in fitted}
+    if len(kinds) > 1:
+        raise ValueError(f"rows must share one upper-bound method (lip_upper_method) to be fitted together, got "
+                         f"{sorted(map(str, kinds))}; use scaling_fits")
     return fit_loglog_slope([r["p_eff"] for r in fitted], [math.sqrt(r["lip_lower"] * r["lip_upper"]) for r in fitted])
 
 
-def verdicts(rows: list[dict], slope: dict) -> list[dict]:
-    """The report's checks, each with the measured numbers, the criterion and pass/fail."""
+def scaling_fits(rows: list[dict]) -> dict[str, dict]:
+    """{upper-bound method: ``scaling_fit`` of the fitted runs it certified}: one fit per certificate type."""
+    kinds = sorted({str(r.get("lip_upper_method")) for r in plots.fitted_runs(rows)})
+    return {kind: scaling_fit([r for r in rows if str(r.get("lip_upper_method")) == kind]) for kind in kinds}
+
+
+def verdicts(rows: list[dict], fits: dict[str, dict]) -> list[dict]:
+    """The report's checks, each with the measured numbers, the criterion and pass/fail; ``fits``:
+    ``scaling_fits(rows)``, one slope check per certificate type."""
     fitted = [r for r in rows if r.get("fits_below_noise")]
     checked = [r for r in fitted if r.get("lip_upper") is not None
                and (r.get("bound_nfp_rigorous") is not None or r.get("bound_bs_rigorous") is not None)]
@@ -66,13 +79,27 @@ def verdicts(rows: list[dict], slope: dict) -> list[dict]:
          "criterion": "0 violations among >= 1 checked run (none checked: vacuous, no verdict)",
          "passed": (not violations) if checked or violations else None},
     ]
-    if slope.get("slope") is not None:
+    for kind, slope in fits.items():
+        if slope.get("slope") is None:
+            continue
         inside = slope["low"] <= -0.5 <= slope["high"]
-        out.append({"check": "slope of log Lip against log p_eff (fitted runs)",
+        certified = f", upper bounds by {kind}" if len(fits) == 1 else f", only the runs certified by {kind}"
+        out.append({"check": f"slope of log Lip against log p_eff (fitted runs{certified})",
                     "measured": f"{slope['slope']:.3f}, 95% CI [{slope['low']:.3f}, {slope['high']:.3f}], {slope['points']} runs",
                     "criterion": "reported beside the theory's -1/2 (a lower-bound law: measured slopes need not equal it)",
                     "passed": None, "ci_contains_minus_half": inside})
     return out
+
+
+def _certificate_line(rows: list[dict]) -> str:
+    """Which upper-bound methods certified the runs, and by which rule."""
+    kinds = Counter((r.get("lip_upper_method"), r.get("lip_upper_rule") or "") for r in rows if r.get("lip_upper_method"))
+    if not kinds:
+        return "No run has a certified upper bound."
+    parts = [f"{method} for {count} run(s)" + (f" ({rule})" if rule else "") for (method, rule), count in kinds.items()]
+    mixed = len({method for method, _ in kinds}) > 1
+    return ("Certified upper bounds: " + "; ".join(parts) + "."
+            + (" Slopes are fitted per certificate type, never across types." if mixed else ""))
 
 
 def method_table(rows: list[dict]) -> list[dict]:
@@ -122,16 +149,16 @@ def _grid_sections(out_dir: Path, rows: list[dict]) -> list[tuple[str | None, li
 
 def _section(rows: list[dict], histories: dict, figures: Path, prefix: str) -> tuple[list[str], dict]:
     """The report lines and the verdicts.json entry of one grid's rows; figures drawn into ``figures``."""
-    lip = scaling_fit(rows)
-    lip |= plots.lipschitz_vs_peff(rows, figures / "lipschitz_vs_peff", fit=lip)
+    fits = scaling_fits(rows)
+    lip = plots.lipschitz_vs_peff(rows, figures / "lipschitz_vs_peff", fit=next(iter(fits.values())) if len(fits) == 1 else None)
     mem = plots.memorization_vs_sparsity(rows, figures / "memorization_vs_sparsity")
     corr = plots.noise_correlation(histories, rows, figures / "noise_correlation")
-    checks = verdicts(rows, lip)
+    checks = verdicts(rows, fits)
     failed = Counter(r["failed_stage"] for r in rows if r.get("failed_stage"))
     lines = [f"{len(rows)} runs (distinct networks: a dense run is measured once); "
              + (f"{sum(failed.values())} could not be measured ({', '.join(f'{n} at {s}' for s, n in failed.items())}; "
                 "`fit_reason` says why)." if failed else "every run was measured."), "",
-             "## Verdicts", "", "| check | measured | criterion | passed |", "| --- | --- | --- | --- |"]
+             _certificate_line(rows), "", "## Verdicts", "", "| check | measured | criterion | passed |", "| --- | --- | --- | --- |"]
     lines += [f"| {c['check']} | {c['measured']} | {c['criterion']} | {_fmt(c['passed'])} |" for c in checks]
     lines += ["", "## By method and density", "",
               "| method | density | runs | fits | median p_eff | median Lip lower | median Lip upper | median NFP bound "
@@ -155,7 +182,7 @@ def _section(rows: list[dict], histories: dict, figures: Path, prefix: str) -> t
         lines += [f"The rigorous bounds carry the papers' absolute constants (1152, 512) and sit far below the measured "
                   f"constants (median measured lower bound / rigorous NFP bound = {ratio:.3g}); the scaling law is the "
                   "informative comparison.", ""]
-    return lines, {"checks": checks, "slope": lip, "memorization": mem["curves"],
+    return lines, {"checks": checks, "slopes": fits, "figure": lip, "memorization": mem["curves"],
                    "final_noise_correlation": corr["final_mean"]}
 
 
