@@ -81,7 +81,11 @@ def noise_correlation(f: jax.Array, z: jax.Array, mean_f: jax.Array) -> jax.Arra
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Everything about a run that fixes its compiled shape (hashable: a static argument of jit)."""
+    """Everything about a run that fixes its compiled shape (hashable: a static argument of jit).
+
+    ``constrained``: after every update, each weight matrix is scaled down to spectral norm at most
+    max_lipschitz^(1/L) (``max_lipschitz`` is a per-run argument of ``fit``), so the product bound
+    prod_k ||W_k||_2 >= Lip(f) stays at most max_lipschitz (every activation is 1-Lipschitz)."""
 
     model: MLP
     steps: int
@@ -92,6 +96,7 @@ class TrainConfig:
     stop_loss: float | None = None
     stop_delta: float | None = None
     stop_patience: int | None = None
+    constrained: bool = False
 
     def __post_init__(self):
         if not isinstance(self.model, MLP):
@@ -146,15 +151,43 @@ def _metrics(cfg: TrainConfig, params: Params, mask: Mask, data: Dataset, refere
     return out
 
 
-def _train(cfg: TrainConfig, params, mask, data, key, learning_rate, grad_noise, reference_x):
+def _power_vectors(params) -> list[jax.Array]:
+    """Start vectors of the power iterations of ``_project`` (one per layer, on its output side)."""
+    return [jnp.ones(layer["w"].shape[1], layer["w"].dtype) / math.sqrt(layer["w"].shape[1]) for layer in params]
+
+
+def _project(params, vectors, max_lipschitz):
+    """Each W_k scaled by min(1, tau / sigma_k) with tau = max_lipschitz^(1/L) and sigma_k ~ ||W_k||_2 from two
+    power iterations warm-started at the last step's vectors (Miyato et al. 2018's persistent estimate; a slight
+    underestimate only leaves the product a little above the target: the bound reported is certified later).
+    Scaling keeps the mask's zeros. Returns (params, vectors)."""
+    tau = max_lipschitz ** (1.0 / len(params))
+    out, new_vectors = [], []
+    for layer, v in zip(params, vectors):
+        w = layer["w"]
+        for _ in range(2):
+            u = w @ v
+            u = u / (jnp.linalg.norm(u) + 1e-30)
+            v = w.T @ u
+            v = v / (jnp.linalg.norm(v) + 1e-30)
+        sigma = jnp.linalg.norm(w @ v)
+        out.append(layer | {"w": w * jnp.minimum(1.0, tau / jnp.maximum(sigma, 1e-30)).astype(w.dtype)})
+        new_vectors.append(jax.lax.stop_gradient(v))
+    return type(params)(out), new_vectors
+
+
+def _train(cfg: TrainConfig, params, mask, data, key, learning_rate, grad_noise, reference_x, max_lipschitz):
     optimizer = cfg.make_optimizer(learning_rate)
     batch_key, noise_key = jax.random.split(key)
+
+    def constrain(p, vectors):
+        return _project(p, vectors, max_lipschitz) if cfg.constrained else (p, vectors)
 
     def loss_fn(p, x, y):
         return per_example_loss(cfg.loss, cfg.model.apply(p, x, mask), y).mean()
 
     def step(carry, t):
-        params, state, done = carry
+        params, state, done, vectors = carry
         x, y = _minibatch(cfg, data, batch_key, t)
         grads = jax.grad(loss_fn)(params, x, y)
         leaves, tree = jax.tree.flatten(grads)
@@ -162,13 +195,14 @@ def _train(cfg: TrainConfig, params, mask, data, key, learning_rate, grad_noise,
         grads = jax.tree.unflatten(tree, [g + grad_noise * jax.random.normal(k, g.shape, g.dtype) for g, k in zip(leaves, noise_keys)])
         grads = apply_mask(grads, mask)
         updates, new_state = optimizer.update(grads, state, params)
-        new_params = apply_mask(optax.apply_updates(params, updates), mask)
+        new_params, vectors = constrain(apply_mask(optax.apply_updates(params, updates), mask), vectors)
         keep = lambda old, new: jnp.where(done, old, new)  # noqa: E731
-        return (jax.tree.map(keep, params, new_params), jax.tree.map(keep, state, new_state), done), None
+        return (jax.tree.map(keep, params, new_params), jax.tree.map(keep, state, new_state), done, vectors), None
 
     def block(carry, b):
-        params, state, done, last_loss, last_accuracy, stale, stopped_at, diverged = carry
-        (params, state, _), _ = jax.lax.scan(step, (params, state, done), b * cfg.log_every + jnp.arange(cfg.log_every))
+        params, state, done, last_loss, last_accuracy, stale, stopped_at, diverged, vectors = carry
+        (params, state, _, vectors), _ = jax.lax.scan(step, (params, state, done, vectors),
+                                                      b * cfg.log_every + jnp.arange(cfg.log_every))
         m = _metrics(cfg, params, mask, data, reference_x)
         diverged = diverged | _non_finite(params, m["loss"])
         stale = jnp.where(m["accuracy"] == last_accuracy, stale + 1, 0)
@@ -181,13 +215,13 @@ def _train(cfg: TrainConfig, params, mask, data, key, learning_rate, grad_noise,
             stop |= stale >= cfg.stop_patience
         stopped_at = jnp.where(done | ~stop, stopped_at, (b + 1) * cfg.log_every)
         m = m | {"step": (b + 1) * cfg.log_every, "stopped": done | stop}
-        return (params, state, done | stop, m["loss"], m["accuracy"], stale, stopped_at, diverged), m
+        return (params, state, done | stop, m["loss"], m["accuracy"], stale, stopped_at, diverged, vectors), m
 
-    params = apply_mask(params, mask)
+    params, vectors = constrain(apply_mask(params, mask), _power_vectors(params))
     first = _metrics(cfg, params, mask, data, reference_x)
     carry = (params, optimizer.init(params), jnp.asarray(False), first["loss"], first["accuracy"], jnp.asarray(0),
-             jnp.asarray(cfg.steps), _non_finite(params, first["loss"]))
-    (params, *_, stopped_at, diverged), history = jax.lax.scan(block, carry, jnp.arange(cfg.steps // cfg.log_every))
+             jnp.asarray(cfg.steps), _non_finite(params, first["loss"]), vectors)
+    (params, *_, stopped_at, diverged, _), history = jax.lax.scan(block, carry, jnp.arange(cfg.steps // cfg.log_every))
     first = first | {"step": jnp.asarray(0), "stopped": jnp.asarray(False)}
     history = jax.tree.map(lambda a, h: jnp.concatenate([a[None], h]), first, history)
     return params, history | {"steps_run": stopped_at, "diverged": diverged}
@@ -222,7 +256,7 @@ def fit(
     params: Params, mask: Mask, data: Dataset, *, model: MLP, steps: int, optimizer="adam", learning_rate: float = 1e-3,
     loss: str = "mse", batch_size: int | None = None, key: jax.Array | None = None, grad_noise: float = 0.0,
     log_every: int | None = None, stop_loss: float | None = None, stop_delta: float | None = None,
-    stop_patience: int | None = None, reference_x: jax.Array | None = None,
+    stop_patience: int | None = None, reference_x: jax.Array | None = None, max_lipschitz: float | None = None,
 ) -> tuple[Params, dict[str, jax.Array]]:
     """Train one masked network for ``steps`` optimizer steps; returns (params, history).
 
@@ -233,7 +267,10 @@ def fit(
     noise correlation (1/n) sum (f(x_i) - E f) z_i with E f averaged over ``reference_x`` (fresh samples from
     mu; the training inputs when None). Training stops (parameters frozen) at the first log where the loss is
     <= ``stop_loss``, changed by less than ``stop_delta``, or the accuracy was unchanged for ``stop_patience``
-    logs; ``history["steps_run"]`` says when. The history's first entry is step 0.
+    logs; ``history["steps_run"]`` says when. The history's first entry is step 0. ``max_lipschitz`` (> 0):
+    Lipschitz-constrained training, every weight matrix held at spectral norm <= max_lipschitz^(1/L) after every
+    update (``TrainConfig.constrained``), so prod_k ||W_k||_2 <= max_lipschitz up to the power iteration's
+    estimate; the result's Lipschitz constant is to be certified afterwards (``lipschitz.upper``).
 
     Inputs: ``params`` finite float32/float64 arrays of ``model``'s shapes, ``mask`` 0/1 of their structure,
     ``learning_rate`` > 0 and ``grad_noise`` >= 0 finite, ``key`` a ``jax.random.key``; a bad one raises a
@@ -242,8 +279,13 @@ def fit(
     became NaN/inf at some log, and the final loss is then non-finite.
     """
     cfg = TrainConfig(model=model, steps=steps, loss=loss, optimizer=optimizer, batch_size=batch_size,
-                      log_every=log_every, stop_loss=stop_loss, stop_delta=stop_delta, stop_patience=stop_patience)
+                      log_every=log_every, stop_loss=stop_loss, stop_delta=stop_delta, stop_patience=stop_patience,
+                      constrained=max_lipschitz is not None)
     _check_run_inputs(model, params, mask, data, reference_x)
+    if max_lipschitz is None:
+        max_lipschitz = math.inf
+    elif not _checks.traced(max_lipschitz):
+        max_lipschitz = _checks.real_in("max_lipschitz", max_lipschitz, 0.0, math.inf, low_open=True, high_open=True)
     if not _checks.traced(grad_noise):
         grad_noise = _checks.real_in("grad_noise", grad_noise, 0.0, math.inf, high_open=True)
     if not _checks.traced(learning_rate):
@@ -254,7 +296,7 @@ def fit(
         key = jax.random.key(0)
     _checks.prng_key("key", key)
     reference_x = data.x if reference_x is None else jnp.asarray(reference_x, data.x.dtype)
-    return _train_jit(cfg, params, mask, data, key, learning_rate, grad_noise, reference_x)
+    return _train_jit(cfg, params, mask, data, key, learning_rate, grad_noise, reference_x, max_lipschitz)
 
 
 def default_chunk(backend: str | None = None) -> int | None:
@@ -283,12 +325,13 @@ def _train_batched(cfg, chunk, mesh, *args):
 def fit_batched(
     params: Params, mask: Mask, data: Dataset, *, model: MLP, steps: int, keys: jax.Array,
     learning_rate=1e-3, grad_noise=0.0, reference_x: jax.Array | None = None, chunk_size: int | None | str = "auto",
-    devices: list | None = None, **options,
+    devices: list | None = None, max_lipschitz=None, **options,
 ) -> tuple[Params, dict[str, jax.Array]]:
     """Train B independent runs in one compiled call; every argument carries a leading run axis of size B.
 
     ``params``, ``mask`` and ``data`` are stacked pytrees (see ``stack``), ``keys`` has B keys, and
-    ``learning_rate``/``grad_noise`` are scalars or [B] arrays (per-run hyperparameters); ``reference_x`` is
+    ``learning_rate``/``grad_noise``/``max_lipschitz`` (None: unconstrained) are scalars or [B] arrays (per-run
+    hyperparameters); ``reference_x`` is
     shared by all runs. The run axis is split over ``devices`` (default: this process's JAX devices) with
     ``jax.shard_map``, padding it to a multiple of their number; on each device runs go in chunks of
     ``chunk_size`` through ``jax.lax.map(batch_size=...)`` (a vmap inside each chunk): ``"auto"`` takes the
@@ -298,7 +341,7 @@ def fit_batched(
     Inputs are checked as in ``fit``, every run's values included. One run that diverges does not stop the
     others: ``history["diverged"]`` is a bool array [B], True for each run whose loss or parameters became NaN/inf.
     """
-    cfg = TrainConfig(model=model, steps=steps, **options)
+    cfg = TrainConfig(model=model, steps=steps, constrained=max_lipschitz is not None, **options)
     keys = _checks.prng_key("keys", keys, ndim=1)
     batch = int(keys.shape[0])
     for name, tree in (("params", params), ("mask", mask), ("data", data)):
@@ -311,10 +354,13 @@ def fit_batched(
         raise ValueError(f"learning_rate must be > 0 for every run, got {np.asarray(learning_rate).tolist()}")
     if bool(jnp.any(grad_noise < 0)):
         raise ValueError(f"grad_noise must be >= 0 for every run, got {np.asarray(grad_noise).tolist()}")
+    max_lipschitz = jnp.full((batch,), jnp.inf) if max_lipschitz is None else _per_run("max_lipschitz", max_lipschitz, batch)
+    if bool(jnp.any(max_lipschitz <= 0)):
+        raise ValueError(f"max_lipschitz must be > 0 for every run, got {np.asarray(max_lipschitz).tolist()}")
     devices = list(jax.local_devices() if devices is None else devices)
     padded = -(-batch // len(devices)) * len(devices)
     reference_x = data.x if reference_x is None else jnp.broadcast_to(jnp.asarray(reference_x), (batch, *np.shape(reference_x)))
-    args = (params, mask, data, keys, learning_rate, grad_noise, reference_x)
+    args = (params, mask, data, keys, learning_rate, grad_noise, reference_x, max_lipschitz)
     if padded > batch:  # repeat the last run; its copies are dropped below
         args = jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], padded - batch, axis=0)]), args)
     if chunk_size == "auto":

@@ -21,6 +21,7 @@ MEASURED: dict[str, str] = {
     "sigma2": "float", "train_mse": "float", "fits_below_noise": "bool", "fit_reason": "str",
     "diverged": "bool", "collapsed": "bool", "failed_stage": "str",
     "train_accuracy": "float", "memorized": "float", "noise_corr": "float", "steps_run": "int",
+    "train_steps_total": "int", "robust_target": "float", "robust_trials_fit": "int",
     "lip_lower": "float", "lip_upper": "float", "lip_exact": "float",
     "lip_lower_method": "str", "lip_upper_method": "str", "lip_upper_rule": "str", "lip_seconds": "float",
     "active": "int", "p": "int", "W": "float", "J": "float", "radius": "float", "max_abs_weight": "float",
@@ -28,7 +29,7 @@ MEASURED: dict[str, str] = {
     "scaling_sqrt_nd_over_peff": "float",
     "bound_bs_paper": "float", "bound_nfp_paper": "float", "bound_reason_paper": "str",
     "bound_bs_rigorous": "float", "bound_nfp_rigorous": "float", "bound_reason_rigorous": "str",
-    "bound_violation": "bool",
+    "upper_over_bound": "float", "upper_over_scaling": "float", "bound_violation": "bool",
     "imp_rounds": "int", "imp_round_noise_peaks": "floats",
     "config_hash": "str",
 }

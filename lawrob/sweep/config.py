@@ -53,7 +53,8 @@ def _key(default, check: Callable):
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Every setting of one run (data, network, pruning, training, measurement, seed); see the README's grid
-    key table. Build it with ``RunConfig.from_mapping`` (each value checked by its key's validator, then the
+    key table. ``objective``: "fit" (train as configured) or "robust" (then search for the most robust network
+    that fits: ``robust.frontier`` with ``robust_trials`` bisection steps over a factor ``robust_spread``). Build it with ``RunConfig.from_mapping`` (each value checked by its key's validator, then the
     cross-key rules); a directly constructed one is checked by the cross-key rules only."""
 
     measure: str = _key("gaussian", _one_of(lambda: data.MEASURES))
@@ -87,6 +88,9 @@ class RunConfig:
     info: str = _key("ceiling", _one_of(lambda: ("ceiling", "estimate")))
     info_datasets: int = _key(64, _int(2))
     seed: int = _key(0, _int(0))
+    objective: str = _key("fit", _one_of(lambda: OBJECTIVES))
+    robust_trials: int = _key(8, _int(1))
+    robust_spread: float = _key(1000.0, _real(1, math.inf, low_open=True, high_open=True))
 
     def __post_init__(self):
         _check_cross_keys(self)
@@ -133,7 +137,10 @@ _HASH_NAMES = {new: old for old, new in RENAMED_KEYS.items()}
 
 # Keys added after a folder format was in use: at their default they are left out of the hash, so the runs of
 # folders written before them keep their hashes (and resume).
-_LATER_KEYS = ("lower_method",)
+_LATER_KEYS = ("lower_method", "objective", "robust_trials", "robust_spread")
+
+# What a run's training looks for: a plain fit, or the most robust network that fits (``lawrob.robust``).
+OBJECTIVES = ("fit", "robust")
 
 
 def validate(key: str, value):

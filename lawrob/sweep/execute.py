@@ -2,6 +2,7 @@
 
 The scheduler. For every group of runs with equal shapes: inputs (``inputs``: data, initialization) -> masks
 (``masks``: the pruning method) -> training (batched over the group, sharded over the local devices) ->
+the frontier search for runs whose objective is "robust" (``robust.frontier``) ->
 information (``masks.information_bits``) -> Lipschitz bounds (batched) -> the rest of each run's measurement
 (``measure``: bracket, p_eff, both papers' bounds, verdict) in threads. Each run's state is a ``RunState``; a
 stage that fails for a run gives it its failure row and the later stages skip it. Finished groups are appended
@@ -20,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lawrob import _checks, lipschitz, nets, prune, train
+from lawrob import _checks, lipschitz, nets, prune, robust, train
 from lawrob.progress import Progress, logger
 from lawrob.sweep import manifest, saved
 from lawrob.sweep.config import Run
@@ -82,6 +83,36 @@ def _train_stage(states: list[RunState], model: nets.MLP, devices) -> None:
             if not _finite((state.params, state.history["loss"], state.history["mse"])):
                 state.fail("train", "diverged: non-finite parameters or loss after training "
                            f"(learning_rate = {state.run.config.learning_rate:g})", diverged=True)
+
+
+def _frontier_stage(states: list[RunState], model: nets.MLP) -> None:
+    """For the healthy runs whose objective is "robust": the most robust network that fits, found from their
+    plain fit by ``robust.frontier`` (one batched training per bisection trial, per (trials, spread));
+    ``robust_target`` and ``robust_trials_fit`` record the search, ``train_steps_total`` its cost."""
+    for state in _healthy(states):
+        state.columns["train_steps_total"] = int(state.history["steps_run"])
+    todo = [s for s in _healthy(states) if s.run.config.objective == "robust"]
+    parts: dict[tuple, list[RunState]] = {}
+    for state in todo:
+        parts.setdefault((state.run.config.robust_trials, state.run.config.robust_spread), []).append(state)
+    for (trials, spread), part in parts.items():
+        config = part[0].run.config
+        try:
+            found = robust.frontier(
+                train.stack([s.params for s in part]), train.stack([s.history for s in part]),
+                train.stack([s.mask for s in part]), train.stack([s.dataset for s in part]), model=model,
+                keys=jnp.stack([s.run.keys.train for s in part]), eps=config.eps, trials=trials, spread=spread,
+                learning_rate=jnp.asarray([s.run.config.learning_rate for s in part]), **train_options(config))
+        except Exception as error:  # noqa: BLE001 - recorded in the runs' rows
+            for state in part:
+                state.fail("frontier", error_text(error))
+            continue
+        for b, state in enumerate(part):
+            state.params = jax.tree.map(lambda a: a[b], found.params)
+            state.history = jax.tree.map(lambda a: a[b], found.history)
+            target = float(found.target[b])
+            state.columns |= {"robust_target": target if np.isfinite(target) else None,
+                              "robust_trials_fit": int(found.trials_fit[b]), "train_steps_total": int(found.steps[b])}
 
 
 def _information_stage(states: list[RunState], model: nets.MLP) -> None:
@@ -186,7 +217,10 @@ def run_group(runs: list[Run], devices=None, workers: int | None = None, batch_l
     _mask_stage(states, model)
     progress.phase("train")
     _train_stage(states, model, devices)
-    if save_to is not None:
+    if any(r.config.objective == "robust" for r in runs):
+        progress.phase("frontier")
+    _frontier_stage(states, model)
+    if save_to is not None:  # the networks measured: the frontier's where the objective is "robust"
         saved.save_group(save_to, runs, [None if s.params is None else (s.params, None, s.mask) for s in states])
     progress.phase("information")
     _information_stage(states, model)

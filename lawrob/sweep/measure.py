@@ -6,7 +6,8 @@ A row is built from three parts, each a small function of the run:
   correlation);
 - ``bracket``: its certified Lipschitz bracket [lip_lower, lip_upper] (and the exact constant when small);
 - ``bound_columns``: p_eff and both papers' bounds in both variants (``None`` with the reason where a theorem's
-  conditions fail);
+  conditions fail), and ``margins``: the certified upper bound over the rigorous bound and over the
+  constant-free law;
 
 and ``verdict`` says whether the row is a counterexample (a certified upper bound below a rigorous bound).
 """
@@ -80,19 +81,26 @@ def bracket(state: RunState, model: nets.MLP, lower: lipschitz.Bound | None = No
     """The certified bracket lip_lower <= Lip <= lip_upper with the methods that gave it (the run's
     ``lower_method``; its grid's upper-bound method and the rule that chose it), and the exact constant
     ``lip_exact`` when the activation is one ``lipschitz.exact`` handles and the hidden units are at most
-    ``lip_exact_max_hidden``. ``lower``/``upper``: bounds already computed by a batched call, else computed here."""
+    ``lip_exact_max_hidden``. ``lower``/``upper``: bounds already computed by a batched call, else computed here.
+    Where the grid's method gives no bound (a LipSDP certificate that does not verify in float64), "best" does,
+    and ``lip_upper_rule`` says so: the row then has another certificate type and is fitted apart."""
     config, params, mask = state.run.config, state.params, state.mask
     if lower is None:
         lower = lipschitz.lower(params, mask, model=model, key=state.run.keys.lipschitz, points=state.dataset.x,
                                 method=config.lower_method, starts=config.lip_search_starts)
+    method, rule = state.upper
     if upper is None:
-        upper = lipschitz.upper(params, mask, model=model, method=state.upper[0])
+        try:
+            upper = lipschitz.upper(params, mask, model=model, method=method)
+        except RuntimeError as error:  # no bound from that method (e.g. a certificate that did not verify)
+            upper = lipschitz.upper(params, mask, model=model, method="best")
+            rule = f"fallback to best, {method} gave no bound: {str(error)[:200]}"
     start = time.perf_counter()
     exact = None
     if model.activation in lipschitz.EXACT_ACTIVATIONS and sum(model.sizes[1:-1]) <= config.lip_exact_max_hidden:
         exact = lipschitz.exact(params, mask, model=model)
     return {"lip_lower": lower.value, "lip_upper": upper.value, "lip_exact": None if exact is None else exact.value,
-            "lip_lower_method": lower.method, "lip_upper_method": upper.method, "lip_upper_rule": state.upper[1],
+            "lip_lower_method": lower.method, "lip_upper_method": upper.method, "lip_upper_rule": rule,
             "lip_seconds": round(lower.seconds + upper.seconds + time.perf_counter() - start, 3)}
 
 
@@ -131,6 +139,17 @@ def bound_columns(config: RunConfig, model: nets.MLP, dataset: Dataset, params, 
     return row
 
 
+def margins(row: dict, config: RunConfig) -> dict:
+    """How far the certified upper bound U = lip_upper sits above what the law asks: ``upper_over_bound`` =
+    U / the largest valid rigorous bound (BS or NFP; None when neither is valid), a check ``bound <= U`` is only
+    as informative as this ratio is close to 1; and ``upper_over_scaling`` = U / sqrt(n d / active), the
+    constant-free law (Bubeck & Sellke 2021, Thm 1 with p = active weights)."""
+    rigorous = [row[key] for key in ("bound_bs_rigorous", "bound_nfp_rigorous") if row.get(key) is not None]
+    upper = row["lip_upper"]
+    return {"upper_over_bound": upper / max(rigorous) if rigorous and max(rigorous) > 0 else None,
+            "upper_over_scaling": upper / math.sqrt(config.n * config.d / row["active"]) if row["active"] else None}
+
+
 def verdict(row: dict) -> bool:
     """A counterexample to a theorem (or a bug): the run fits below the noise level and its certified upper
     bound is below a valid rigorous bound (BS or NFP)."""
@@ -146,4 +165,5 @@ def measure_row(state: RunState, model: nets.MLP, lower: lipschitz.Bound | None 
     row = fit_columns(config, state.dataset, state.history)
     row |= bracket(state, model, lower, upper)
     row |= bound_columns(config, model, state.dataset, state.params, state.mask, state.information)
+    row |= margins(row, config)
     return row | {"bound_violation": verdict(row)}

@@ -1,0 +1,97 @@
+"""The most robust interpolator: the smallest Lipschitz constant at which a masked network still fits the data.
+
+The law of robustness (Bubeck & Sellke 2021, Thm 3; No Free Prune, Thm 4) bounds from below the Lipschitz
+constant of *every* network of a class that fits noisy data below the noise level, train MSE <= sigma2 - eps.
+Whatever a plain fit finds sits above that minimum, often far above; the law's scaling is about the minimum
+L*(n, d, mask). ``frontier`` searches for it by Lipschitz-constrained training (``train.fit_batched(...,
+max_lipschitz=L)``: every weight matrix held at spectral norm <= L^(1/L_layers), so prod_k ||W_k||_2 <= L)
+and a bisection on log L:
+
+    hi = prod_k ||W_k||_2 of the plain fit (it fits), lo = hi / spread;
+    for each trial: L = sqrt(lo hi); train from the best network found so far under the constraint L;
+                    if train MSE <= sigma2 - eps: hi = L and keep the network, else lo = L.
+
+Each trial warm-starts from the last network that fit (projected onto the smaller constraint at step 0). The
+network returned is the one that fit at the smallest L; its Lipschitz constant is at most L (up to the power
+iteration's estimate) and is to be certified afterwards (``lipschitz.upper``): the bisection's L is never
+reported as a bound. All runs of a batch bisect in lock-step, one batched training call per trial.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lawrob import _checks, train
+from lawrob.data import Dataset
+from lawrob.nets import MLP, Mask, Params
+
+__all__ = ["Frontier", "frontier", "spectral_product"]
+
+
+def spectral_product(params: Params) -> jax.Array:
+    """prod_k ||W_k||_2 of a network (or of each network of a stacked batch: an array [B]), from the exact
+    singular values: an upper bound on Lip(f) for 1-Lipschitz activations (every ``nets.ACTIVATIONS``)."""
+    norms = [jnp.linalg.norm(layer["w"], ord=2, axis=(-2, -1)) for layer in params]
+    return jnp.prod(jnp.stack(norms), axis=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Frontier:
+    """The result of ``frontier`` for B runs: the most robust network that fit (``params``, stacked, and its
+    training ``history``), the constraint ``target`` [B] it fit under (inf: the plain fit, when no trial fit),
+    how many trials fit (``trials_fit`` [B]) and the optimizer steps spent, plain fit included (``steps`` [B])."""
+
+    params: Params
+    history: dict
+    target: np.ndarray
+    trials_fit: np.ndarray
+    steps: np.ndarray
+
+
+def _fits(history: dict, sigma2: np.ndarray, eps: float) -> np.ndarray:
+    return np.asarray(history["mse"][:, -1]) <= sigma2 - eps
+
+
+def frontier(params: Params, history: dict, mask: Mask, data: Dataset, *, model: MLP, keys: jax.Array, eps: float,
+             trials: int = 8, spread: float = 1000.0, learning_rate=1e-3, **options) -> Frontier:
+    """Bisect on the Lipschitz constraint for B runs that already fit (see the module docstring).
+
+    ``params``, ``history``: the stacked plain fits and their training histories (``train.fit_batched``; the
+    spectral product of each is its run's first ``hi``), ``mask`` and
+    ``data`` stacked as in ``train.fit_batched``, ``keys`` [B] training keys (trial t uses fold_in(key, t)),
+    ``eps``: the fit criterion train MSE <= sigma2 - eps (sigma2 of each data set), ``trials`` >= 1 bisection
+    steps over [hi / ``spread``, hi] (``spread`` > 1: the final resolution is spread^(2^-trials)),
+    ``learning_rate`` (scalar or [B]) and ``options``: those of ``train.fit_batched`` (steps, loss, ...), used
+    for every trial. A run whose plain fit does not fit keeps it (``target`` inf, ``trials_fit`` 0).
+    """
+    trials = _checks.positive_int("trials", trials)
+    spread = _checks.real_in("spread", spread, 1.0, np.inf, low_open=True, high_open=True)
+    eps = _checks.real_in("eps", eps, 0.0, np.inf, low_open=True, high_open=True)
+    keys = _checks.prng_key("keys", keys, ndim=1)
+    sigma2 = np.asarray(data.sigma2, np.float64).reshape(-1)
+    train_kwargs = dict(model=model, learning_rate=learning_rate, **options)
+    best = params
+    eligible = _fits(history, sigma2, eps) & ~np.asarray(history["diverged"])
+    hi = np.asarray(spectral_product(params), np.float64)
+    lo = hi / spread
+    target = np.full(hi.shape, np.inf)
+    trials_fit = np.zeros(hi.shape, int)
+    steps = np.asarray(history["steps_run"]).astype(int)
+    for t in range(trials):
+        level = np.sqrt(lo * hi)
+        trained, trial_history = jax.device_get(train.fit_batched(
+            best, mask, data, keys=jax.vmap(lambda k: jax.random.fold_in(k, t))(keys),
+            max_lipschitz=jnp.asarray(level, jnp.float32), **train_kwargs))
+        steps += np.asarray(trial_history["steps_run"])
+        ok = eligible & _fits(trial_history, sigma2, eps) & ~np.asarray(trial_history["diverged"])
+        pick = lambda new, old: np.where(ok.reshape((-1,) + (1,) * (np.ndim(new) - 1)), new, old)  # noqa: E731
+        best = jax.tree.map(pick, trained, best)
+        history = jax.tree.map(pick, trial_history, history)
+        hi, lo = np.where(ok, level, hi), np.where(ok, lo, level)
+        target = np.where(ok, level, target)
+        trials_fit += ok
+    return Frontier(best, history, target, trials_fit, steps)
