@@ -61,8 +61,8 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     rounds_imp = max(s["exponents"])
     progress = Progress(rounds_imp + 1 + len(PAI) * len(s["exponents"]), f"E1 {scale}", unit="training")
     progress.phase(f"IMP: dense + {rounds_imp} rounds on {s['seeds']} seeds")
-    imp = prune.imp_batched(params, sets, model=model, rounds=rounds_imp, steps=s["steps"], keys=train_keys,
-                            collapse="allow", **fit_options)
+    imp = prune.imp(params, sets, model=model, rounds=rounds_imp, steps=s["steps"], key=train_keys, batched=True,
+                    collapse="allow", **fit_options)
     rounds = [k - 1 for k in s["exponents"]]  # IMP round r keeps 0.8^(r + 1)
     memorized = {"imp": np.stack([np.asarray(imp.histories[r]["memorized"][:, -1]) for r in rounds], 1)}
     collapsed = {"imp": np.stack([np.asarray(prune.layer_collapse(imp.masks[r])).any(-1) for r in rounds], 1)}

@@ -112,8 +112,8 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None, data_pat
     rounds_imp = max(s["exponents"])
     progress = Progress(rounds_imp + 1 + (1 + len(PAI)) * len(s["exponents"]), f"E2 {scale}", unit="training")
     progress.phase(f"IMP: dense + {rounds_imp} rounds on {s['seeds']} seeds")
-    imp = prune.imp_batched(params, sets, model=model, rounds=rounds_imp, steps=schedule["steps"],
-                            keys=train_keys, collapse="allow", **fit_options)
+    imp = prune.imp(params, sets, model=model, rounds=rounds_imp, steps=schedule["steps"], key=train_keys,
+                    batched=True, collapse="allow", **fit_options)
     accuracy = {"imp": np.stack([np.asarray(imp.histories[k - 1]["accuracy"][:, -1]) for k in s["exponents"]], 1)}
     epochs = {"imp": np.stack([np.asarray(imp.histories[k - 1]["steps_run"]) / per_epoch for k in s["exponents"]], 1)}
     progress.advance(rounds_imp + 1)

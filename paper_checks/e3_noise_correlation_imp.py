@@ -59,9 +59,9 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     # reports nothing within it, so the count moves once, at its end)
     progress = Progress(s["rounds"] + 1, f"E3 {scale}", unit="training")
     progress.phase(f"IMP: dense + {s['rounds']} rounds on {s['seeds']} seeds")
-    result = prune.imp_batched(train.stack(params), train.stack(sets), model=model, rounds=s["rounds"], rate=RATE,
-                               steps=s["steps"], keys=jnp.stack(keys), learning_rate=1e-3, batch_size=s["batch"],
-                               log_every=s["log_every"], reference_x=reference, collapse="allow")
+    result = prune.imp(train.stack(params), train.stack(sets), model=model, rounds=s["rounds"], rate=RATE,
+                       steps=s["steps"], key=jnp.stack(keys), batched=True, learning_rate=1e-3, batch_size=s["batch"],
+                       log_every=s["log_every"], reference_x=reference, collapse="allow")
     jax.block_until_ready(result)
     progress.advance(s["rounds"] + 1)
     progress.close()
