@@ -7,19 +7,15 @@ MagAfter, SNIP, GraSP and SynFlow, then every entropy estimate. The per-data-set
 
 (1) chunk sweep: median seconds to sample the masks of ``--sweep-datasets`` MSE data sets (after a warm-up
     call that compiles), for each chunk size;
-(2) the full E5 run (``paper_checks/e5_mask_information.py --scale full``), wall time end to end, compile
-    included, written to paper_checks/results/e5/.
+(2) the full E5 run (``python -m lawrob.checks.e5_mask_information --scale full``), wall time end to end,
+    compile included, written to the checkout's committed results paper_checks/results/e5/.
 
     uv run python benchmarks/bench_info.py [--devices 2] [--chunks 512,2048,8192] [--skip-sweep] [--skip-full]
 """
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
-
-PAPER_CHECKS = Path(__file__).resolve().parents[1] / "paper_checks"
 
 
 def main():
@@ -38,11 +34,9 @@ def main():
 
     from _common import median_time, report  # benchmarks/_common.py
 
-    del sys.modules["_common"]  # paper_checks/ has its own _common, which the E5 script imports
-    sys.path.insert(0, str(PAPER_CHECKS))
-    import e5_mask_information as e5
-
     from lawrob import info
+    from lawrob.checks import e5_mask_information as e5
+    from lawrob.checks._common import COMMITTED
 
     warnings.filterwarnings("ignore", message="Explicitly requested dtype float64")
     results = {"devices": len(jax.devices()), "load_average_start": os.getloadavg()}
@@ -63,7 +57,7 @@ def main():
         results["chunk_sweep_mse"] = {"datasets": args.sweep_datasets, **sweep}
     if not args.skip_full:
         start = time.perf_counter()
-        out = PAPER_CHECKS / "results" / "e5"
+        out = COMMITTED / "e5"
         out.mkdir(parents=True, exist_ok=True)
         verdict = e5.run("full", out)
         results["e5_full"] = {"wall_s": round(time.perf_counter() - start, 1), "settings": verdict["settings"],

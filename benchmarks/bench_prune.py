@@ -3,7 +3,7 @@
 E1 (NFP Fig. 1a): n = d = 30, x ~ N(0, I/d), uniform random +-1 labels, ReLU MLP 30 -> 100 -> 100 -> 1,
 logistic loss, full-batch Adam at lr 1e-2; here a fixed 300 steps per round, rewinding to initialization.
 Each seed trains 11 times (dense + 10 pruned rounds). Reported: wall time per seed (median over repeats) for
-(a) ``prune.imp_batched`` (one ``fit_batched`` call per round for all seeds) at several chunk sizes and
+(a) ``prune.imp(..., batched=True)`` (one ``fit_batched`` call per round for all seeds) at several chunk sizes and
 (b) a Python loop of ``prune.imp`` over the seeds, the compile time of each (first call minus the median), and
 the mean fraction of points memorized per round as a sanity check of E1's trend.
 
@@ -39,8 +39,8 @@ def main():
                "model": str(model.sizes), "weights": model.num_weights}
 
     def batched(chunk):
-        return lambda: jax.block_until_ready(prune.imp_batched(train.stack(params), train.stack(sets), keys=keys,
-                                                               chunk_size=chunk, **fit_options))
+        return lambda: jax.block_until_ready(prune.imp(train.stack(params), train.stack(sets), key=keys, batched=True,
+                                                       chunk_size=chunk, **fit_options))
 
     def loop():
         return [jax.block_until_ready(prune.imp(p, s, key=k, **fit_options)) for p, s, k in zip(params, sets, keys)]

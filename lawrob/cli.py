@@ -179,40 +179,35 @@ def _add_check(sub) -> None:
                         help="base output folder, one subfolder per experiment (default: ./lawrob-out/checks, in the "
                              "current directory)")
     parser.add_argument("--update-committed", action="store_true",
-                        help="write into the checkout's committed full-scale results paper_checks/results/<eN> "
-                             "instead (needs --scale full; not with --out)")
+                        help="write into the source checkout's committed full-scale results "
+                             "paper_checks/results/<eN> instead (needs --scale full; not with --out)")
     parser.set_defaults(handler=_run_check)
 
 
-def paper_check_scripts() -> dict[str, Path]:
-    """{"E1": path, ...}: the scripts of the paper_checks/ folder of the source checkout lawrob runs from."""
-    folder = Path(__file__).resolve().parents[1] / "paper_checks"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"paper checks not found at {folder}: run `lawrob check` from a source checkout")
-    return {p.name.split("_")[0].upper(): p for p in sorted(folder.glob("e[0-9]_*.py"))}
+def paper_check_modules() -> dict[str, str]:
+    """{"E1": "lawrob.checks.e1_memorization_gaussian", ...}: the importable module of every paper check."""
+    from lawrob import checks
+
+    return checks.module_names()
 
 
 def _run_check(args) -> int:
     """Run the paper checks into ``--out``/<eN> (default ./lawrob-out/checks/<eN>); only ``--update-committed``
-    (full scale) writes into the checkout's paper_checks/results/<eN>."""
-    import importlib.util
+    (full scale, from a source checkout) writes into the checkout's paper_checks/results/<eN>."""
+    import importlib
     import logging
 
+    from lawrob.checks._common import output_folder
     from lawrob.progress import configure_logging, logger
 
-    scripts = paper_check_scripts()
-    wanted = [e.upper() for e in args.experiments] or sorted(scripts)
-    unknown = [e for e in wanted if e not in scripts]
+    modules = paper_check_modules()
+    wanted = [e.upper() for e in args.experiments] or sorted(modules)
+    unknown = [e for e in wanted if e not in modules]
     if unknown:
-        raise ValueError(f"experiments must be among {sorted(scripts)}, got {unknown}")
-    committed = next(iter(scripts.values())).parent / "results"
-    if args.update_committed and args.scale != "full":
-        raise ValueError(f"--update-committed rewrites the committed full-scale results in {committed}; it needs "
-                         f"--scale full, not --scale {args.scale}")
-    if args.update_committed and args.out is not None:
-        raise ValueError(f"--update-committed writes into the committed results folder {committed}; it cannot be "
-                         "combined with --out")
-    base = committed if args.update_committed else args.out or Path("lawrob-out") / "checks"
+        raise ValueError(f"experiments must be among {sorted(modules)}, got {unknown}")
+    # every folder (and every refusal of --update-committed) before anything runs
+    outs = {name: output_folder(name, args.out, scale=args.scale, update_committed=args.update_committed, base=True)
+            for name in wanted}
     # the checks' progress and verdict lines go to the lawrob logger: to stderr, unless someone set it up already
     # (and only for this call: a caller of main() in the same process keeps its logging as it was)
     own_setup = not logger.handlers and logger.level == logging.NOTSET
@@ -222,10 +217,8 @@ def _run_check(args) -> int:
     verdicts = []
     try:
         for name in wanted:
-            spec = importlib.util.spec_from_file_location(f"lawrob_check_{name.lower()}", scripts[name])
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            out = base / name.lower()
+            module = importlib.import_module(modules[name])
+            out = outs[name]
             out.mkdir(parents=True, exist_ok=True)
             print(f"{name}: running at {args.scale} scale -> {out}", flush=True)
             verdicts.append(module.run(args.scale, out))

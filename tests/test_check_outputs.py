@@ -10,27 +10,26 @@ the ``lawrob`` logger. One smoke check runs here: E5, the fastest (about 30 s on
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import importlib
 import io
 import json
 import logging
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from lawrob import cli
+from lawrob.checks import _common
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKS = ROOT / "paper_checks"
+CHECKS = ROOT / "paper_checks"  # the checkout's committed results and write-ups (the code is lawrob/checks/)
 FAST = "E5"  # the fastest smoke check
 
 
-def load(script: str):
-    spec = importlib.util.spec_from_file_location(f"paper_check_{script}", CHECKS / f"{script}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load(module: str):
+    return importlib.import_module(f"lawrob.checks.{module}")
 
 
 def git_status_paper_checks() -> str:
@@ -111,35 +110,64 @@ def test_progress_and_verdict_lines_go_to_the_lawrob_logger(fast_check):
     assert len(final) == 1 and final[0].endswith(f"-> {fast_check['base'] / FAST.lower()}")
 
 
-def fake_checks(folder: Path) -> dict[str, Path]:
-    """A paper_checks/ stand-in whose E3 writes a verdict at once (to follow `lawrob check`'s folders)."""
-    folder.mkdir()
-    script = folder / "e3_fake.py"
-    script.write_text(
+@pytest.fixture
+def fake_checks(tmp_path, monkeypatch):
+    """`lawrob check` on stand-ins: an importable check module whose E3 writes a verdict at once, and an empty
+    committed-results folder tmp_path/paper_checks/results (to follow `lawrob check`'s folders)."""
+    name = "lawrob_fake_check_e3"
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / f"{name}.py").write_text(
         "import json\n"
         "def run(scale, out):\n"
         "    verdict = {'experiment': 'E3', 'scale': scale, 'passed': True, 'seconds': 0.0, 'claim': 'fake'}\n"
         "    (out / 'verdict.json').write_text(json.dumps(verdict))\n"
         "    return verdict\n")
-    return {"E3": script}
-
-
-def test_check_default_output_is_lawrob_out_checks_in_the_working_directory(tmp_path, monkeypatch):
-    scripts = fake_checks(tmp_path / "paper_checks")
-    monkeypatch.setattr(cli, "paper_check_scripts", lambda: scripts)
+    monkeypatch.syspath_prepend(str(tmp_path / "modules"))
+    monkeypatch.setattr(cli, "paper_check_modules", lambda: {"E3": name})
+    committed = tmp_path / "paper_checks" / "results"
+    committed.mkdir(parents=True)
+    monkeypatch.setattr(_common, "COMMITTED", committed)
     monkeypatch.chdir(tmp_path)
+    yield committed
+    sys.modules.pop(name, None)
+
+
+def test_check_default_output_is_lawrob_out_checks_in_the_working_directory(fake_checks, tmp_path):
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         assert cli.main(["check", "E3"]) == 0
     assert (tmp_path / "lawrob-out" / "checks" / "e3" / "verdict.json").is_file()
     assert "E3: running at smoke scale -> lawrob-out/checks/e3" in printed.getvalue()
-    assert not (tmp_path / "paper_checks" / "results").exists()
+    assert list(fake_checks.iterdir()) == []
     # --update-committed at full scale is the one way into the checkout's results folder
     assert cli.main(["check", "E3", "--scale", "full", "--update-committed"]) == 0
-    assert json.loads((tmp_path / "paper_checks" / "results" / "e3" / "verdict.json").read_text())["scale"] == "full"
+    assert json.loads((fake_checks / "e3" / "verdict.json").read_text())["scale"] == "full"
+
+
+def test_update_committed_without_a_source_checkout_fails_in_one_line(fake_checks, capsys):
+    # an installed lawrob has no paper_checks/results beside it: the option is refused, nothing runs or is written
+    fake_checks.rmdir()
+    assert cli.main(["check", "E3", "--scale", "full", "--update-committed"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lawrob check: error: --update-committed ")
+    assert str(fake_checks) in err[0] and "does not exist" in err[0] and "--out" in err[0]
+    with pytest.raises(SystemExit) as stop:
+        _common.parse_args("E3", ["--scale", "full", "--update-committed"])
+    assert stop.value.code == 2 and "does not exist" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not fake_checks.exists() and not Path("lawrob-out").exists()
+
+
+def test_every_check_is_a_module_of_the_package_runnable_with_python_m():
+    assert sorted(cli.paper_check_modules()) == [f"E{i}" for i in range(1, 7)]
+    for experiment, name in cli.paper_check_modules().items():
+        module = importlib.import_module(name)
+        assert name.startswith("lawrob.checks.e") and callable(module.run) and callable(module.main), experiment
+    out = subprocess.run([sys.executable, "-m", "lawrob.checks.e4_learning_rate_and_gradient_noise", "--help"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "--scale" in out and "--update-committed" in out
 
 
 def test_script_default_output_is_lawrob_out_checks_in_the_working_directory(tmp_path, monkeypatch):
-    common = load("_common")
+    common = _common
     monkeypatch.chdir(tmp_path)
     args = common.parse_args("E3", ["--scale", "smoke"])
     assert args.out == Path("lawrob-out") / "checks" / "e3"
@@ -158,7 +186,7 @@ def test_update_committed_is_refused_at_smoke_scale_and_with_out(extra, tmp_path
     assert ("--scale full" in err[0]) if "--out" not in extra else ("--out" in err[0])
     # the scripts' own options refuse the same way (argparse: exit status 2, the usage and one error line)
     with pytest.raises(SystemExit) as stop:
-        load("_common").parse_args("E3", ["--update-committed", *extra])
+        _common.parse_args("E3", ["--update-committed", *extra])
     assert stop.value.code == 2
     assert "--update-committed" in capsys.readouterr().err.strip().splitlines()[-1]
     assert list(tmp_path.iterdir()) == [] and git_status_paper_checks() == before

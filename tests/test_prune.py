@@ -408,8 +408,10 @@ def test_imp_and_mag_after_batched_equal_one_by_one():
     keys = jax.random.split(jax.random.key(24), 3)
     params = [TINY.init(k) for k in keys]
     sets = [data.make_dataset(k, data.Gaussian(4), 16) for k in keys]
-    batched = prune.imp_batched(train.stack(params), train.stack(sets), model=TINY, rounds=2, steps=STEPS, keys=keys, **FIT)
-    after = prune.mag_after_batched(train.stack(params), train.stack(sets), 0.1, model=TINY, steps=STEPS, keys=keys, **FIT)
+    batched = prune.imp(train.stack(params), train.stack(sets), model=TINY, rounds=2, steps=STEPS, key=keys,
+                        batched=True, **FIT)
+    after = prune.mag_after(train.stack(params), train.stack(sets), 0.1, model=TINY, steps=STEPS, key=keys,
+                            batched=True, **FIT)
     for i in range(3):
         single = prune.imp(params[i], sets[i], model=TINY, rounds=2, steps=STEPS, key=keys[i], **FIT)
         for r in range(2):
@@ -500,7 +502,8 @@ def test_bad_arguments_name_themselves(small, tiny):
         (lambda: prune.imp(*tiny, model=TINY, rounds=0, steps=STEPS, key=key), "rounds"),
         (lambda: prune.imp(*tiny, model=TINY, rounds=2, steps=STEPS, key=key, rewind_step=STEPS), "rewind_step"),
         (lambda: prune.imp(*tiny, model=TINY, rounds=2, steps=STEPS, key=None), "key"),
-        (lambda: prune.imp_batched(*tiny, model=TINY, rounds=2, steps=STEPS, keys=key), "keys"),
+        (lambda: prune.imp(*tiny, model=TINY, rounds=2, steps=STEPS, key=key, batched=True), "key"),
+        (lambda: prune.imp(*tiny, model=TINY, rounds=2, steps=STEPS, key=key, batched=1), "batched"),
         (lambda: prune.mag_after(*tiny, 1.2, model=TINY, steps=STEPS, key=key), "density"),
         (lambda: prune.grasp(params, ds, model=SMALL, loss="hinge"), "loss"),
     ]

@@ -1,9 +1,8 @@
-"""paper_checks/e5_mask_information.py: the toy's pipelines, and the smoke-scale run of experiment E5."""
+"""The mask-information check E5 (lawrob/checks/e5_mask_information.py): the toy's pipelines, and its smoke-scale
+run."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -11,17 +10,15 @@ import pytest
 
 from lawrob import nets
 
-PAPER_CHECKS = Path(__file__).resolve().parents[1] / "paper_checks"
 # prune.synflow computes in a float64 scope; traced in the float32 pipeline JAX warns and uses float32
 pytestmark = pytest.mark.filterwarnings("ignore:Explicitly requested dtype float64")
 
 
 @pytest.fixture(scope="module")
 def e5():
-    spec = importlib.util.spec_from_file_location("e5_mask_information", PAPER_CHECKS / "e5_mask_information.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from lawrob.checks import e5_mask_information
+
+    return e5_mask_information
 
 
 def test_toy_parameter_counts(e5):

@@ -5,7 +5,7 @@ Student-teacher regression on Gaussian inputs (EXPERIMENTS.md E4): teacher = ReL
 width 50, student = ReLU MLP with 5 hidden layers of width 100, n = 1000, d = 50, Gaussian label noise of
 variance 1, Adam, no pruning. Tracked: (1/n) sum (f(x_i) - E f) z_i, with E f averaged over fresh inputs.
 
-    uv run python paper_checks/e4_learning_rate_and_gradient_noise.py --scale smoke|full
+    uv run python -m lawrob.checks.e4_learning_rate_and_gradient_noise --scale smoke|full
         [--out DIR | --update-committed]
 
 Output: --out DIR (default ./lawrob-out/checks/e4, in the current directory); --update-committed (with
@@ -14,7 +14,6 @@ Output: --out DIR (default ./lawrob-out/checks/e4, in the current directory); --
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -22,13 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    paired_greater, parse_args, print_verdict, pyplot, save_figure, spearman, write_verdict,
-)
-
-from lawrob import data, nets, train  # noqa: E402
-from lawrob.progress import Progress, configure_logging  # noqa: E402
+from lawrob import data, nets, train
+from lawrob.checks._common import (
+    label_axes, paired_greater, pyplot, save_figure, script, spearman, standard_main, write_verdict)
+from lawrob.progress import Progress
 
 LEARNING_RATES = (1e-4, 2.5e-4, 5e-4, 7.5e-4, 1e-3)
 GRAD_NOISES = (0.0, 0.1, 0.2, 0.3, 0.5)
@@ -85,10 +81,7 @@ def run(scale: str, out: Path, seed: int = 0) -> dict:
     for i, g in enumerate(GRAD_NOISES):
         axes[1].plot(steps, noise_curves[:, i].mean(axis=0), label=f"grad noise {g:g}")
     for ax, title in zip(axes, ("learning rate (NFP Fig. 2b)", "gradient noise at lr 1e-3 (NFP Fig. 2c)")):
-        ax.set_xlabel("step")
-        ax.set_ylabel("noise correlation")
-        ax.set_title(title)
-        ax.legend(fontsize=7)
+        label_axes(ax, "step", "noise correlation", title, legend=7)
     save_figure(fig, out / "e4.png")
     return write_verdict(
         out, "E4", scale=scale, start=start,
@@ -104,13 +97,7 @@ def run(scale: str, out: Path, seed: int = 0) -> dict:
         setup=s | {"figure": "e4.png"})
 
 
-def main(argv=None) -> int:
-    args = parse_args("E4", argv)
-    verdict = run(args.scale, args.out, args.seed)
-    print_verdict(verdict, verdict["parts"], args.out)
-    return 0
-
+main = standard_main("E4", run, seeds=False)
 
 if __name__ == "__main__":
-    configure_logging(0)
-    sys.exit(main())
+    script(main)

@@ -21,7 +21,7 @@ Every ranking removes the lowest scores, ties broken by a random permutation fro
 convention of ``lawrob.prune``). Since the pipeline is deterministic given (init, D), I(m; D | init) = H(m | init),
 estimated by the plug-in entropy over many sampled data sets (``lawrob.info``), with its certified interval.
 
-    uv run python paper_checks/e5_mask_information.py --scale smoke|full [--out DIR | --update-committed]
+    uv run python -m lawrob.checks.e5_mask_information --scale smoke|full [--out DIR | --update-committed]
 
 Output: --out DIR (default ./lawrob-out/checks/e5, in the current directory); --update-committed (with
 --scale full only) rewrites the committed results in paper_checks/results/e5 instead.
@@ -29,7 +29,6 @@ Output: --out DIR (default ./lawrob-out/checks/e5, in the current directory); --
 
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -39,11 +38,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse_args, pyplot, save_figure, write_verdict  # noqa: E402
-
-from lawrob import data, info, nets, prune, train  # noqa: E402
-from lawrob.progress import Progress, configure_logging  # noqa: E402
+from lawrob import data, info, nets, prune, train
+from lawrob.checks._common import parse_args, pyplot, save_figure, script, write_verdict
+from lawrob.progress import Progress
 
 # prune.synflow scores in a float64 scope; traced inside this float32 pipeline they are computed in float32,
 # which JAX announces with this warning. Harmless here (two layers, 21 parameters: nothing to overflow).
@@ -87,7 +84,7 @@ def forward(params, x: jax.Array) -> jax.Array:
 
     Under a vmap over data sets the library's matrix products become batches of tiny (6 x 3 x 4) products,
     which XLA on CPU runs one by one; these scalar-times-vector sums fuse into elementwise loops and train the
-    toy 2.4 times faster per core (measured). ``tests/test_info_e5.py`` checks equality with ``apply``.
+    toy 2.4 times faster per core (measured). ``tests/test_check_mask_information.py`` checks equality with ``apply``.
     """
     hidden, output = params
     units = [jax.nn.relu(hidden["b"][j] + sum(x[:, i] * hidden["w"][i, j] for i in range(x.shape[1])))
@@ -256,5 +253,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    configure_logging(0)
-    sys.exit(main())
+    script(main)

@@ -7,7 +7,7 @@ variance 1; Adam at lr 1e-3, batch 100, 100 epochs per round; IMP removes 20 % o
 rewinds to the initialization. Tracked: (1/n) sum (f(x_i) - E f) z_i, with E f averaged over fresh inputs.
 Round 0 is the dense training whose magnitudes the first round prunes.
 
-    uv run python paper_checks/e3_noise_correlation_imp.py --scale smoke|full [--seeds N]
+    uv run python -m lawrob.checks.e3_noise_correlation_imp --scale smoke|full [--seeds N]
         [--out DIR | --update-committed]
 
 Output: --out DIR (default ./lawrob-out/checks/e3, in the current directory); --update-committed (with
@@ -16,21 +16,17 @@ Output: --out DIR (default ./lawrob-out/checks/e3, in the current directory); --
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    mean_se, paired_greater, parse_args, print_verdict, pyplot, save_figure, seeds_option, write_verdict,
-)
-
-from lawrob import data, nets, prune, train  # noqa: E402
-from lawrob.progress import Progress, configure_logging  # noqa: E402
+from lawrob import data, nets
+from lawrob.checks._common import (
+    batched_imp, label_axes, mean_se, paired_greater, pyplot, save_figure, script, seed_runs, standard_main,
+    write_verdict)
+from lawrob.progress import Progress
 
 RATE = 0.2
 DECAY_ONSET = (6, 13)  # "after about 9 rounds": the onset must fall in this range of rounds
@@ -47,23 +43,20 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     start = time.perf_counter()
     s = SCALES[scale] | ({"seeds": seeds} if seeds else {})
     model = nets.MLP((s["d"], *s["student"], 1))
-    params, sets, keys = [], [], []
-    for k in range(s["seeds"]):
-        key_data, key_init, key_train = jax.random.split(jax.random.fold_in(jax.random.key(seed), k), 3)
-        sets.append(data.make_dataset(key_data, data.Gaussian(s["d"]), s["n"], "teacher", "gaussian", amplitude=1.0,
-                                      teacher_hidden=s["teacher"]))
-        params.append(model.init(key_init))
-        keys.append(key_train)
+
+    def make(key):  # one seed: a fresh teacher, dataset and student
+        key_data, key_init, key_train = jax.random.split(key, 3)
+        dataset = data.make_dataset(key_data, data.Gaussian(s["d"]), s["n"], "teacher", "gaussian", amplitude=1.0,
+                                    teacher_hidden=s["teacher"])
+        return model.init(key_init), dataset, key_train
+
+    params, sets, keys = seed_runs(seed, s["seeds"], make)
     reference = data.Gaussian(s["d"]).sample(jax.random.key(seed + 10_000), 4096)
     # progress in trainings: the dense one and one per IMP round, all seeds in one batched call (lawrob.prune
     # reports nothing within it, so the count moves once, at its end)
     progress = Progress(s["rounds"] + 1, f"E3 {scale}", unit="training")
-    progress.phase(f"IMP: dense + {s['rounds']} rounds on {s['seeds']} seeds")
-    result = prune.imp_batched(train.stack(params), train.stack(sets), model=model, rounds=s["rounds"], rate=RATE,
-                               steps=s["steps"], keys=jnp.stack(keys), learning_rate=1e-3, batch_size=s["batch"],
-                               log_every=s["log_every"], reference_x=reference, collapse="allow")
-    jax.block_until_ready(result)
-    progress.advance(s["rounds"] + 1)
+    result = batched_imp(progress, params, sets, model=model, rounds=s["rounds"], rate=RATE, steps=s["steps"], key=keys,
+                         learning_rate=1e-3, batch_size=s["batch"], log_every=s["log_every"], reference_x=reference)
     progress.close()
     # curves[seed, round, log]: round 0 is the dense training, round r >= 1 trains the mask keeping 0.8^r
     curves = np.stack([np.asarray(h["noise_corr"]) for h in (result.dense_history, *result.histories)], axis=1)
@@ -94,16 +87,11 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     axes[0].axhline(sigma2, color="k", ls=":", lw=1, label="sigma2")
     axes[0].set_xticks(np.arange(s["rounds"] + 1) * length + length / 2, [str(r) for r in range(s["rounds"] + 1)],
                        fontsize=7)
-    axes[0].set_xlabel(f"IMP round (0 = dense; {steps[-1]} steps each, rounds end to end)")
-    axes[0].set_ylabel("noise correlation (mean over seeds)")
-    axes[0].set_title("E3: correlation with the label noise across IMP rounds (NFP Fig. 3)")
-    axes[0].legend(fontsize=8)
+    label_axes(axes[0], f"IMP round (0 = dense; {steps[-1]} steps each, rounds end to end)",
+               "noise correlation (mean over seeds)", "E3: correlation with the label noise across IMP rounds (NFP Fig. 3)")
     axes[1].errorbar(np.arange(s["rounds"] + 1), peak_mean, yerr=peak_se, marker="o", ms=3, capsize=2)
     axes[1].axhline(DECAY_TOLERANCE * peak_mean[0], color="gray", ls=":", lw=1, label="95 % of the dense peak")
-    axes[1].set_xlabel("IMP round r (density 0.8^r)")
-    axes[1].set_ylabel("per-round peak")
-    axes[1].set_title("per-round peak (NFP Fig. 2a)")
-    axes[1].legend(fontsize=8)
+    label_axes(axes[1], "IMP round r (density 0.8^r)", "per-round peak", "per-round peak (NFP Fig. 2a)")
     save_figure(fig, out / "e3.png")
 
     decay_note = ({"onset_round": onset, "onset_range": DECAY_ONSET, "dense_peak_vs_last_round_peak": decay_test}
@@ -131,13 +119,7 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
                    "label_noise": "gaussian, variance 1", "reference_samples": 4096, "figure": "e3.png"})
 
 
-def main(argv=None) -> int:
-    args = parse_args("E3", argv, extra=seeds_option)
-    verdict = run(args.scale, args.out, args.seed, args.seeds)
-    print_verdict(verdict, verdict["parts"], args.out)
-    return 0
-
+main = standard_main("E3", run)
 
 if __name__ == "__main__":
-    configure_logging(0)
-    sys.exit(main())
+    script(main)

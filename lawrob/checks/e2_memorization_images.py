@@ -19,7 +19,7 @@ FashionMNIST), with a cap of ``max_periods``. The smoke scale trains a fixed num
 MagAfter prunes the dense network that IMP trains first (the same dense training), then retrains from the
 initialization, as ``lawrob.prune.mag_after`` does.
 
-    uv run python paper_checks/e2_memorization_images.py --scale smoke|full [--seeds N] [--data PATH]
+    uv run python -m lawrob.checks.e2_memorization_images --scale smoke|full [--seeds N] [--data PATH]
         [--out DIR | --update-committed]
 
 Output: --out DIR (default ./lawrob-out/checks/e2, in the current directory); --update-committed (with
@@ -29,21 +29,17 @@ Output: --out DIR (default ./lawrob-out/checks/e2, in the current directory); --
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    mean_se, paired_greater, parse_args, print_verdict, prune_runs, pyplot, save_figure, seeds_option, write_verdict,
-)
-
-from lawrob import data, nets, prune, train  # noqa: E402
-from lawrob.progress import Progress, configure_logging, logger  # noqa: E402
+from lawrob import data, nets, train
+from lawrob.checks._common import (
+    batched_imp, label_axes, mean_se, paired_greater, parse_args, print_verdict, prune_runs, pyplot, save_figure, script,
+    seed_runs, seeds_option, write_verdict)
+from lawrob.progress import Progress, logger
 
 PAI = ("synflow", "snip", "grasp", "random")  # pruning at initialization
 AFTER = ("imp", "magafter")  # pruning after training
@@ -91,32 +87,27 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None, data_pat
         schedule = dict(steps=s["steps"], log_every=None)
     fit_options = dict(loss="cross_entropy", learning_rate=1e-3, batch_size=BATCH, log_every=schedule["log_every"],
                        stop_delta=schedule.get("stop_delta"), stop_patience=schedule.get("stop_patience"))
-    params, sets, train_keys, prune_keys, chance = [], [], [], [], []
-    for k in range(s["seeds"]):
-        keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), k), 5)
-        key_data, key_noise, key_init, key_train, key_prune = keys
+
+    def make(key):  # one seed: n images with fresh input noise, a fresh network, and the chance level of its labels
+        key_data, key_noise, key_init, key_train, key_prune = jax.random.split(key, 5)
         rows = np.sort(np.asarray(jax.random.permutation(key_data, len(images))[:n]))
         noise = np.asarray(jax.random.normal(key_noise, (n, images.shape[1])))
         noisy = images[rows] + math.sqrt(NOISE_VARIANCE) * noise
-        sets.append(data.from_arrays(noisy, labels[rows], classes=classes, description=source))
-        chance.append(np.bincount(labels[rows], minlength=classes).max() / n)
-        params.append(model.init(key_init))
-        train_keys.append(key_train)
-        prune_keys.append(key_prune)
-    params, sets = train.stack(params), train.stack(sets)
-    train_keys, prune_keys = jnp.stack(train_keys), jnp.stack(prune_keys)
+        dataset = data.from_arrays(noisy, labels[rows], classes=classes, description=source)
+        chance = np.bincount(labels[rows], minlength=classes).max() / n
+        return model.init(key_init), dataset, key_train, key_prune, chance
+
+    params, sets, train_keys, prune_keys, chance = seed_runs(seed, s["seeds"], make)
     sparsity = np.array([1 - 0.8**k for k in s["exponents"]])
 
     # progress in trainings (each on all seeds at once): IMP's dense one and its rounds, then one per method and
     # sparsity
     rounds_imp = max(s["exponents"])
     progress = Progress(rounds_imp + 1 + (1 + len(PAI)) * len(s["exponents"]), f"E2 {scale}", unit="training")
-    progress.phase(f"IMP: dense + {rounds_imp} rounds on {s['seeds']} seeds")
-    imp = prune.imp_batched(params, sets, model=model, rounds=rounds_imp, steps=schedule["steps"],
-                            keys=train_keys, collapse="allow", **fit_options)
+    imp = batched_imp(progress, params, sets, model=model, rounds=rounds_imp, steps=schedule["steps"], key=train_keys,
+                      **fit_options)
     accuracy = {"imp": np.stack([np.asarray(imp.histories[k - 1]["accuracy"][:, -1]) for k in s["exponents"]], 1)}
     epochs = {"imp": np.stack([np.asarray(imp.histories[k - 1]["steps_run"]) / per_epoch for k in s["exponents"]], 1)}
-    progress.advance(rounds_imp + 1)
     for method in ("magafter", *PAI):  # one training call per sparsity, shaped like IMP's: training compiles once
         score, scored = ("magnitude", imp.dense_params) if method == "magafter" else (method, params)
         options = {"iterations": s["synflow_iterations"]} if method == "synflow" else {}
@@ -145,10 +136,8 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None, data_pat
         mean, se = mean_se(accuracy[method])
         ax.errorbar(sparsity, mean, yerr=se, marker="o", ms=3, capsize=2, color=f"C{i}", label=method)
     ax.axhline(chance_level, color="gray", ls=":", lw=1, label="chance (largest class)")
-    ax.set_xlabel("sparsity (fraction of weights pruned)")
-    ax.set_ylabel("training accuracy (memorization)")
-    ax.set_title(f"E2: noisy images, input noise variance {NOISE_VARIANCE:g} (NFP Fig. 1b)", fontsize=10)
-    ax.legend(fontsize=8)
+    label_axes(ax, "sparsity (fraction of weights pruned)", "training accuracy (memorization)",
+               f"E2: noisy images, input noise variance {NOISE_VARIANCE:g} (NFP Fig. 1b)", fontsize=10)
     save_figure(fig, out / "e2.png")
 
     return write_verdict(
@@ -183,5 +172,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    configure_logging(0)
-    sys.exit(main())
+    script(main)

@@ -25,7 +25,7 @@ counterexample to the theorem, or a bug), with at least one checked run (else th
 (2) the slope of log Lip (geometric mean of the bracket) against log p_eff over the fitted runs, with its 95 %
 confidence interval, reported beside the theory's -1/2 (the theorem is a lower bound, so it need not match).
 
-    uv run python paper_checks/e6_bound_vs_measurement.py --scale smoke|full [--seeds N]
+    uv run python -m lawrob.checks.e6_bound_vs_measurement --scale smoke|full [--seeds N]
         [--out DIR | --update-committed]
 
 Output: --out DIR (default ./lawrob-out/checks/e6, in the current directory); --update-committed (with
@@ -43,11 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse_args, print_verdict, pyplot, save_figure, seeds_option, write_verdict  # noqa: E402
-
-from lawrob import bounds, sweep  # noqa: E402
-from lawrob.progress import configure_logging  # noqa: E402
+from lawrob import bounds, sweep
+from lawrob.checks._common import parse_args, print_verdict, pyplot, save_figure, script, seeds_option, write_verdict
 
 # The one (n, d, eps, delta) of every run: the smallest round n above the NFP mixture condition's 2333.
 FIXED = dict(measure="gaussian", d=16, n=2400, target="zero", noise="rademacher", depth=2, loss="mse",
@@ -286,5 +283,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    configure_logging(0)
-    sys.exit(main())
+    script(main)

@@ -7,7 +7,7 @@ when dense), logistic loss, full-batch Adam at lr 1e-2. A point is memorized whe
 Sparsities 1 - 0.8^k on the IMP grid (20 % pruned per round), methods IMP (rewinding to initialization), SynFlow,
 SNIP, GraSP and random pruning; every seed draws a fresh dataset and network shared by all methods.
 
-    uv run python paper_checks/e1_memorization_gaussian.py --scale smoke|full [--seeds N]
+    uv run python -m lawrob.checks.e1_memorization_gaussian --scale smoke|full [--seeds N]
         [--out DIR | --update-committed]
 
 Output: --out DIR (default ./lawrob-out/checks/e1, in the current directory); --update-committed (with
@@ -16,21 +16,17 @@ Output: --out DIR (default ./lawrob-out/checks/e1, in the current directory); --
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    mean_se, paired_greater, parse_args, print_verdict, prune_runs, pyplot, save_figure, seeds_option, write_verdict,
-)
-
-from lawrob import data, nets, prune, train  # noqa: E402
-from lawrob.progress import Progress, configure_logging  # noqa: E402
+from lawrob import data, nets, prune, train
+from lawrob.checks._common import (
+    batched_imp, label_axes, mean_se, paired_greater, prune_runs, pyplot, save_figure, script, seed_runs, standard_main,
+    write_verdict)
+from lawrob.progress import Progress
 
 PAI = ("synflow", "snip", "grasp", "random")  # pruning at initialization, in the claimed order
 HIGH_SPARSITY = 0.95
@@ -45,28 +41,24 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     s = SCALES[scale] | ({"seeds": seeds} if seeds else {})
     model = nets.MLP((s["d"], s["width"], s["width"], 1))
     fit_options = dict(loss="logistic", learning_rate=1e-2)
-    params, sets, train_keys, prune_keys = [], [], [], []
-    for k in range(s["seeds"]):
-        key_data, key_init, key_train, key_prune = jax.random.split(jax.random.fold_in(jax.random.key(seed), k), 4)
-        sets.append(data.make_dataset(key_data, data.Gaussian(s["d"]), s["n"], "zero", "rademacher"))
-        params.append(model.init(key_init))
-        train_keys.append(key_train)
-        prune_keys.append(key_prune)
-    params, sets = train.stack(params), train.stack(sets)
-    train_keys, prune_keys = jnp.stack(train_keys), jnp.stack(prune_keys)
+
+    def make(key):  # one seed: a fresh dataset and network, shared by all methods
+        key_data, key_init, key_train, key_prune = jax.random.split(key, 4)
+        dataset = data.make_dataset(key_data, data.Gaussian(s["d"]), s["n"], "zero", "rademacher")
+        return model.init(key_init), dataset, key_train, key_prune
+
+    params, sets, train_keys, prune_keys = seed_runs(seed, s["seeds"], make)
     sparsity = np.array([1 - 0.8**k for k in s["exponents"]])
 
     # progress in trainings (each on all seeds at once): IMP's dense one and its rounds, then one per method and
     # sparsity
     rounds_imp = max(s["exponents"])
     progress = Progress(rounds_imp + 1 + len(PAI) * len(s["exponents"]), f"E1 {scale}", unit="training")
-    progress.phase(f"IMP: dense + {rounds_imp} rounds on {s['seeds']} seeds")
-    imp = prune.imp_batched(params, sets, model=model, rounds=rounds_imp, steps=s["steps"], keys=train_keys,
-                            collapse="allow", **fit_options)
+    imp = batched_imp(progress, params, sets, model=model, rounds=rounds_imp, steps=s["steps"], key=train_keys,
+                      **fit_options)
     rounds = [k - 1 for k in s["exponents"]]  # IMP round r keeps 0.8^(r + 1)
     memorized = {"imp": np.stack([np.asarray(imp.histories[r]["memorized"][:, -1]) for r in rounds], 1)}
     collapsed = {"imp": np.stack([np.asarray(prune.layer_collapse(imp.masks[r])).any(-1) for r in rounds], 1)}
-    progress.advance(rounds_imp + 1)
     for method in PAI:  # one training call per sparsity, shaped like IMP's, so training compiles only once
         memorized[method], collapsed[method] = [], []
         for k in s["exponents"]:
@@ -105,10 +97,8 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
         mean, se = mean_se(memorized[method])
         ax.errorbar(sparsity, mean, yerr=se, marker="o", ms=3, capsize=2, color=f"C{i}", label=method)
     ax.axvline(HIGH_SPARSITY, color="gray", ls=":", lw=1)
-    ax.set_xlabel("sparsity (fraction of weights pruned)")
-    ax.set_ylabel("fraction of random labels memorized")
-    ax.set_title(f"E1: memorization on Gaussian data, n = d = {s['n']} (NFP Fig. 1a)")
-    ax.legend(fontsize=8)
+    label_axes(ax, "sparsity (fraction of weights pruned)", "fraction of random labels memorized",
+               f"E1: memorization on Gaussian data, n = d = {s['n']} (NFP Fig. 1a)")
     save_figure(fig, out / "e1.png")
 
     curves = {m: {"mean": mean_se(v)[0], "se": mean_se(v)[1], "collapsed_fraction": collapsed[m].mean(0)}
@@ -134,13 +124,7 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
                    "synflow_iterations": prune.SYNFLOW_ITERATIONS, "figure": "e1.png"})
 
 
-def main(argv=None) -> int:
-    args = parse_args("E1", argv, extra=seeds_option)
-    verdict = run(args.scale, args.out, args.seed, args.seeds)
-    print_verdict(verdict, verdict["parts"], args.out)
-    return 0
-
+main = standard_main("E1", run)
 
 if __name__ == "__main__":
-    configure_logging(0)
-    sys.exit(main())
+    script(main)

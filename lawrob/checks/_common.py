@@ -1,24 +1,28 @@
-"""Shared plumbing of the paper checks: command-line options, output folders, atomic writes of verdict files and
-figures, progress, simple statistics, batched pruning."""
+"""Shared plumbing of the paper checks: command-line options and entry points, output folders, atomic writes of
+verdict files and figures, progress, simple statistics, stacked runs over seeds and batched pruning."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from lawrob import prune
+from lawrob import prune, train
 from lawrob._io import atomic_savefig, atomic_write_text
-from lawrob.progress import logger
+from lawrob.progress import configure_logging, logger
 
-# The committed full-scale results (the ones the README shows): written only with --update-committed.
-COMMITTED = Path(__file__).resolve().parent / "results"
+# The committed full-scale results (the ones the README shows) live in the source checkout, beside the package:
+# paper_checks/results/<experiment>. Written only with --update-committed, and only from a source checkout.
+COMMITTED = Path(__file__).resolve().parents[2] / "paper_checks" / "results"
 # Where every check writes by default: ./lawrob-out/checks/<experiment>, relative to the current directory.
 DEFAULT_BASE = Path("lawrob-out") / "checks"
 
@@ -26,9 +30,10 @@ DEFAULT_BASE = Path("lawrob-out") / "checks"
 def output_folder(name: str, out: Path | None = None, *, scale: str, update_committed: bool = False,
                   base: bool = False) -> Path:
     """The folder a check writes into: ``out`` if given, else ``./lawrob-out/checks/<name>``; with
-    ``update_committed``, the committed results ``paper_checks/results/<name>`` (full scale only, and not with an
-    ``out``). ``base``: ``out`` is a base folder holding one subfolder per experiment (``lawrob check --out``).
-    Raises ``ValueError`` (one line, naming the option) on a refused combination."""
+    ``update_committed``, the committed results ``paper_checks/results/<name>`` of the source checkout (full scale
+    only, not with an ``out``, and only where that folder exists). ``base``: ``out`` is a base folder holding one
+    subfolder per experiment (``lawrob check --out``). Raises ``ValueError`` (one line, naming the option) on a
+    refused combination."""
     if update_committed:
         if scale != "full":
             raise ValueError(f"--update-committed rewrites the committed full-scale results in {COMMITTED}; it needs "
@@ -36,6 +41,9 @@ def output_folder(name: str, out: Path | None = None, *, scale: str, update_comm
         if out is not None:
             raise ValueError("--update-committed writes into the committed results folder "
                              f"{COMMITTED}; it cannot be combined with --out")
+        if not COMMITTED.is_dir():
+            raise ValueError(f"--update-committed writes into a source checkout's committed results, but {COMMITTED} "
+                             "does not exist (lawrob is not running from a source checkout); use --out instead")
         return COMMITTED / name.lower()
     if out is None:
         return DEFAULT_BASE / name.lower()
@@ -44,7 +52,7 @@ def output_folder(name: str, out: Path | None = None, *, scale: str, update_comm
 
 def update_committed_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--update-committed", action="store_true",
-                        help=f"write into the committed full-scale results {COMMITTED.parent.name}/{COMMITTED.name}/"
+                        help="write into the source checkout's committed full-scale results paper_checks/results/"
                              "<experiment> instead (needs --scale full; not with --out)")
 
 
@@ -133,6 +141,23 @@ def print_verdict(verdict: dict, detail, out: Path) -> None:
     print(verdict_line(verdict, detail, out))
 
 
+def standard_main(name: str, run: Callable[..., dict], *, seeds: bool = True) -> Callable[..., int]:
+    """The ``main(argv=None) -> 0`` of a check whose command line is ``parse_args``'s (plus ``--seeds N`` with
+    ``seeds``): it calls ``run(scale, out, seed[, seeds])`` and prints the verdict line with its parts."""
+    def main(argv=None) -> int:
+        args = parse_args(name, argv, extra=seeds_option if seeds else None)
+        verdict = run(args.scale, args.out, args.seed, *([args.seeds] if seeds else []))
+        print_verdict(verdict, verdict["parts"], args.out)
+        return 0
+    return main
+
+
+def script(main: Callable[[], int]) -> None:
+    """``python -m lawrob.checks.<module>``: progress and verdict lines to stderr, then exit with ``main()``'s status."""
+    configure_logging(0)
+    sys.exit(main())
+
+
 def seeds_option(parser: argparse.ArgumentParser) -> None:
     """``--seeds N``: run N seeds instead of the scale's number (for a documented reduced-seed full run)."""
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the scale's)")
@@ -144,6 +169,38 @@ def mean_se(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     count = values.shape[axis]
     se = values.std(axis=axis, ddof=1) / math.sqrt(count) if count > 1 else np.zeros_like(values.mean(axis=axis))
     return values.mean(axis=axis), se
+
+
+def label_axes(ax, xlabel: str, ylabel: str, title: str, *, legend: float = 8, **title_options) -> None:
+    """Axis labels, a title and a legend of font size ``legend`` on a pyplot axes."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, **title_options)
+    ax.legend(fontsize=legend)
+
+
+def _stack(pieces: list):
+    if all(np.isscalar(piece) for piece in pieces):
+        return np.asarray(pieces)
+    return jnp.stack(pieces) if isinstance(pieces[0], jax.Array) else train.stack(pieces)
+
+
+def seed_runs(seed: int, seeds: int, make: Callable[[jax.Array], tuple]) -> tuple:
+    """One run per seed k = 0..seeds-1: ``make(fold_in(key(seed), k))`` returns the run's pieces (params, a Dataset,
+    PRNG keys, numbers); returns each piece stacked over the runs along a leading run axis (pytrees with
+    ``lawrob.train.stack``, keys with ``jnp.stack``, numbers as a NumPy array)."""
+    runs = [make(jax.random.fold_in(jax.random.key(seed), k)) for k in range(seeds)]
+    return tuple(_stack([run[i] for run in runs]) for i in range(len(runs[0])))
+
+
+def batched_imp(progress, params, data, *, rounds: int, key: jax.Array, **options) -> prune.ImpResult:
+    """``lawrob.prune.imp`` on stacked runs (``batched=True``, one key per run, layer collapse allowed), as one
+    progress phase that counts its rounds + 1 trainings (lawrob.prune reports nothing within it)."""
+    progress.phase(f"IMP: dense + {rounds} rounds on {len(key)} seeds")
+    result = prune.imp(params, data, rounds=rounds, key=key, batched=True, collapse="allow", **options)
+    jax.block_until_ready(result)
+    progress.advance(rounds + 1)
+    return result
 
 
 def prune_runs(method: str, params, data, density: float, keys, *, model, loss: str, **options):
