@@ -4,12 +4,16 @@ The law of robustness (Bubeck & Sellke 2021, Thm 3; No Free Prune, Thm 4) bounds
 constant of *every* network of a class that fits noisy data below the noise level, train MSE <= sigma2 - eps.
 Whatever a plain fit finds sits above that minimum, often far above; the law's scaling is about the minimum
 L*(n, d, mask). ``frontier`` searches for it by Lipschitz-constrained training (``train.fit_batched(...,
-max_lipschitz=L)``: every weight matrix held at spectral norm <= L^(1/L_layers), so prod_k ||W_k||_2 <= L)
-and a bisection on log L:
+max_lipschitz=L)``: every weight matrix held at spectral norm <= L^(1/L_layers), so prod_k ||W_k||_2 <= L),
+a continuation on L and then a bisection on log L:
 
-    hi = prod_k ||W_k||_2 of the plain fit (it fits), lo = hi / spread;
-    for each trial: L = sqrt(lo hi); train from the best network found so far under the constraint L;
+    hi = prod_k ||W_k||_2 of the plain fit (it fits), lo unknown, floor = hi / spread;
+    for each trial: L = max(hi / 2, floor) while no trial has failed, else L = sqrt(lo hi);
+                    train from the best network found so far under the constraint L;
                     if train MSE <= sigma2 - eps: hi = L and keep the network, else lo = L.
+
+Halving first (rather than bisecting [floor, hi] at once) keeps every trial near a network that fits, which
+matters where fitting is hard (near interpolation); a run that fits at the floor stops there.
 
 Each trial warm-starts from the last network that fit (projected onto the smaller constraint at step 0). The
 network returned is the one that fit at the smallest L; its Lipschitz constant is at most L (up to the power
@@ -63,8 +67,8 @@ def frontier(params: Params, history: dict, mask: Mask, data: Dataset, *, model:
     ``params``, ``history``: the stacked plain fits and their training histories (``train.fit_batched``; the
     spectral product of each is its run's first ``hi``), ``mask`` and
     ``data`` stacked as in ``train.fit_batched``, ``keys`` [B] training keys (trial t uses fold_in(key, t)),
-    ``eps``: the fit criterion train MSE <= sigma2 - eps (sigma2 of each data set), ``trials`` >= 1 bisection
-    steps over [hi / ``spread``, hi] (``spread`` > 1: the final resolution is spread^(2^-trials)),
+    ``eps``: the fit criterion train MSE <= sigma2 - eps (sigma2 of each data set), ``trials`` >= 1 steps of
+    the continuation and bisection, which never go below hi / ``spread`` (``spread`` > 1),
     ``learning_rate`` (scalar or [B]) and ``options``: those of ``train.fit_batched`` (steps, loss, ...), used
     for every trial. A run whose plain fit does not fit keeps it (``target`` inf, ``trials_fit`` 0).
     """
@@ -77,12 +81,14 @@ def frontier(params: Params, history: dict, mask: Mask, data: Dataset, *, model:
     best = params
     eligible = _fits(history, sigma2, eps) & ~np.asarray(history["diverged"])
     hi = np.asarray(spectral_product(params), np.float64)
-    lo = hi / spread
+    floor = hi / spread
+    lo = np.full(hi.shape, np.nan)  # the largest L that failed, once one did
     target = np.full(hi.shape, np.inf)
     trials_fit = np.zeros(hi.shape, int)
     steps = np.asarray(history["steps_run"]).astype(int)
     for t in range(trials):
-        level = np.sqrt(lo * hi)
+        level = np.where(np.isnan(lo), np.maximum(hi / 2, floor), np.sqrt(lo * hi))
+        level = np.where(hi <= floor, hi, level)  # fitted at the floor: the search has ended
         trained, trial_history = jax.device_get(train.fit_batched(
             best, mask, data, keys=jax.vmap(lambda k: jax.random.fold_in(k, t))(keys),
             max_lipschitz=jnp.asarray(level, jnp.float32), **train_kwargs))

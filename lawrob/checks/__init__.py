@@ -1,4 +1,4 @@
-"""The paper checks E1..E6: one module each, run by ``lawrob check`` or on its own as
+"""The paper checks E1..E6 and the experiment E7 beyond the paper: one module each, run by ``lawrob check`` or on its own as
 ``python -m lawrob.checks.<module> --scale smoke|full [--out DIR | --update-committed]``.
 
 Each module has ``run(scale, out, ...) -> verdict`` (it writes ``verdict.json`` and its figure into ``out``) and
@@ -22,6 +22,7 @@ EXPERIMENTS = {
     "E4": "e4_learning_rate_and_gradient_noise",
     "E5": "e5_mask_information",
     "E6": "e6_bound_vs_measurement",
+    "E7": "e7_robust_frontier",
 }
 
 
@@ -31,7 +32,7 @@ def module_names() -> dict[str, str]:
 
 
 def load(experiment: str) -> ModuleType:
-    """The module of check ``experiment`` ("E1".."E6", any case), imported."""
+    """The module of check ``experiment`` ("E1".."E7", any case), imported."""
     names = module_names()
     if experiment.upper() not in names:
         raise ValueError(f"experiment must be among {sorted(names)}, got {experiment!r}")
