@@ -16,28 +16,30 @@ from lawrob.progress import configure_logging, logger
 
 
 DEMO_GRID = """
-# lawrob demo: the law on Gaussian data. Random +-1 labels (sigma2 = 1) on N(0, I/d), two-hidden-layer ReLU
-# MLPs of two widths, pruned by IMP (data-dependent mask), random and SynFlow (data-free masks) to three
-# densities, 3 seeds; every run is trained below the noise level, bracketed and bounded.
-seeds = 3
+# lawrob demo: the law of robustness with a bound that applies. Random +-1 labels (sigma2 = 1) on N(0, I/d),
+# n = 2400 and eps = 0.9, delta = 0.5, where the rigorous No-Free-Prune bound is valid (its mixture condition
+# needs n >= 2333), so a network fits below the noise level when its train MSE is <= 0.1. Dense two-hidden-layer
+# ReLU MLPs of three widths, each trained plainly (objective "fit") and searched for the most robust network that
+# still fits (objective "robust"); every network is certified by one upper-bound method for the whole grid.
+seeds = 1
 
 [fixed]
 measure = "gaussian"
-d = 8
-n = 96
+d = 16
+n = 2400
 depth = 2
 steps = 1500
-log_every = 100
-learning_rate = 3e-3
-stop_loss = 0.01
-eps = 0.1
-delta = 0.01
-lip_search_starts = 32
+log_every = 50
+learning_rate = 1e-2
+stop_loss = 0.04
+eps = 0.9
+delta = 0.5
+lip_search_starts = 16
+robust_trials = 4
 
 [axes]
-width = [24, 48]
-method = ["imp", "random", "synflow"]
-density = [1.0, 0.5, 0.25]
+width = [64, 96, 128]
+objective = ["fit", "robust"]
 """
 
 

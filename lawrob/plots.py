@@ -48,14 +48,14 @@ def fitted_runs(rows: list[dict]) -> list[dict]:
 
 def lipschitz_vs_peff(rows: list[dict], path: Path, fit: dict | None = None) -> dict:
     """Measured Lipschitz bracket [lip_lower, lip_upper] (exact as a dot) against p_eff on log-log axes, with the
-    rigorous NFP bound of each run, the scaling sqrt(n d / p_eff) (scaled to the median run) and, when ``fit`` is
+    rigorous NFP bound of each run, the constant-free law sqrt(n d / p_eff) and, when ``fit`` is
     given (``sweep.report.scaling_fit``: slope, its interval and intercept), the fitted line. Only
     ``fitted_runs(rows)`` are drawn. Returns the files written and the number of runs drawn."""
     fig, ax = _axes((6.4, 4.6))
     fitted = fitted_runs(rows)
     by_method = defaultdict(list)
-    for r in fitted:
-        by_method[r["method"]].append(r)
+    for r in fitted:  # one colour per method, and per objective where a grid has the frontier search
+        by_method[r["method"] + (", most robust" if r.get("objective") == "robust" else "")].append(r)
     for i, (method, rs) in enumerate(sorted(by_method.items())):
         color = f"C{i}"
         x = np.array([_num(r, "p_eff") for r in rs])
@@ -74,10 +74,8 @@ def lipschitz_vs_peff(rows: list[dict], path: Path, fit: dict | None = None) -> 
         if fit is not None and fit.get("slope") is not None:
             ax.plot(grid, np.exp(fit["intercept"]) * grid ** fit["slope"], "k--", lw=1,
                     label=f"fit: slope {fit['slope']:.2f} [{fit['low']:.2f}, {fit['high']:.2f}] (theory -0.5)")
-        scale = np.median([math.sqrt(_num(r, "lip_lower") * _num(r, "lip_upper")) / math.sqrt(r["n"] * r["d"] / _num(r, "p_eff"))
-                           for r in fitted])
-        ax.plot(grid, scale * np.sqrt(np.median([r["n"] * r["d"] for r in fitted]) / grid), ":", color="gray", lw=1,
-                label="sqrt(n d / p_eff), scaled")
+        ax.plot(grid, np.sqrt(np.median([r["n"] * r["d"] for r in fitted]) / grid), ":", color="gray", lw=1,
+                label="sqrt(n d / p_eff) (constant-free law)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("p_eff (bits)")

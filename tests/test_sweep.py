@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lawrob import sweep
+from lawrob import bounds, sweep
 from lawrob.cli import DEMO_GRID, main
 from lawrob.sweep import Grid, read_csv
 
@@ -190,11 +190,16 @@ def test_report_writes_figures_and_verdicts(reference):
     assert any("violations" in c["measured"] for c in verdicts["checks"])
 
 
-def test_demo_grid_is_valid_and_small():
+def test_demo_grid_is_small_and_its_rigorous_bound_applies():
     path = Path(os.environ.get("TMPDIR", "/tmp")) / "lawrob-demo-grid.toml"
     path.write_text(DEMO_GRID)
     grid = Grid.from_toml(path)
-    assert 20 <= len(grid.runs()) <= 80 and len(grid.groups()) == 2
+    runs = grid.runs()
+    assert len(runs) == 6 and len(grid.groups()) == 3
+    assert sorted(r.config.objective for r in runs) == ["fit"] * 3 + ["robust"] * 3
+    for r in runs:  # the mixture condition holds: NFP Theorem 4's bound is valid (Gaussian data: c = 1, k = 1)
+        c = r.config
+        assert bool(bounds.no_free_prune(c.n, c.d, 1e5, c.eps, c.delta, c=1.0, k=1, variant="rigorous").valid)
 
 
 def test_estimated_information_is_an_upper_bound_below_the_ceiling(tmp_path):

@@ -40,7 +40,7 @@ DATA_FREE, DATA_DEPENDENT = ("random", "synflow"), ("imp",)
 SCALES = {
     "full": dict(d=(8, 16), n=(250, 500, 1000, 2000, 4000), widths=(16, 32, 64, 128), density=0.25, seeds=5,
                  steps=2000, trials=6),
-    "smoke": dict(d=(8,), n=(64, 128, 256), widths=(16, 32), density=0.25, seeds=1, steps=300, trials=3),
+    "smoke": dict(d=(8,), n=(64, 128, 256), widths=(32,), density=0.25, seeds=1, steps=300, trials=3),
 }
 LAW = {"n": 0.5, "k": -0.5, "d": 0.5}
 
