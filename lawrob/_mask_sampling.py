@@ -3,23 +3,22 @@ which re-exports ``sample_masks``, ``default_chunk`` and ``DEFAULT_CHUNK``)."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lawrob import _checks
+from lawrob import _batching, _checks
 
 # Data sets per jax.lax.map chunk in ``sample_masks``, measured with benchmarks/bench_info.py on the E5 toy
 # (see benchmarks/RESULTS.md); None (one full vmap) on other backends.
-DEFAULT_CHUNK = {"cpu": 2048}
+DEFAULT_CHUNK = _batching.DEFAULT_CHUNKS["masks"]
 
 
 def default_chunk(backend: str | None = None) -> int | None:
     """Data sets per chunk for ``sample_masks`` on ``backend`` (default: JAX's); None means one full vmap."""
-    return DEFAULT_CHUNK.get(backend or jax.default_backend())
+    return _batching.default_chunk(DEFAULT_CHUNK, backend)
 
 
 def _flatten(tree) -> tuple[jax.Array, jax.Array]:
@@ -28,22 +27,14 @@ def _flatten(tree) -> tuple[jax.Array, jax.Array]:
     return flat.astype(jnp.uint8), jnp.all((flat == 0) | (flat == 1))
 
 
-def _map_datasets(pipeline, sample_data, chunk, init_key, data_keys):
-    def one(data_key):
-        return _flatten(pipeline(init_key, sample_data(data_key)))
-
-    if chunk is None:
-        return jax.vmap(one)(data_keys)
-    return jax.lax.map(one, data_keys, batch_size=chunk)
+def _sample_datasets(pipeline, sample_data, chunk, devices, init_key, data_keys):
+    """The flattened masks (and whether they were 0/1) of ``pipeline(init_key, .)`` on each data set of ``data_keys``."""
+    return _batching.map_chunked(lambda data_key, init: _flatten(pipeline(init, sample_data(data_key))), data_keys,
+                                 shared=(init_key,), chunk=chunk, devices=devices)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def _sample_one_init(pipeline, sample_data, chunk, mesh, init_key, data_keys):
-    if mesh is None:
-        return _map_datasets(pipeline, sample_data, chunk, init_key, data_keys)
-    spec = jax.sharding.PartitionSpec("datasets")
-    return jax.shard_map(lambda k: _map_datasets(pipeline, sample_data, chunk, init_key, k), mesh=mesh, in_specs=spec,
-                         out_specs=spec, check_vma=False)(data_keys)
+# one compilation per (pipeline, sample_data, chunk, devices) and key shapes
+_sample_one_init = jax.jit(_sample_datasets, static_argnums=(0, 1, 2, 3))
 
 
 def _keys(key, inits: int, datasets: int) -> tuple[jax.Array, jax.Array]:
@@ -71,20 +62,16 @@ def sample_masks(pipeline: Callable, sample_data: Callable, *, key: jax.Array, d
     inits = _checks.positive_int("inits", inits)
     if not callable(pipeline) or not callable(sample_data):
         raise TypeError("pipeline and sample_data must be callables: pipeline(key, data) -> mask, sample_data(key) -> data")
-    devices = list(jax.local_devices() if devices is None else devices)
-    per_device = -(-datasets // len(devices))
+    devices = tuple(jax.local_devices() if devices is None else devices)
     if chunk_size == "auto":
         chunk_size = default_chunk(devices[0].platform)
     if chunk_size is not None:
-        chunk_size = min(_checks.positive_int("chunk_size", chunk_size), per_device)
-    mesh = jax.sharding.Mesh(np.array(devices), ("datasets",)) if len(devices) > 1 else None
+        chunk_size = _checks.positive_int("chunk_size", chunk_size)
     init_keys, data_keys = _keys(key, inits, datasets)
-    pad = per_device * len(devices) - datasets  # repeat the last data set; the copies are dropped below
-    data_keys = jnp.concatenate([data_keys, jnp.repeat(data_keys[:, -1:], pad, axis=1)], axis=1)
     out = []
     for i in range(inits):
-        masks, binary = _sample_one_init(pipeline, sample_data, chunk_size, mesh, init_keys[i], data_keys[i])
+        masks, binary = _sample_one_init(pipeline, sample_data, chunk_size, devices, init_keys[i], data_keys[i])
         if not bool(jnp.all(binary)):
             raise ValueError("pipeline must return masks holding only 0 and 1")
-        out.append(np.asarray(masks)[:datasets])
+        out.append(np.asarray(masks))
     return np.stack(out)

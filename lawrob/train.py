@@ -9,7 +9,6 @@ Stopping rules never branch on per-run values: a run that has stopped keeps its 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lawrob import _checks
+from lawrob import _batching, _checks
+from lawrob._batching import stack, unstack
 from lawrob.data import Dataset, check_dataset
 from lawrob.nets import MLP, Mask, Params, apply_mask, check_mask, check_params
 
@@ -36,7 +36,7 @@ MEMORIZED_LOSS = math.log(2) / 10  # NFP Fig. 1: a point is memorized when its l
 
 # Runs per lax.map chunk in fit_batched, measured with benchmarks/bench_train.py (see benchmarks/RESULTS.md):
 # on CPU small chunks beat a full vmap (cache pressure); on accelerators a full vmap (None) is fastest.
-DEFAULT_CHUNK = {"cpu": 4}
+DEFAULT_CHUNK = _batching.DEFAULT_CHUNKS["train"]
 
 
 def per_example_loss(loss: str, f: jax.Array, y: jax.Array) -> jax.Array:
@@ -252,13 +252,44 @@ def _check_run_inputs(model: MLP, params, mask, data, reference_x, batched: bool
         _checks.finite_tree("reference_x", reference_x)
 
 
+def _config(where: str, config: TrainConfig | None, options: dict) -> TrainConfig:
+    """The run's ``TrainConfig``: ``config`` as given, or one built from its fields passed as keywords."""
+    unknown = sorted(set(options) - set(_CONFIG_FIELDS))
+    if unknown:
+        raise TypeError(f"{where} got unexpected keyword(s) {', '.join(unknown)}")
+    if config is None:
+        missing = [name for name in ("model", "steps") if name not in options]
+        if missing:
+            raise TypeError(f"{where} needs config=TrainConfig(...) or the keyword(s) {', '.join(missing)}")
+        return TrainConfig(**options)
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a lawrob.train.TrainConfig, got {type(config).__name__}")
+    if options:
+        raise TypeError(f"{where} got config and its field(s) {', '.join(options)}: give each setting once "
+                        f"(dataclasses.replace(config, {next(iter(options))}=...) changes one)")
+    return config
+
+
+def _constrained(config: TrainConfig, max_lipschitz) -> TrainConfig:
+    """The configuration with the Lipschitz constraint switched on when a ``max_lipschitz`` is given."""
+    return config if max_lipschitz is None or config.constrained else dataclasses.replace(config, constrained=True)
+
+
+_CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(TrainConfig))
+
+
 def fit(
-    params: Params, mask: Mask, data: Dataset, *, model: MLP, steps: int, optimizer="adam", learning_rate: float = 1e-3,
-    loss: str = "mse", batch_size: int | None = None, key: jax.Array | None = None, grad_noise: float = 0.0,
-    log_every: int | None = None, stop_loss: float | None = None, stop_delta: float | None = None,
-    stop_patience: int | None = None, reference_x: jax.Array | None = None, max_lipschitz: float | None = None,
+    params: Params, mask: Mask, data: Dataset, *, config: TrainConfig | None = None, learning_rate: float = 1e-3,
+    key: jax.Array | None = None, grad_noise: float = 0.0, reference_x: jax.Array | None = None,
+    max_lipschitz: float | None = None, **options,
 ) -> tuple[Params, dict[str, jax.Array]]:
     """Train one masked network for ``steps`` optimizer steps; returns (params, history).
+
+    The run's settings are a ``TrainConfig``: pass ``config=TrainConfig(model=..., steps=..., ...)``, or its
+    fields as keywords (``model``, ``steps``, ``loss="mse"``, ``optimizer="adam"``, ``batch_size``,
+    ``log_every``, ``stop_loss``, ``stop_delta``, ``stop_patience``), not both: a field given next to ``config``
+    raises a TypeError naming it. The per-run values ``learning_rate``, ``key``, ``grad_noise`` and
+    ``reference_x`` are arguments of their own; the result is the same either way.
 
     ``optimizer`` is a name in ``OPTIMIZERS`` or an optax factory called with ``learning_rate``. Minibatches
     (``batch_size``) and Gaussian gradient noise of scale ``grad_noise`` (added before masking; NFP Fig. 2c) are
@@ -278,10 +309,8 @@ def fit(
     that diverges does not raise: ``history["diverged"]`` (a bool scalar) is True when the loss or a parameter
     became NaN/inf at some log, and the final loss is then non-finite.
     """
-    cfg = TrainConfig(model=model, steps=steps, loss=loss, optimizer=optimizer, batch_size=batch_size,
-                      log_every=log_every, stop_loss=stop_loss, stop_delta=stop_delta, stop_patience=stop_patience,
-                      constrained=max_lipschitz is not None)
-    _check_run_inputs(model, params, mask, data, reference_x)
+    cfg = _constrained(_config("fit", config, options), max_lipschitz)
+    _check_run_inputs(cfg.model, params, mask, data, reference_x)
     if max_lipschitz is None:
         max_lipschitz = math.inf
     elif not _checks.traced(max_lipschitz):
@@ -291,7 +320,7 @@ def fit(
     if not _checks.traced(learning_rate):
         learning_rate = _checks.real_in("learning_rate", learning_rate, 0.0, math.inf, low_open=True, high_open=True)
     if key is None:
-        if batch_size is not None or _checks.traced(grad_noise) or grad_noise > 0:
+        if cfg.batch_size is not None or _checks.traced(grad_noise) or grad_noise > 0:
             raise ValueError("key is required when batch_size or grad_noise is used (or grad_noise is traced)")
         key = jax.random.key(0)
     _checks.prng_key("key", key)
@@ -301,29 +330,20 @@ def fit(
 
 def default_chunk(backend: str | None = None) -> int | None:
     """Runs per chunk for ``fit_batched`` on ``backend`` (default: JAX's); None means one full vmap."""
-    return DEFAULT_CHUNK.get(backend or jax.default_backend())
+    return _batching.default_chunk(DEFAULT_CHUNK, backend)
 
 
-def _map_runs(cfg, chunk, args):
-    def one(run_args):
-        return _train(cfg, *run_args)
-
-    if chunk is None:
-        return jax.vmap(one)(args)
-    return jax.lax.map(one, args, batch_size=chunk)
+def _train_many(cfg: TrainConfig, chunk: int | None, devices: tuple, args: tuple):
+    """``_train`` over the leading run axis of ``args`` (the body of the compiled ``_train_batched``)."""
+    return _batching.map_chunked(lambda run: _train(cfg, *run), args, chunk=chunk, devices=devices)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _train_batched(cfg, chunk, mesh, *args):
-    if mesh is None:
-        return _map_runs(cfg, chunk, args)
-    spec = jax.sharding.PartitionSpec("runs")
-    return jax.shard_map(lambda *a: _map_runs(cfg, chunk, a), mesh=mesh, in_specs=spec, out_specs=spec,
-                         check_vma=False)(*args)
+# one compilation per (config, chunk, devices) and argument shapes
+_train_batched = jax.jit(_train_many, static_argnums=(0, 1, 2))
 
 
 def fit_batched(
-    params: Params, mask: Mask, data: Dataset, *, model: MLP, steps: int, keys: jax.Array,
+    params: Params, mask: Mask, data: Dataset, *, keys: jax.Array, config: TrainConfig | None = None,
     learning_rate=1e-3, grad_noise=0.0, reference_x: jax.Array | None = None, chunk_size: int | None | str = "auto",
     devices: list | None = None, max_lipschitz=None, **options,
 ) -> tuple[Params, dict[str, jax.Array]]:
@@ -331,24 +351,25 @@ def fit_batched(
 
     ``params``, ``mask`` and ``data`` are stacked pytrees (see ``stack``), ``keys`` has B keys, and
     ``learning_rate``/``grad_noise``/``max_lipschitz`` (None: unconstrained) are scalars or [B] arrays (per-run
-    hyperparameters); ``reference_x`` is
-    shared by all runs. The run axis is split over ``devices`` (default: this process's JAX devices) with
+    hyperparameters); ``reference_x`` is shared by all runs. The settings shared by all runs are a
+    ``TrainConfig``, given as ``config`` or as its fields in keywords (``model=``, ``steps=``, ...; not both), as
+    in ``fit``. The run axis is split over ``devices`` (default: this process's JAX devices) with
     ``jax.shard_map``, padding it to a multiple of their number; on each device runs go in chunks of
     ``chunk_size`` through ``jax.lax.map(batch_size=...)`` (a vmap inside each chunk): ``"auto"`` takes the
-    measured per-backend default and None one full vmap. Results equal ``fit`` run by run. The remaining
-    options are those of ``fit`` and are shared by all runs.
+    measured per-backend default and None one full vmap (see ``lawrob._batching.map_chunked``). Results equal
+    ``fit`` run by run.
 
     Inputs are checked as in ``fit``, every run's values included. One run that diverges does not stop the
     others: ``history["diverged"]`` is a bool array [B], True for each run whose loss or parameters became NaN/inf.
     """
-    cfg = TrainConfig(model=model, steps=steps, constrained=max_lipschitz is not None, **options)
+    cfg = _constrained(_config("fit_batched", config, options), max_lipschitz)
     keys = _checks.prng_key("keys", keys, ndim=1)
     batch = int(keys.shape[0])
     for name, tree in (("params", params), ("mask", mask), ("data", data)):
-        sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(tree)}
-        if sizes != {batch}:
-            raise ValueError(f"{name} must have a leading run axis of size {batch} (len(keys)) on every leaf, got {sizes}")
-    _check_run_inputs(model, params, mask, data, reference_x, batched=True)
+        size = _batching.leading_size(tree, name, "leading run")
+        if size != batch:
+            raise ValueError(f"{name} must have a leading run axis of size {batch} (len(keys)) on every leaf, got {size}")
+    _check_run_inputs(cfg.model, params, mask, data, reference_x, batched=True)
     learning_rate, grad_noise = _per_run("learning_rate", learning_rate, batch), _per_run("grad_noise", grad_noise, batch)
     if bool(jnp.any(learning_rate <= 0)):
         raise ValueError(f"learning_rate must be > 0 for every run, got {np.asarray(learning_rate).tolist()}")
@@ -357,19 +378,14 @@ def fit_batched(
     max_lipschitz = jnp.full((batch,), jnp.inf) if max_lipschitz is None else _per_run("max_lipschitz", max_lipschitz, batch)
     if bool(jnp.any(max_lipschitz <= 0)):
         raise ValueError(f"max_lipschitz must be > 0 for every run, got {np.asarray(max_lipschitz).tolist()}")
-    devices = list(jax.local_devices() if devices is None else devices)
-    padded = -(-batch // len(devices)) * len(devices)
+    devices = tuple(jax.local_devices() if devices is None else devices)
     reference_x = data.x if reference_x is None else jnp.broadcast_to(jnp.asarray(reference_x), (batch, *np.shape(reference_x)))
-    args = (params, mask, data, keys, learning_rate, grad_noise, reference_x, max_lipschitz)
-    if padded > batch:  # repeat the last run; its copies are dropped below
-        args = jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], padded - batch, axis=0)]), args)
     if chunk_size == "auto":
         chunk_size = default_chunk(devices[0].platform)
     if chunk_size is not None:
-        chunk_size = min(_checks.positive_int("chunk_size", chunk_size), padded // len(devices))
-    mesh = jax.sharding.Mesh(np.array(devices), ("runs",)) if len(devices) > 1 else None
-    out = _train_batched(cfg, chunk_size, mesh, *args)
-    return jax.tree.map(lambda a: a[:batch], out)
+        chunk_size = _checks.positive_int("chunk_size", chunk_size)
+    args = (params, mask, data, keys, learning_rate, grad_noise, reference_x, max_lipschitz)
+    return _train_batched(cfg, chunk_size, devices, args)
 
 
 def _per_run(name: str, value, batch: int) -> jax.Array:
@@ -379,20 +395,3 @@ def _per_run(name: str, value, batch: int) -> jax.Array:
         raise ValueError(f"{name} must be a scalar or have shape [{batch}] (one per run), got {array.shape}")
     return jnp.broadcast_to(jnp.asarray(array, jnp.float32), (batch,))
 
-
-def stack(trees: list) -> Any:
-    """Stack a non-empty list of same-structure pytrees (params, masks, datasets) along a new leading run axis."""
-    if not isinstance(trees, (list, tuple)) or not trees:
-        raise ValueError(f"trees must be a non-empty list of pytrees, got {trees!r:.80}")
-    for i, tree in enumerate(trees[1:], start=1):
-        _checks.same_tree(f"trees[{i}]", tree, trees[0], "trees[0]")
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
-
-
-def unstack(tree) -> list:
-    """Inverse of ``stack``: the list of per-run pytrees (every leaf must carry the same leading run axis)."""
-    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(tree)}
-    if len(sizes) != 1 or None in sizes:
-        raise ValueError(f"tree must be a pytree whose leaves all carry one leading run axis, got sizes {sizes}")
-    size = sizes.pop()
-    return [jax.tree.map(lambda a: a[i], tree) for i in range(size)]

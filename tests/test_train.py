@@ -1,6 +1,7 @@
 """lawrob.train: losses, masks stay exact, batched == one by one, reproducibility, stopping, fitting below noise."""
 
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -194,3 +195,57 @@ def test_sharded_over_forced_cpu_devices_equals_one_device():
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-2000:]
+
+
+def test_config_equals_keywords_exactly(run_inputs):
+    """fit/fit_batched with config=TrainConfig(...) give bit for bit what the same settings as keywords give."""
+    params, mask, ds = run_inputs
+    settings = dict(model=MODEL, steps=20, loss="logistic", optimizer="sgd", batch_size=16, log_every=5, stop_patience=50)
+    cfg = train.TrainConfig(**settings)
+    per_run = dict(learning_rate=3e-3, grad_noise=0.01, key=jax.random.key(7))
+    by_config = train.fit(params, mask, ds, config=cfg, **per_run)
+    by_keywords = train.fit(params, mask, ds, **settings, **per_run)
+    chex.assert_trees_all_equal(by_config, by_keywords)
+    keys = jax.random.split(jax.random.key(8), 3)
+    batch = train.stack([params] * 3), train.stack([mask] * 3), train.stack([ds] * 3)
+    by_config = train.fit_batched(*batch, config=cfg, keys=keys, learning_rate=jnp.array([1e-3, 2e-3, 3e-3]))
+    by_keywords = train.fit_batched(*batch, **settings, keys=keys, learning_rate=jnp.array([1e-3, 2e-3, 3e-3]))
+    chex.assert_trees_all_equal(by_config, by_keywords)
+
+
+def test_config_and_its_fields_conflict(run_inputs):
+    params, mask, ds = run_inputs
+    cfg = train.TrainConfig(model=MODEL, steps=5)
+    with pytest.raises(TypeError, match=r"^fit got config and its field\(s\) steps"):
+        train.fit(params, mask, ds, config=cfg, steps=5)
+    with pytest.raises(TypeError, match=r"^fit got config and its field\(s\) model, batch_size"):
+        train.fit(params, mask, ds, config=cfg, model=MODEL, batch_size=None)
+    with pytest.raises(TypeError, match=r"^fit_batched got config and its field\(s\) loss"):
+        train.fit_batched(train.stack([params]), train.stack([mask]), train.stack([ds]), config=cfg, loss="mse",
+                          keys=jax.random.split(jax.random.key(0), 1))
+    with pytest.raises(TypeError, match=r"^fit got unexpected keyword\(s\) chunk_size"):
+        train.fit(params, mask, ds, config=cfg, chunk_size=2)
+    with pytest.raises(TypeError, match=r"^config must be a lawrob\.train\.TrainConfig"):
+        train.fit(params, mask, ds, config={"model": MODEL, "steps": 5})
+    with pytest.raises(TypeError, match=r"^fit needs config=TrainConfig\(\.\.\.\) or the keyword\(s\) steps"):
+        train.fit(params, mask, ds, model=MODEL)
+
+
+def test_fit_batched_compiles_once_per_shape(monkeypatch):
+    """Repeated fit_batched calls with the same shapes and settings trace the batched training once."""
+    chex.clear_trace_counter()
+    traced = []
+
+    def counted(*args):
+        traced.append(1)
+        return train._train_many(*args)
+
+    monkeypatch.setattr(train, "_train_batched", jax.jit(chex.assert_max_traces(counted, n=1), static_argnums=(0, 1, 2)))
+    m = nets.MLP((4, 8, 1))
+    keys = jax.random.split(jax.random.key(0), 3)
+    P = train.stack([m.init(k) for k in keys])
+    M = train.stack([nets.dense_mask(m.init(keys[0]))] * 3)
+    for seed in range(3):  # other values, same shapes
+        D = train.stack([data.make_dataset(k, data.Gaussian(4), 10) for k in jax.random.split(jax.random.key(seed), 3)])
+        jax.block_until_ready(train.fit_batched(P, M, D, model=m, steps=4, keys=keys, learning_rate=1e-3 * (seed + 1)))
+    assert len(traced) == 1

@@ -41,6 +41,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lawrob import _batching
+
 # Measured on trained two-hidden-layer ReLU nets (N = 55-112): 50-125 Newton steps to rtol = 1e-6 with these;
 # a first mu of 1e-1 rho_0 (or Boyd & Vandenberghe's least-squares choice) took about twice as many.
 _MU0 = 1e-4  # first mu, relative to the start's rho
@@ -154,13 +156,5 @@ def solve_batch(weights, inp, live, *, slopes, chunk: int, rtol: float, max_step
     """``solve`` over a leading network axis: ``jax.lax.map`` over chunks of ``chunk`` networks, ``vmap`` within.
 
     A vmapped while loop runs until every network of its chunk is done, so small chunks waste fewer steps."""
-    size = inp.shape[0]
-    padding = -size % chunk
-
-    def split(leaf):
-        leaf = jnp.concatenate([leaf, jnp.repeat(leaf[-1:], padding, axis=0)])
-        return leaf.reshape((-1, chunk) + leaf.shape[1:])
-
-    one = jax.vmap(lambda w, i, lv: solve(w, i, lv, slopes=slopes, rtol=rtol, max_steps=max_steps))
-    out = jax.lax.map(lambda c: one(*c), jax.tree.map(split, (weights, inp, live)))
-    return jax.tree.map(lambda leaf: leaf.reshape((-1,) + leaf.shape[2:])[:size], out)
+    return _batching.map_chunked(lambda x: solve(*x, slopes=slopes, rtol=rtol, max_steps=max_steps),
+                                 (weights, inp, live), chunk=chunk, whole_chunks=True)

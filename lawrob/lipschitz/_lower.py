@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lawrob import _checks, nets
+from lawrob import _batching, _checks, nets
 from lawrob.lipschitz._network import Bound, Net, batch_size, certify, check_domain, check_points, prepare, reduce
 
 
@@ -221,20 +221,15 @@ def _arrays(net: Net):
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
 def _run_batch(activation: str, cfg: SearchConfig, method: str, box, chunk: int, arrays, keys, points):
-    """``_run`` over a leading network axis: lax.map over chunks of ``chunk`` networks, vmap within a chunk."""
-    size = keys.shape[0]
-    shared = points is None or points.ndim == 2
-    run = jax.vmap(lambda a, k, p: _run(activation, cfg, method, a, k, p, box=box),
-                   in_axes=(0, 0, None if shared else 0))
-    padding = -size % chunk
+    """``_run`` over a leading network axis: lax.map over chunks of ``chunk`` networks, vmap within a chunk.
 
-    def split(leaf):
-        leaf = jnp.concatenate([leaf, jnp.repeat(leaf[-1:], padding, axis=0)])
-        return leaf.reshape((-1, chunk) + leaf.shape[1:])
-
-    batch = (jax.tree.map(split, arrays), split(keys), points if shared else split(points))
-    out = jax.lax.map(lambda c: run(c[0], c[1], points if shared else c[2]), batch)
-    return jax.tree.map(lambda leaf: leaf.reshape((-1,) + leaf.shape[2:])[:size], out)
+    ``points``: None, shared [n, d] or per network [B, n, d]. Padded to whole chunks (one compiled body)."""
+    if points is None or points.ndim == 2:
+        args, shared = (arrays, keys), (points,)
+    else:
+        args, shared = (arrays, keys, points), ()
+    return _batching.map_chunked(lambda x, *p: _run(activation, cfg, method, *x, *p, box=box), args, shared=shared,
+                                 chunk=chunk, whole_chunks=True)
 
 
 def _certified_bound(net: Net, candidates: np.ndarray, setup: _Setup, seconds: float) -> Bound:
