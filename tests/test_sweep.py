@@ -87,26 +87,13 @@ def test_rerun_skips_finished_runs(reference, tmp_path, caplog):
     assert comparable(again) == comparable(rows)
 
 
-def test_compiles_once_per_group(tmp_path, monkeypatch):
+def test_compiles_once_per_group(tmp_path, batched_training_traces):
     """One shape group: the batched training is traced (so compiled) once for the whole sweep."""
-    import chex
-    import jax
-
-    from lawrob import train
-
     grid = Grid(fixed={"d": 3, "n": 16, "depth": 1, "width": 5, "steps": 40, "log_every": 20, "lip_search_starts": 4},
                 axes={"method": ["random", "synflow"], "density": [1.0, 0.5]}, seeds=2)
     assert len(grid.groups()) == 1
-    chex.clear_trace_counter()
-    traced = []
-
-    def counted(*args):
-        traced.append(1)
-        return train._train_many(*args)
-
-    monkeypatch.setattr(train, "_train_batched", jax.jit(chex.assert_max_traces(counted, n=1), static_argnums=(0, 1, 2)))
     sweep.run(grid, tmp_path, progress=False)
-    assert len(traced) == 1
+    assert len(batched_training_traces) == 1
 
 
 def _sweep_script(out: Path, prelude: str = "") -> str:

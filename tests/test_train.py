@@ -231,16 +231,8 @@ def test_config_and_its_fields_conflict(run_inputs):
         train.fit(params, mask, ds, model=MODEL)
 
 
-def test_fit_batched_compiles_once_per_shape(monkeypatch):
+def test_fit_batched_compiles_once_per_shape(batched_training_traces):
     """Repeated fit_batched calls with the same shapes and settings trace the batched training once."""
-    chex.clear_trace_counter()
-    traced = []
-
-    def counted(*args):
-        traced.append(1)
-        return train._train_many(*args)
-
-    monkeypatch.setattr(train, "_train_batched", jax.jit(chex.assert_max_traces(counted, n=1), static_argnums=(0, 1, 2)))
     m = nets.MLP((4, 8, 1))
     keys = jax.random.split(jax.random.key(0), 3)
     P = train.stack([m.init(k) for k in keys])
@@ -248,4 +240,4 @@ def test_fit_batched_compiles_once_per_shape(monkeypatch):
     for seed in range(3):  # other values, same shapes
         D = train.stack([data.make_dataset(k, data.Gaussian(4), 10) for k in jax.random.split(jax.random.key(seed), 3)])
         jax.block_until_ready(train.fit_batched(P, M, D, model=m, steps=4, keys=keys, learning_rate=1e-3 * (seed + 1)))
-    assert len(traced) == 1
+    assert len(batched_training_traces) == 1
