@@ -10,7 +10,8 @@ import pytest
 import lawrob
 
 # modules whose __all__ is required; prune and sweep are checked once they have one
-MODULES = ("bounds", "data", "info", "lipschitz", "nets", "plots", "progress", "symbolic", "train")
+MODULES = ("bounds", "data", "info", "lipschitz", "nets", "plots", "progress", "robust", "symbolic", "train",
+           "sweep.config", "sweep.inputs", "sweep.masks", "sweep.measure", "sweep.certificate")
 OPTIONAL = ("prune", "sweep")
 
 

@@ -16,6 +16,8 @@ from lawrob import lipschitz
 from lawrob.sweep.config import Run
 from lawrob.sweep.inputs import model_of
 
+__all__ = ["NAMED", "certificates"]
+
 NAMED = "named by the grid"
 
 

@@ -7,6 +7,8 @@ import jax
 from lawrob import data, nets
 from lawrob.sweep.config import RunConfig
 
+__all__ = ["dataset_of", "measure_of", "model_of", "train_options"]
+
 
 def measure_of(config: RunConfig):
     """The run's input distribution mu (``data.MEASURES[measure](d)``; the embedded sphere also reads

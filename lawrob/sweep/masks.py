@@ -15,6 +15,8 @@ from lawrob import bounds, info, nets, prune, train
 from lawrob.sweep.config import Run
 from lawrob.sweep.inputs import dataset_of, train_options
 
+__all__ = ["error_text", "estimated_information", "information_bits", "make_masks"]
+
 
 def error_text(error: Exception) -> str:
     """One line (at most 500 characters) naming an exception and its message, for a run's ``fit_reason``."""

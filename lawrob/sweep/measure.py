@@ -27,6 +27,8 @@ from lawrob.data import Dataset
 from lawrob.sweep.config import Run, RunConfig
 from lawrob.sweep.inputs import measure_of
 
+__all__ = ["RunState", "bound_columns", "bracket", "failure_row", "fit_columns", "margins", "measure_row", "verdict"]
+
 _VARIANTS = ("paper", "rigorous")
 
 
