@@ -25,8 +25,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from lawrob import bounds, data, info, lipschitz, nets, plots, progress, prune, sweep, symbolic, train
+if TYPE_CHECKING:  # the names below, for type checkers and editors (at run time they load on first use)
+    # ruff: noqa: F401
+    from lawrob import bounds, data, info, lipschitz, nets, plots, progress, prune, robust, sweep, symbolic, train
     from lawrob.bounds import BoundResult, bubeck_sellke, no_free_prune, p_eff
     from lawrob.data import BooleanCube, Dataset, EmbeddedSphere, Gaussian, Mixture, Sphere, make_dataset
     from lawrob.lipschitz import Bound
@@ -39,7 +40,8 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-_MODULES = ("bounds", "data", "info", "lipschitz", "nets", "plots", "progress", "prune", "sweep", "symbolic", "train")
+_MODULES = ("bounds", "data", "info", "lipschitz", "nets", "plots", "progress", "prune", "robust", "sweep", "symbolic",
+            "train")
 _EXPORTS = {  # name -> (module, attribute)
     "BoundResult": ("bounds", "BoundResult"), "bubeck_sellke": ("bounds", "bubeck_sellke"),
     "no_free_prune": ("bounds", "no_free_prune"), "p_eff": ("bounds", "p_eff"),
