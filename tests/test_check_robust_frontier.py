@@ -1,4 +1,9 @@
-"""E7 at smoke scale: the most robust interpolators' exponents, refitted independently from the written table."""
+"""E7 at smoke scale: the most robust interpolators' exponents, refitted independently from the written table.
+
+Marked slow: the smoke run takes several minutes on 2 cores (12 runs, each a plain fit and 3 constrained trials,
+IMP pipelines, LipSDP), which would push the suite past 30 minutes; the frontier itself is tested in
+tests/test_robust.py. Run with ``uv run pytest -m slow tests/test_check_robust_frontier.py``.
+"""
 
 import json
 import math
@@ -9,6 +14,8 @@ from scipy import stats
 
 from lawrob.checks import load
 from lawrob.sweep import read_csv
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
