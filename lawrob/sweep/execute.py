@@ -85,6 +85,14 @@ def _train_stage(states: list[RunState], model: nets.MLP, devices) -> None:
                            f"(learning_rate = {state.run.config.learning_rate:g})", diverged=True)
 
 
+def _by(states: list[RunState], key) -> list[list[RunState]]:
+    """The states split by ``key(state)``, in first-appearance order (one batched call per part)."""
+    parts: dict = {}
+    for state in states:
+        parts.setdefault(key(state), []).append(state)
+    return list(parts.values())
+
+
 def _frontier_stage(states: list[RunState], model: nets.MLP) -> None:
     """For the healthy runs whose objective is "robust": the most robust network that fits, found from their
     plain fit by ``robust.frontier`` (one batched training per bisection trial, per (trials, spread));
@@ -92,11 +100,9 @@ def _frontier_stage(states: list[RunState], model: nets.MLP) -> None:
     for state in _healthy(states):
         state.columns["train_steps_total"] = int(state.history["steps_run"])
     todo = [s for s in _healthy(states) if s.run.config.objective == "robust"]
-    parts: dict[tuple, list[RunState]] = {}
-    for state in todo:
-        parts.setdefault((state.run.config.robust_trials, state.run.config.robust_spread), []).append(state)
-    for (trials, spread), part in parts.items():
+    for part in _by(todo, lambda s: (s.run.config.robust_trials, s.run.config.robust_spread)):
         config = part[0].run.config
+        trials, spread = config.robust_trials, config.robust_spread
         try:
             found = robust.frontier(
                 train.stack([s.params for s in part]), train.stack([s.history for s in part]),
@@ -121,13 +127,6 @@ def _information_stage(states: list[RunState], model: nets.MLP) -> None:
             state.information = information_bits(state.run, model, state.init, state.mask)
         except Exception as error:  # noqa: BLE001 - recorded in the run's row
             state.fail("information", error_text(error))
-
-
-def _by(states: list[RunState], key) -> list[list[RunState]]:
-    parts: dict = {}
-    for state in states:
-        parts.setdefault(key(state), []).append(state)
-    return list(parts.values())
 
 
 def _batched_bounds(states: list[RunState], model: nets.MLP, batch_lipschitz: bool | None,
