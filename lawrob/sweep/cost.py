@@ -19,7 +19,8 @@ TRAIN_FLOPS_PER_SECOND = 1.0e11
 EVAL_SECONDS_PER_RUN = 0.3
 EVAL_REFERENCE_N = 130
 WARN_RUNS, WARN_SECONDS = 100_000, 24 * 3600.0
-_COST_KEYS = ("upper_method", "lip_search_starts", "lip_exact_max_hidden", "width", "depth", "n", "d", "steps")
+_COST_KEYS = ("upper_method", "lip_search_starts", "lip_exact_max_hidden", "width", "depth", "n", "d", "steps",
+              "objective", "robust_trials")
 
 
 def _call_seconds(config: RunConfig, batch: int) -> float:
@@ -53,13 +54,19 @@ def compile_seconds(configs: list[RunConfig]) -> float:
 def group_seconds(configs: list[RunConfig], multiplicity: int) -> float:
     """Estimated seconds of one shape group: compilation, its batched training calls (the group's training, one
     pipeline per (method, density, imp_rate) batched over its runs, and an information estimate's pipelines on
-    ``info_datasets`` fresh data sets per run), and each run's measurement."""
+    ``info_datasets`` fresh data sets per run, the frontier search's trials), and each run's measurement."""
     pipelines = _pipelines(configs)
     seconds = compile_seconds(configs) + _call_seconds(configs[0], len(configs) * multiplicity)
     for members in pipelines.values():
         seconds += _pipeline_calls(members[0]) * _call_seconds(members[0], len(members) * multiplicity)
         estimated = [c for c in members if c.info == "estimate"]
         seconds += sum(_pipeline_calls(c) * _call_seconds(c, c.info_datasets) for c in estimated) * multiplicity
+    searches: dict[int, int] = {}  # the frontier's trials (objective "robust"): one batched training each
+    for c in configs:
+        if c.objective == "robust":
+            searches[c.robust_trials] = searches.get(c.robust_trials, 0) + 1
+    for trials, count in searches.items():
+        seconds += trials * _call_seconds(configs[0], count * multiplicity)
     for c in configs:
         n_sdp = sum(model_of(c).sizes[:-1])
         seconds += multiplicity * EVAL_SECONDS_PER_RUN * max(1.0, n_sdp / EVAL_REFERENCE_N) ** 3
