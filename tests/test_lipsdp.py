@@ -12,9 +12,10 @@ import pytest
 from test_lipschitz import KEY, SMALL, random_net
 
 from lawrob import nets
-from lawrob.lipschitz import _lipsdp, exact, lower, lower_batch, prepare, reduce, upper, upper_batch
+from lawrob.lipschitz import _lipsdp, _lipsdp_blocks, exact, lower, lower_batch, prepare, reduce, upper, upper_batch
 from lawrob.lipschitz._network import Net
-from lawrob.lipschitz._upper import _unit_norm, lipsdp_barrier_bounds, lipsdp_bound, lipsdp_matrix
+from lawrob.lipschitz._upper import (_negated_blocks, _psd_certified_blocks, _unit_norm, _verified_rho,
+                                     _verified_rho_dense, lipsdp_barrier_bounds, lipsdp_bound, lipsdp_matrix)
 
 SLOPED = ("relu", "leaky_relu", "tanh", "sigmoid")
 
@@ -132,3 +133,80 @@ def test_affine_activation_gives_the_norm_of_the_product():
     (value, _), = lipsdp_barrier_bounds([net], (4, 6, 5))
     truth = np.linalg.norm(weights[0] @ weights[1] @ weights[2], 2)
     assert truth <= value <= truth * (1 + 1e-9)  # the certified margins of spectral_norm_upper
+
+
+# --- the block-tridiagonal solver (_lipsdp_blocks) and the block certificate ---------------------------------
+
+
+@pytest.mark.parametrize("activation", ("relu", "leaky_relu", "sigmoid"))
+@pytest.mark.parametrize("sizes", [(3, 4, 3, 2), (5, 4, 6, 3, 1)])
+def test_block_newton_system_equals_the_dense_one(activation, sizes):
+    net = unit_norm_net(sizes, seed=2, activation=activation)
+    weights, inp, live = jax_inputs(net)
+    alpha, beta = net.slopes
+    with jax.enable_x64(True):
+        inp = inp.at[-1].set(0.0)  # a padded input
+        rho, t = _lipsdp._start(weights, live, net.slopes)
+        t = (t * jnp.linspace(0.8, 1.3, t.shape[0])).at[1].set(1.0)
+        live_t = jnp.concatenate(live).at[1].set(0.0)  # a frozen (padded) unit
+        k_mat = jnp.array([[-2.0, alpha + beta], [alpha + beta, -2.0 * alpha * beta]])
+        b, last = _lipsdp._pieces(weights, inp)
+        grad, hess = _lipsdp._newton_system(1.1 * rho, t, 0.3, b, last, inp, live_t, k_mat)
+        grad_b, hess_b, _ = _lipsdp_blocks._newton_system(1.1 * rho, split(t, net.widths), 0.3, weights, inp, live_t,
+                                                         net.slopes)
+    np.testing.assert_allclose(grad_b, grad, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(hess_b, hess, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(("sizes", "activation"), [((20, 10, 10, 10), "relu"), ((12, 5, 7, 3), "sigmoid")])
+def test_block_solver_equals_the_dense_barrier(sizes, activation):
+    # N = 40 and 24, the previous dense solver as the reference (N = 300-1040: benchmarks/bench_lipsdp_scale.py,
+    # 45 s here, mostly the two compilations)
+    params, mask = random_net(sizes, seed=sum(sizes), density=0.7)
+    net = reduce(prepare(params, mask, nets.MLP(sizes, activation=activation)))
+    (new, steps), = lipsdp_barrier_bounds([net], tuple(sizes[:-1]))
+    (old, _), = lipsdp_barrier_bounds([net], tuple(sizes[:-1]), _dense=True)
+    assert steps < 500
+    assert new == pytest.approx(old, rel=1e-6)
+
+
+def test_input_reduction_keeps_the_optimum():
+    # d = 40 > n_1 = 6: the solver sees R of W_1 = Q R (6 inputs); the dense solver the 40 inputs
+    params, mask = random_net((40, 6, 5, 2), seed=3, density=0.8)
+    net = reduce(prepare(params, mask, None))
+    (new, _), = lipsdp_barrier_bounds([net], (40, 6, 5))
+    (old, _), = lipsdp_barrier_bounds([net], (40, 6, 5), _dense=True)
+    assert new == pytest.approx(old, rel=1e-6)
+    pytest.importorskip("cvxpy")
+    assert new == pytest.approx(lipsdp_bound(net, "CLARABEL"), rel=2e-6)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_multi_output_lipsdp_is_sound(seed):
+    params, mask = random_net((2, 5, 4, 3), seed=seed, density=0.8)
+    truth = exact(params, mask).value
+    value = upper(params, mask, method="lipsdp").value
+    assert truth <= value * (1 + 1e-12)
+    assert value <= upper(params, mask, method="product").value * (1 + 1e-9)
+
+
+def test_block_certificate_equals_the_dense_one_and_rejects_infeasible_multipliers():
+    net = unit_norm_net((6, 5, 4, 2), seed=4)
+    params, mask = random_net((6, 5, 4, 2), seed=4, density=0.9)
+    small = _unit_norm(reduce(prepare(params, mask, None)))[0]
+    with jax.enable_x64(True):
+        weights, inp, live = jax_inputs(small)
+        _, t, _ = _lipsdp_blocks.solve(weights, inp, live, slopes=small.slopes, rtol=1e-6, max_steps=500)
+    multipliers = split(t, small.widths)
+    rho = _verified_rho(small, multipliers)
+    assert rho is not None and rho == pytest.approx(_verified_rho_dense(small, multipliers), rel=1e-12)
+    assert np.linalg.eigvalsh(lipsdp_matrix(small, rho, multipliers))[-1] <= 0  # M(rho, T) <= 0 indeed
+    below = rho * (1 - 1e-4)
+    assert not _psd_certified_blocks(*_negated_blocks(small, below, multipliers))
+    assert np.linalg.eigvalsh(lipsdp_matrix(small, below, multipliers))[-1] > 0  # and it is infeasible
+    # a multiplier set whose hidden part is not negative definite: no rho makes M <= 0
+    assert _verified_rho(small, [np.zeros_like(m) for m in multipliers]) is None
+    broken = [m.copy() for m in multipliers]
+    broken[-1][:] = 1e-3 * broken[-1]  # the last layer's -2 T_L-1 + W_L W_L^T turns indefinite
+    assert _verified_rho(small, broken) is None
+    assert _verified_rho(net, multipliers[:1] + [np.zeros(4)]) is None

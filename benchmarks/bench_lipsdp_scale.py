@@ -1,0 +1,146 @@
+"""LipSDP-Neuron at scale (issue 14, goal 1); the recorded numbers are in benchmarks/RESULTS.md.
+
+    cd /work/main && uv run python benchmarks/bench_lipsdp_scale.py [--old-max N] [--clarabel-max N] [--big]
+                                                                     [--figure PATH]
+
+Per network (random init, ``nets.MLP.init``; "trained-like": the same with each layer's columns rescaled by
+lognormal factors, sigma = 1, and 30% of the weights pruned), N = d + hidden units: the warm median (compile
+excluded: one untimed call first) of ``lipsdp_barrier_bounds`` with the block solver (``_lipsdp_blocks``, after)
+and with the previous dense solver (``_dense=True``, before; while N <= --old-max, default 1040), cvxpy/Clarabel
+(while N <= --clarabel-max, default 110: Clarabel's PSD cone is dense in the N(N+1)/2 svec space, 18 s at
+N = 110, out of memory at N = 220), the values and the Newton steps. Also, measured in the same process, the
+matmul rate of a 2048^2 float32 and float64 product (other jobs share the 2 cores: compare runs by it), the CPU
+model and the JAX version. --big adds 784-1024-1024-1024-10 (one timed call). A log-log figure of time against
+N with the fitted exponents goes to --figure (default benchmarks/lipsdp_time_vs_n.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import report  # noqa: E402
+
+from lawrob import nets  # noqa: E402
+from lawrob.lipschitz import prepare, reduce  # noqa: E402
+from lawrob.lipschitz._network import drop_unused_inputs  # noqa: E402
+from lawrob.lipschitz._upper import lipsdp_barrier_bounds, lipsdp_bound  # noqa: E402
+
+NETWORKS = [((40, 16, 16, 1), "init"), ((40, 16, 16, 1), "trained-like"), ((60, 30, 20, 1), "trained-like"),
+            ((100, 100, 100, 1), "init"), ((200, 100, 1), "trained-like"), ((784, 256, 10), "init"),
+            ((784, 256, 10), "trained-like"), ((784, 256, 1), "init"), ((784, 512, 512, 1), "init")]
+BIG = ((784, 1024, 1024, 1024, 10), "init")
+
+
+def network(sizes, kind, seed=0):
+    model = nets.MLP(sizes)
+    params = model.init(jax.random.key(seed))
+    if kind == "trained-like":
+        rng = np.random.default_rng(seed)
+        params = tuple({"w": layer["w"] * jnp.asarray(rng.lognormal(0.0, 1.0, layer["w"].shape[1]), jnp.float32)
+                                  * jnp.asarray(rng.random(layer["w"].shape) > 0.3, jnp.float32),
+                        "b": layer["b"]} for layer in params)
+    return drop_unused_inputs(reduce(prepare(params, None, model)))[0]
+
+
+def warm(fn, repeats):
+    fn()  # compile
+    times, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times, out
+
+
+def matmul_rates() -> dict:
+    rates = {}
+    for dtype in ("float32", "float64"):
+        with jax.enable_x64(dtype == "float64"):
+            a = jnp.asarray(np.random.default_rng(0).random((2048, 2048)), dtype)
+            f = jax.jit(lambda x: x @ x)
+            seconds, _, _ = warm(lambda: f(a).block_until_ready(), 5)
+        rates[dtype] = round(2 * 2048**3 / seconds / 1e9, 1)
+    return rates
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--old-max", type=int, default=1040)
+    parser.add_argument("--clarabel-max", type=int, default=110)
+    parser.add_argument("--big", action="store_true")
+    parser.add_argument("--figure", default=str(Path(__file__).parent / "lipsdp_time_vs_n.png"))
+    args = parser.parse_args()
+    rows = []
+    reference = {"matmul_gflops_before": matmul_rates()}
+    for sizes, kind in NETWORKS + ([BIG] if args.big else []):
+        net = network(sizes, kind)
+        n = net.d + sum(net.widths)
+        repeats = 3 if n <= 1100 else 1
+        row = {"sizes": "-".join(map(str, sizes)), "kind": kind, "N": n}
+        seconds, times, ((value, steps),) = warm(lambda: lipsdp_barrier_bounds([net], sizes[:-1]), repeats)
+        row.update(after_s=round(seconds, 3), after_times=[round(t, 3) for t in times], after=value,
+                   after_steps=steps)
+        if n <= args.old_max:
+            seconds, times, ((value, steps),) = warm(lambda: lipsdp_barrier_bounds([net], sizes[:-1], _dense=True),
+                                                    1 if n > 300 else repeats)
+            row.update(before_s=round(seconds, 3), before=value, before_steps=steps,
+                       after_vs_before=(row["after"] - value) / value)
+        if n <= args.clarabel_max:
+            start = time.perf_counter()
+            value = lipsdp_bound(net, "CLARABEL")
+            row.update(clarabel_s=round(time.perf_counter() - start, 3), clarabel=value,
+                       after_vs_clarabel=(row["after"] - value) / value)
+        print(row, flush=True)
+        rows.append(row)
+    reference["matmul_gflops_after"] = matmul_rates()
+    reference["cpu_model"] = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True,
+                                            text=True).stdout.strip()
+    fits = figure(rows, args.figure)
+    report("lipsdp-scale", {"rows": rows, "reference": reference, "fitted_exponents": fits})
+
+
+def figure(rows, path) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fits = {}
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for key, label, marker in (("after_s", "block barrier (after)", "o"), ("before_s", "dense barrier (before)", "s"),
+                               ("clarabel_s", "cvxpy / Clarabel", "^")):
+        points = sorted((r["N"], r[key]) for r in rows if key in r)
+        if not points:
+            continue
+        ns, ts = np.array(points, float).T
+        fit = ""
+        if len(set(ns)) >= 2:
+            slope, intercept = np.polyfit(np.log(ns), np.log(ts), 1)
+            fits[key] = round(float(slope), 2)
+            fit = f" (time ~ N^{slope:.2f})"
+            grid = np.geomspace(ns.min(), ns.max(), 50)
+            ax.plot(grid, np.exp(intercept) * grid**slope, lw=0.8, color="grey", ls=":")
+        ax.plot(ns, ts, marker, label=label + fit)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("N = d + hidden units")
+    ax.set_ylabel("warm seconds (2 shared CPU cores)")
+    ax.set_title("LipSDP-Neuron: time against N")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return fits
+
+
+if __name__ == "__main__":
+    main()
