@@ -31,11 +31,12 @@ from lawrob.lipschitz import _lipsdp, _lipsdp_blocks
 from lawrob.lipschitz._network import Bound, Net, _gamma, batch_size, drop_unused_inputs, prepare, reduce
 
 SDP_SOLVERS = ("auto", "barrier", "CLARABEL", "SCS")
-# LipSDP's matrix has N = d + (hidden units) rows. Measured on 2 cores on trained MLPs (benchmarks/RESULTS.md):
-# the barrier method 0.02 s at N = 52-72 and 0.15-0.17 s at N = 84-104 (padded to N = 136); through cvxpy, SCS
-# 0.4-6.3 s and Clarabel 0.3-5.5 s at N <= 72 (51 s at N = 100). The barrier method's steps grow with N too:
-# 1.1 s (197 steps) at N = 230, 4.2 s (284 steps) at N = 272. "best" runs LipSDP up to N = 150.
-DEFAULT_SDP_MAX_DIM = 150
+# LipSDP's matrix has N = d + (hidden units) rows. Rule: "best" runs LipSDP while N <= 300, where the block
+# barrier solver (``_lipsdp_blocks``) takes at most about 0.8 s a network, as the dense one did at N <= 150-230.
+# Measured warm on 2 cores, quiet machine (benchmarks/RESULTS.md, "LipSDP at scale"): 0.02-0.06 s at N = 66-106,
+# 0.43 s at N = 270 (200-100-1), 0.78 s at N = 300 (100-100-100-1), 2.9 s at N = 1040 (784-256-10); the dense
+# solver 1.1-1.7 s at N = 270-300 and 15.9 s at N = 1040; cvxpy/Clarabel 2-24 s at N = 66-106.
+DEFAULT_SDP_MAX_DIM = 300
 _SDP_MARGIN = 1e-7  # cvxpy solves LipSDP with M <= -margin I (weights scaled to norm 1) so the check has room
 _BARRIER_RTOL = 1e-6  # relative suboptimality of rho the barrier method stops at
 _BARRIER_MAX_STEPS = 500
