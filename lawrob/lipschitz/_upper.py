@@ -31,14 +31,12 @@ from lawrob.lipschitz import _lipsdp, _lipsdp_blocks
 from lawrob.lipschitz._network import Bound, Net, _gamma, batch_size, drop_unused_inputs, prepare, reduce
 
 SDP_SOLVERS = ("auto", "barrier", "CLARABEL", "SCS")
-# LipSDP's matrix has N = d + (hidden units) rows. Affordable now: N <= 300, where the block barrier solver
-# (``_lipsdp_blocks``) takes at most about 0.8 s a network, as the dense one did at N <= 150-230. The default
-# stays 150 until tests/test_sweep_certificate.py (which builds networks of N = 162 and 168 to be unaffordable)
-# is moved past 300; then set it to 300.
+# LipSDP's matrix has N = d + (hidden units) rows. Rule: "best" runs LipSDP while N <= 300, where the block
+# barrier solver (``_lipsdp_blocks``) takes at most about 0.8 s a network, as the dense one did at N <= 150-230.
 # Measured warm on 2 cores, quiet machine (benchmarks/RESULTS.md, "LipSDP at scale"): 0.02-0.06 s at N = 66-106,
 # 0.43 s at N = 270 (200-100-1), 0.78 s at N = 300 (100-100-100-1), 2.9 s at N = 1040 (784-256-10); the dense
 # solver 1.1-1.7 s at N = 270-300 and 15.9 s at N = 1040; cvxpy/Clarabel 2-24 s at N = 66-106.
-DEFAULT_SDP_MAX_DIM = 150
+DEFAULT_SDP_MAX_DIM = 300
 _SDP_MARGIN = 1e-7  # cvxpy solves LipSDP with M <= -margin I (weights scaled to norm 1) so the check has room
 _BARRIER_RTOL = 1e-6  # relative suboptimality of rho the barrier method stops at
 _BARRIER_MAX_STEPS = 500
