@@ -1,4 +1,5 @@
-"""The constants of both papers' theorems, as printed and as repaired (THEORY.md 2.2, 3.6).
+"""The constants of both papers' theorems, as printed and as repaired (docs/theory.md, sections 3.5,
+4.4 and the table of section 5).
 
 ``lawrob.symbolic`` re-derives each of them with sympy; every formula of ``lawrob.bounds`` reads them from here.
 """
@@ -61,7 +62,7 @@ HOEFFDING = 8**3  # the first terms' exp(-n eps^2 / (8^3 k)) in both papers
 MIXTURE_SUBMISSION = 8**4  # BS Thm 3 condition 8^4 k ln(8k/delta) <= n eps^2 as printed in the submission
 MIXTURE_CAMERA_READY = 10**4  # the likely camera-ready form 10^4 k ln(8k/delta) <= n eps^2 (unconfirmed)
 MIXTURE_DEFAULT = MIXTURE_SUBMISSION
-BS_MIXTURE_MIN = 4 * 8**3  # 2048: Theorem 2 at eps/2 needs only this (THEORY.md 2.2; lawrob.symbolic)
+BS_MIXTURE_MIN = 4 * 8**3  # 2048: Theorem 2 at eps/2 needs only this (docs/theory.md 3.3; lawrob.symbolic)
 NFP_MIXTURE = 8**3  # NFP Thm 4: 8^3 k ln(8k/delta) <= n eps^2
 NFP_COVER = 60  # p_eff's log2(1 + 60 W J / eps)
 
