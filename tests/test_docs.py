@@ -23,10 +23,12 @@ SPEC_NAMES = re.compile(r"THEORY\.md|EXPERIMENTS\.md|DESIGN\.md|shared/spec")
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
+    before = sorted(DOCS.rglob("*"))
     result = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", "-d", str(out / "doctrees"),
          str(DOCS), str(out / "html")], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"sphinx-build failed:\n{result.stdout}\n{result.stderr}"
+    assert sorted(DOCS.rglob("*")) == before, "the build wrote into docs/"
     return out / "html"
 
 
