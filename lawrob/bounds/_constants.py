@@ -43,13 +43,13 @@ class NFPConstants(NamedTuple):
     eps_label: str
 
 
-# BS Theorem 3 as printed [BS-sub]: 2^9, Theorem 2 with 8^4, an eps/(6J)-net covered by (60 W J/eps)^p.
+# BS Theorem 3 as printed (the submission text): 2^9, Theorem 2 with 8^4, an eps/(6J)-net covered by (60 W J/eps)^p.
 # Rigorous (derived in lawrob.symbolic): Theorem 2 needs 8^2 * 144 = 9216 (2-subgaussian convention and Lemma
 # 2.1's eps/4); an internal eps/(8J)-net of {Lip <= L} (size <= (1 + 16 W J/eps)^p, MSE moves by <= eps/2) and
 # Theorem 2 at eps/2 with Lipschitz bound L give the prefactor 2 sqrt(9216) = 192.
 BS = {"paper": BSConstants(prefactor=2**9, thm2_exponent=8**4, net_divisor=6, cover_offset=0, cover=60),
       "rigorous": BSConstants(prefactor=192, thm2_exponent=9216, net_divisor=8, cover_offset=1, cover=16)}
-# NFP Theorem 4 as printed [NFP-v1]: 96 a1 sqrt(2) = 1152 with a1^2 = 72. Rigorous: an eps/(30J)-net, the
+# NFP Theorem 4 as printed (arXiv v1): 96 a1 sqrt(2) = 1152 with a1^2 = 72. Rigorous: an eps/(30J)-net, the
 # finest whose covering number (1 + 60 W J/eps)^||m|| is the printed one, leaves accuracy 1 - 4/30 = 13/15.
 NFP = {"paper": NFPConstants(prefactor=1152, accuracy=1.0, truncation_bits=0, net_divisor=8, eps_label="eps"),
        "rigorous": NFPConstants(prefactor=1152, accuracy=13 / 15, truncation_bits=1, net_divisor=30,
