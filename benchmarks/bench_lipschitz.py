@@ -179,7 +179,7 @@ def bench_upper_trained():
 
 def bench_lipsdp_solvers():
     from lawrob.lipschitz._network import drop_unused_inputs, reduce
-    from lawrob.lipschitz._upper import lipsdp_barrier_bounds, lipsdp_bound
+    from lawrob.lipschitz._lipsdp_bound import lipsdp_barrier_bounds, lipsdp_bound
 
     rows = []
     for sizes, density in (((8, 32, 32, 1), 1.0), ((8, 32, 32, 1), 0.5), ((8, 64, 64, 1), 0.5), ((8, 64, 64, 1), 0.25),

@@ -33,7 +33,7 @@ from _common import report  # noqa: E402
 from lawrob import nets  # noqa: E402
 from lawrob.lipschitz import prepare, reduce  # noqa: E402
 from lawrob.lipschitz._network import drop_unused_inputs  # noqa: E402
-from lawrob.lipschitz._upper import lipsdp_barrier_bounds, lipsdp_bound  # noqa: E402
+from lawrob.lipschitz._lipsdp_bound import lipsdp_barrier_bounds, lipsdp_bound  # noqa: E402
 
 NETWORKS = [((40, 16, 16, 1), "init"), ((40, 16, 16, 1), "trained-like"), ((60, 30, 20, 1), "trained-like"),
             ((100, 100, 100, 1), "init"), ((200, 100, 1), "trained-like"), ((784, 256, 10), "init"),

@@ -14,8 +14,9 @@ from test_lipschitz import KEY, SMALL, random_net
 from lawrob import nets
 from lawrob.lipschitz import _lipsdp, _lipsdp_blocks, exact, lower, lower_batch, prepare, reduce, upper, upper_batch
 from lawrob.lipschitz._network import Net
-from lawrob.lipschitz._upper import (_negated_blocks, _psd_certified_blocks, _reduced, _unit_norm, _verified_rho,
-                                     _verified_rho_dense, lipsdp_barrier_bounds, lipsdp_bound, lipsdp_matrix)
+from lawrob.lipschitz._lipsdp_bound import (_negated_blocks, _reduced, _unit_norm, _verified_rho, _verified_rho_dense,
+                                            lipsdp_barrier_bounds, lipsdp_bound, lipsdp_matrix)
+from lawrob.lipschitz._psd import _psd_certified_blocks
 
 SLOPED = ("relu", "leaky_relu", "tanh", "sigmoid")
 

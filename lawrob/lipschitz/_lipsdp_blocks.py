@@ -15,7 +15,7 @@ Three changes make it scale (measured in benchmarks/RESULTS.md, "LipSDP at scale
   Phi_k = -X_k+1,k S_k^{-1}; the products Z = G^T Y G of the Newton system (``_lipsdp``) then only touch the
   nonzero blocks W_k of G. About 3 L n^3 + L^2 n^3 flops for L blocks of size n, against 2.3 N^3 for the dense
   inverse of the N x N matrix (N = L n).
-- The caller eliminates the inputs beyond the first layer's width (``_upper._reduced``): with W_1 = Q R, the
+- The caller eliminates the inputs beyond the first layer's width (``_lipsdp_bound._reduced``): with W_1 = Q R, the
   input block only sees x Q, so the problem on R (a network with min(d, n_1) inputs) has the same optimum.
 - Steps. rho is minimised out exactly: Newton's method runs on F~_mu(t) = min_rho F_mu(rho, t)
   (``_reduced_barrier``: one eigenvalue decomposition of the inputs' Schur complement, then a scalar root),
@@ -25,7 +25,7 @@ Three changes make it scale (measured in benchmarks/RESULTS.md, "LipSDP at scale
   search took 189: it stalls with one eigenvalue of X far below the others (1e-8 against 1e-5, mostly in the
   input block) that it lifts by a few percent a step; minimising over rho removes that at once.
 
-Only the multipliers leave this module; the caller verifies them in float64 (``_upper._verified_rho``).
+Only the multipliers leave this module; the caller verifies them in float64 (``_lipsdp_bound._verified_rho``).
 """
 
 from __future__ import annotations
