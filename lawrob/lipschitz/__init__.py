@@ -20,7 +20,8 @@ Lip(f) = sup_x ||J_f(x)||_2, global over R^d unless a box ``domain`` is given; a
 """
 
 from lawrob.lipschitz._exact import DEFAULT_MAX_REGIONS, EXACT_ACTIVATIONS, exact
-from lawrob.lipschitz._lower import LOWER_METHODS, LowerMethod, SearchConfig, lower, lower_batch, register_lower
+from lawrob.lipschitz._lower import (LOWER_METHODS, LowerMethod, SearchConfig, lower, lower_batch, peak_bytes,
+                                    register_lower)
 from lawrob.lipschitz._network import Bound, prepare, reduce
 from lawrob.lipschitz._network import region_bound as _region_bound
 from lawrob.lipschitz._network import Net
@@ -35,7 +36,7 @@ def region_bound(params, mask=None, *, model=None) -> int:
 
 __all__ = [
     "Bound", "DEFAULT_MAX_REGIONS", "DEFAULT_SDP_MAX_DIM", "EXACT_ACTIVATIONS", "LOWER_METHODS", "LowerMethod", "Net",
-    "SearchConfig", "UPPER_METHODS", "UpperContext", "UpperMethod", "exact", "lower", "lower_batch", "prepare",
+    "SearchConfig", "UPPER_METHODS", "peak_bytes", "UpperContext", "UpperMethod", "exact", "lower", "lower_batch", "prepare",
     "reduce", "region_bound", "register_lower", "register_upper", "uniform_method", "upper", "upper_batch",
     "upper_methods",
 ]
