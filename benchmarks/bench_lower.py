@@ -2,6 +2,7 @@
 
     uv run python benchmarks/bench_lower.py [--widths 64 128 256] [--depths 2 3] [--n 1000] [--steps 2000]
                                             [--cache DIR] [--upper lipsdp]
+    uv run python benchmarks/bench_lower.py --small-exact
 
 Networks: d = 16 Gaussian inputs, n random +-1 labels (sigma2 = 1, as the sweeps' "zero" target), dense ReLU
 MLPs (``depth`` hidden layers of ``width``) trained by ``train.fit`` (Adam, lr 3e-3, full batch) until the train
@@ -130,8 +131,29 @@ def measure(model, params, dataset, key, upper_choice: str) -> dict:
     return row
 
 
+def small_exact(seeds: int = 3) -> list[dict]:
+    """Where LipSDP's own gap shows: d = 4 nets small enough for ``exact``, fitted to 100 random labels."""
+    from lawrob.lipschitz import exact
+    rows = []
+    for sizes in ((4, 16, 1), (4, 8, 8, 1)):
+        model = nets.MLP(sizes)
+        for seed in range(seeds):
+            dataset = data.make_dataset(jax.random.key(2000 + seed), data.Gaussian(4), n=100)
+            params = model.init(jax.random.key(seed))
+            params, history = train.fit(params, nets.dense_mask(params), dataset, model=model, steps=2000,
+                                        learning_rate=1e-2, stop_loss=0.05, log_every=100)
+            ex = exact(params, model=model).value
+            low = lower(params, model=model, key=jax.random.key(seed), points=np.asarray(dataset.x)).value
+            high = upper(params, model=model, method="lipsdp").value
+            rows.append({"sizes": list(sizes), "seed": seed, "train_mse": float(history["mse"][-1]), "exact": ex,
+                         "search_over_exact": low / ex, "lipsdp_over_exact": high / ex})
+            print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--small-exact", action="store_true", help="only the d = 4 nets against exact constants")
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--depths", type=int, nargs="+", default=[2, 3])
     parser.add_argument("--n", type=int, default=1000)
@@ -140,6 +162,10 @@ def main():
     parser.add_argument("--cache", type=Path, default=Path("/tmp/lawrob-bench-lower"))
     parser.add_argument("--upper", default="lipsdp")
     args = parser.parse_args()
+    if args.small_exact:
+        report("search and LipSDP vs exact on small trained nets", {"command": " ".join(sys.argv),
+                                                                    "rows": small_exact()})
+        return
     reference_start = matmul_gflops()
     rows = []
     for width in args.widths:
