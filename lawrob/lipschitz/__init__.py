@@ -7,7 +7,9 @@ Lip(f) = sup_x ||J_f(x)||_2, global over R^d unless a box ``domain`` is given; a
 
 - ``lower(params, mask, *, key, points=None, method="search")``: the Jacobian norm at a witness point, certified
   on the exact masked network ("points": best of the given points; "search": multi-scale sampling, hyperplane
-  probes, annealed smoothed ascent and region walking). ``lower_batch`` does B networks in one compiled call.
+  probes, secant segments, annealed smoothed ascent and region walking), for any number of outputs, its memory
+  bounded by ``SearchConfig.memory_budget_bytes`` (``peak_bytes`` is the model's estimate). ``lower_batch``
+  does B networks in one compiled call.
 - ``upper(params, mask, *, method="best")``: "product" of certified spectral norms, "eclipse_fast"
   (ECLipsE-Fast closed form), "lipsdp" (LipSDP-Neuron by a barrier method in JAX, or with cvxpy), "best" (the
   smallest affordable). ``upper_batch`` does B networks in one compiled call.
