@@ -1,12 +1,10 @@
 """Multi-output networks (C > 1) and the memory budget of the lower-bound search (issue 14, goal 4).
 
 References independent of lawrob.lipschitz: a brute force over all 2^h activation patterns with one scipy LP
-each, the Jacobian spectral norm by jax.jacfwd of ``MLP.apply`` and numpy's SVD on a dense grid and at many
+each (``test_lipschitz.brute_force``, whose ||A W_L||_2 is the l2 -> l2 norm for any number of outputs), the Jacobian spectral norm by jax.jacfwd of ``MLP.apply`` and numpy's SVD on a dense grid and at many
 random points, central finite differences; the memory budget is checked against XLA's own memory analysis of
 the compiled search.
 """
-
-import itertools
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy.optimize import linprog
+from test_lipschitz import brute_force
 
 from lawrob import nets
 from lawrob.lipschitz import SearchConfig, exact, lower, peak_bytes, upper
@@ -40,37 +38,6 @@ def jacobian_norms(model, params, xs):
         p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
         jac = jax.jit(jax.vmap(jax.jacfwd(lambda y: model.apply(p64, y))))(jnp.asarray(xs, jnp.float64))
     return np.linalg.norm(np.asarray(jac), 2, axis=(1, 2))
-
-
-def brute_force(params):
-    """max ||J||_2 over all 2^h patterns whose region holds a ball of radius 1e-7 (one LP per pattern)."""
-    ws = [np.asarray(p["w"], np.float64) for p in params]
-    bs = [np.asarray(p["b"], np.float64) for p in params]
-    d, widths, best = ws[0].shape[0], [w.shape[1] for w in ws[:-1]], 0.0
-    for pattern in itertools.product([0, 1], repeat=sum(widths)):
-        rows, rhs, a, c, start, feasible = [], [], np.eye(d), np.zeros(d), 0, True
-        for k, width in enumerate(widths):
-            za, zc = a @ ws[k], c @ ws[k] + bs[k]
-            s = np.array(pattern[start:start + width])
-            start += width
-            for j in range(width):
-                norm = np.linalg.norm(za[:, j])
-                if norm < 1e-13:  # constant unit: its sign is fixed
-                    feasible &= (zc[j] > 0) == bool(s[j])
-                    continue
-                sign = 1.0 if s[j] else -1.0
-                rows.append(-sign * za[:, j] / norm)
-                rhs.append(sign * zc[j] / norm)
-            a, c = za * s, zc * s
-        if not feasible:
-            continue
-        if rows:
-            res = linprog(np.r_[np.zeros(d), -1.0], A_ub=np.hstack([rows, np.ones((len(rows), 1))]), b_ub=rhs,
-                          bounds=[(None, None)] * d + [(None, 1.0)], method="highs")
-            if res.status != 0 or -res.fun <= 1e-7:
-                continue
-        best = max(best, np.linalg.norm(a @ ws[-1], 2))
-    return best
 
 
 # --- brackets of multi-output networks ------------------------------------------------------------------------
