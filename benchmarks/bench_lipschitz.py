@@ -142,7 +142,8 @@ def bench_lower_wide(d=16, width=256, seeds=3):
             cost = max(2, math.ceil((second_s / 512) / (score_s / 4096)))  # a smoothed step, in gradient evaluations
             budget = found.details["evaluations"] + cost * found.details["smoothed_gradients"]
             gauss = jax.random.normal(jax.random.key(7 + seed), (budget, d))
-            multiscale = jnet.random_points(_lower._fast_key(jax.random.key(9 + seed)), budget, 1.0, cfg)
+            multiscale = jnet.random_points(jax.random.split(_lower._fast_key(jax.random.key(9 + seed)), budget), 1.0,
+                                            cfg)
             best_gauss, gauss_s = timed(lambda: float(jnp.max(score(gauss))))
             best_multiscale = float(jnp.max(score(multiscale)))
         rows.append({"seed": seed, "search": found.value, "random_gaussian": best_gauss,
@@ -179,7 +180,7 @@ def bench_upper_trained():
 
 def bench_lipsdp_solvers():
     from lawrob.lipschitz._network import drop_unused_inputs, reduce
-    from lawrob.lipschitz._upper import lipsdp_barrier_bounds, lipsdp_bound
+    from lawrob.lipschitz._lipsdp_bound import lipsdp_barrier_bounds, lipsdp_bound
 
     rows = []
     for sizes, density in (((8, 32, 32, 1), 1.0), ((8, 32, 32, 1), 0.5), ((8, 64, 64, 1), 0.5), ((8, 64, 64, 1), 0.25),

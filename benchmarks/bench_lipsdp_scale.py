@@ -12,6 +12,11 @@ N = 110, out of memory at N = 220), the values and the Newton steps. Also, measu
 matmul rate of a 2048^2 float32 and float64 product (other jobs share the 2 cores: compare runs by it), the CPU
 model and the JAX version. --big adds 784-1024-1024-1024-10 (one timed call). A log-log figure of time against
 N with the fitted exponents goes to --figure (default benchmarks/lipsdp_time_vs_n.png).
+
+--constrained instead trains 8-w-w-1 ReLU nets (w = 16, 32, 64) on n = 250 random +-1 labels (1500 Adam steps),
+then again under ``max_lipschitz`` = L0 / 2, L0 / 4, L0 / 10 (L0: the plain fit's spectral product), as the
+frontier search does, and reports for each whether the barrier LipSDP certificate verifies and its value against
+Clarabel's (the E7 failures of the multiplier blow-up).
 """
 
 from __future__ import annotations
@@ -30,10 +35,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import report  # noqa: E402
 
-from lawrob import nets  # noqa: E402
+from lawrob import data, nets, train  # noqa: E402
+from lawrob.robust import spectral_product  # noqa: E402
 from lawrob.lipschitz import prepare, reduce  # noqa: E402
 from lawrob.lipschitz._network import drop_unused_inputs  # noqa: E402
-from lawrob.lipschitz._upper import lipsdp_barrier_bounds, lipsdp_bound  # noqa: E402
+from lawrob.lipschitz._lipsdp_bound import lipsdp_barrier_bounds, lipsdp_bound  # noqa: E402
 
 NETWORKS = [((40, 16, 16, 1), "init"), ((40, 16, 16, 1), "trained-like"), ((60, 30, 20, 1), "trained-like"),
             ((100, 100, 100, 1), "init"), ((200, 100, 1), "trained-like"), ((784, 256, 10), "init"),
@@ -73,13 +79,40 @@ def matmul_rates() -> dict:
     return rates
 
 
+def constrained_rows() -> list[dict]:
+    d, n = 8, 250
+    dataset = data.make_dataset(jax.random.key(0), data.Gaussian(d), n)
+    rows = []
+    for width in (16, 32, 64):
+        model = nets.MLP((d, width, width, 1))
+        init = model.init(jax.random.key(1))
+        mask = nets.dense_mask(init)
+        plain, _ = train.fit(init, mask, dataset, model=model, steps=1500, learning_rate=3e-3)
+        l0 = float(spectral_product(plain))
+        for fraction in (0.5, 0.25, 0.1):
+            params, history = train.fit(plain, mask, dataset, model=model, steps=1500, learning_rate=3e-3,
+                                        max_lipschitz=l0 * fraction)
+            net = drop_unused_inputs(reduce(prepare(params, mask, model)))[0]
+            (value, steps), = lipsdp_barrier_bounds([net], (d, width, width))
+            clarabel = lipsdp_bound(net, "CLARABEL")
+            rows.append({"width": width, "fraction": fraction, "train_mse": float(history["mse"][-1]),
+                         "barrier": value, "steps": steps, "clarabel": clarabel,
+                         "barrier_vs_clarabel": None if value is None or clarabel is None else (value - clarabel) / clarabel})
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--constrained", action="store_true")
     parser.add_argument("--old-max", type=int, default=1040)
     parser.add_argument("--clarabel-max", type=int, default=110)
     parser.add_argument("--big", action="store_true")
     parser.add_argument("--figure", default=str(Path(__file__).parent / "lipsdp_time_vs_n.png"))
     args = parser.parse_args()
+    if args.constrained:
+        report("lipsdp-constrained", {"rows": constrained_rows()})
+        return
     rows = []
     reference = {"matmul_gflops_before": matmul_rates()}
     for sizes, kind in NETWORKS + ([BIG] if args.big else []):

@@ -23,7 +23,16 @@ take seconds instead of 0.2 s.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from typing import TYPE_CHECKING
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("lawrob")
+    except importlib.metadata.PackageNotFoundError:  # a source tree on sys.path without an install
+        return "0+unknown"
+
 
 if TYPE_CHECKING:  # the names below, for type checkers and editors (at run time they load on first use)
     # ruff: noqa: F401
@@ -38,7 +47,7 @@ if TYPE_CHECKING:  # the names below, for type checkers and editors (at run time
     from lawrob.symbolic import verify_all
     from lawrob.train import fit, fit_batched
 
-__version__ = "0.1.0"
+__version__ = _version()  # the one version source is pyproject.toml's, read from the installed metadata
 
 _MODULES = ("bounds", "data", "info", "lipschitz", "nets", "plots", "progress", "prune", "robust", "sweep", "symbolic",
             "train")

@@ -174,7 +174,7 @@ def _run_report(args) -> int:
 
 
 def _add_check(sub) -> None:
-    parser = sub.add_parser("check", help="run the paper checks E1..E6 (smoke scale by default) and print a verdict table")
+    parser = sub.add_parser("check", help="run the paper checks E1..E7 (smoke scale by default) and print a verdict table")
     parser.add_argument("experiments", nargs="*", metavar="E", help="experiments to run, e.g. E1 E5 (default: all)")
     parser.add_argument("--scale", choices=("smoke", "full"), default="smoke")
     parser.add_argument("--out", type=Path, default=None,
@@ -340,7 +340,10 @@ def _run_constants(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import lawrob
+
     parser = argparse.ArgumentParser(prog="lawrob", description="Put the sparse Law of Robustness to the test.")
+    parser.add_argument("--version", action="version", version=f"lawrob {lawrob.__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (-v: debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True)

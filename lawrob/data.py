@@ -3,7 +3,7 @@
 Every measure is a frozen dataclass with ``d``, ``c`` (its isoperimetric constant in the sense of
 Bubeck & Sellke eq. (1.1): P(|f - E f| >= t) <= 2 exp(-d t^2 / (2 c L^2)) for every L-Lipschitz f, or
 ``None`` when the measure is not isoperimetric in that sense), ``k`` (number of mixture components) and
-``sample(key, n) -> [n, d]``. Labels follow THEORY.md 1.2: y = g(x) + z with |y| <= 1, E[z | x] = 0 and
+``sample(key, n) -> [n, d]``. Labels follow docs/theory.md, section 2.2: y = g(x) + z with |y| <= 1, E[z | x] = 0 and
 sigma2 = E[Var(y | x)] known in closed form for each noise model.
 
 Arguments are checked, each error naming its argument: dimensions and counts (d >= 1, d >= 2 for the spheres,
@@ -68,7 +68,7 @@ class Sphere:
 
     c = d / (d - 1): the sphere S^{d-1} has log-Sobolev constant d - 1 (Mueller & Weissler 1982; equivalently
     Bakry-Emery's CD(d-2, d-1) criterion), and Herbst's argument then gives P(|f - E f| >= t) <= 2 exp(-(d-1) t^2 / (2 L^2))
-    for L-Lipschitz f; matching BS eq. (1.1) gives d / c = d - 1. THEORY.md 1.1 quotes the looser d / (d - 2).
+    for L-Lipschitz f; matching BS eq. (1.1) gives d / c = d - 1. The looser d / (d - 2) is sometimes quoted (docs/theory.md, section 2.1).
     """
 
     d: int
@@ -198,7 +198,7 @@ def check_measure(name: str, measure) -> None:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """A labelled sample: y = g(x) + z with E[z | x] = 0 and E z^2 = sigma2 (THEORY.md 1.2).
+    """A labelled sample: y = g(x) + z with E[z | x] = 0 and E z^2 = sigma2 (docs/theory.md, section 2.2).
 
     x: [n, d] inputs; y: [n] labels; g: [n] clean target E[y | x]; z: [n] noise y - g; ell: [n] mixture component;
     sigma2: the exact noise level E[Var(y | x)] (a scalar array, so datasets of different noise levels stack); bounded: whether |y| <= 1 holds by construction

@@ -1,7 +1,7 @@
 """Mask entropy and mask-data mutual information: estimators with certified intervals, the inputs of p_eff.
 
 No Free Prune (NFP, Kumar, Luo & Sellke 2024) bounds Lip(f) through p_eff = I(m_W; D) + E||m||_1 log2(1 + 60 W J / eps)
-(THEORY.md 1.4). A larger p_eff only loosens the theorem's bound, so lawrob estimates I(m; D) from above, with
+(docs/theory.md, sections 2.4 and 2.5). A larger p_eff only loosens the theorem's bound, so lawrob estimates I(m; D) from above, with
 confidence. The route (NFP App. C.2): fix everything random except the data (initialization, minibatch order,
 tie-breaks); the pruning pipeline is then a deterministic function of D, so, since the initialization is drawn
 independently of D,
@@ -324,14 +324,18 @@ class MaskInformation(NamedTuple):
 
     estimates: name -> Estimate, the mean over the initializations of each estimator ("plugin", "miller_madow",
         "chow_liu", "marginal") and of the "ceiling"; per_init: name -> one Estimate per initialization.
+
     upper: the mean over initializations of the smallest certified upper bound (the least ``high`` among the
         plug-in, Chow-Liu and marginal bounds and the ceiling): the I(m; D) to put into p_eff,
         ``lawrob.bounds.p_eff(upper, active, W, J, eps, units=units)``.
+
     Confidence: every interval (all estimators, all initializations) holds at once with probability
         >= ``confidence`` (union bound); the mean intervals cover the mean of the per-initialization values.
+
     chain: (name, mean point value) in the order plug-in <= Chow-Liu <= marginal <= ceiling;
         chain_violations: the links that fail (plug-in <= Chow-Liu <= marginal hold by construction; the last
         link can fail, see the module docstring).
+
     active: E||m||_1, the mean number of ones per mask (for p_eff's count term).
     """
 
@@ -460,7 +464,7 @@ def information_from_correlations(correlations, *, n: int, d: int, L: float, c: 
 
     ``correlations``: X_W = (1/n) sum_i (f^W(x_i) - E f^W) z_i of N independent trainings (fresh data and
     randomness each; e.g. ``history["noise_corr"][-1]`` of ``lawrob.train.fit``). The Lemma-1 inversion
-    (THEORY.md 3.5, ``lawrob.bounds.lemma1_information``): if P(|X_W| >= alpha) > delta, then
+    (docs/theory.md, section 4.1; ``lawrob.bounds.lemma1_information``): if P(|X_W| >= alpha) > delta, then
     I > delta (alpha^2 / (72 C0) - ln(2/delta)) nats, with C0 = 144 c L^2 / (n d) (``lawrob.bounds.C0_FACTOR``) for L-Lipschitz networks on c-isoperimetric data (L: a bound on every trained network's
     Lipschitz constant, e.g. the largest certified upper bound). For every threshold alpha = the j-th largest
     |X_i|, delta_j is the Clopper-Pearson lower confidence bound on P(|X_W| >= alpha) from j of N samples, at

@@ -302,7 +302,7 @@ def param_shapes(model: MLP) -> tuple[dict[str, jax.ShapeDtypeStruct], ...]:
 
 
 class ParametrizationConstants(NamedTuple):
-    """(W, J) of the Lipschitz parametrization (THEORY.md 1.3), from Bubeck & Sellke Lemma 3.1.
+    """(W, J) of the Lipschitz parametrization (docs/theory.md, section 2.3), from Bubeck & Sellke Lemma 3.1.
 
     W: l2 diameter of the parameter box [-box, box]^p, i.e. 2 * box * sqrt(p).
     J: sup-norm Lipschitz constant of w -> f_w over inputs with ||x|| <= R, J = R (box Q p)^D.

@@ -5,7 +5,7 @@ constant of *every* network of a class that fits noisy data below the noise leve
 Whatever a plain fit finds sits above that minimum, often far above; the law's scaling is about the minimum
 L*(n, d, mask). ``frontier`` searches for it by Lipschitz-constrained training (``train.fit_batched(...,
 max_lipschitz=L)``: every weight matrix held at spectral norm <= L^(1/L_layers), so prod_k ||W_k||_2 <= L),
-a continuation on L and then a bisection on log L:
+a continuation on L and then a bisection on log L::
 
     hi = prod_k ||W_k||_2 of the plain fit (it fits), lo unknown, floor = hi / spread;
     for each trial: L = max(hi / 2, floor) while no trial has failed, else L = sqrt(lo hi);

@@ -1,8 +1,8 @@
-"""Sympy re-derivation of every constant of the two papers' theorems and proofs (THEORY.md section 6).
+"""Sympy re-derivation of every constant of the two papers' theorems and proofs (docs/theory.md, section 5).
 
 ``verify_all()`` returns one ``Claim`` per statement: the constant as printed, the constant re-derived here from
 the proof's ingredients (the subgaussian chain, Hoeffding, the union bound, the net, Lemma 1), whether the printed
-one holds, and whether it must. Rows for the known slips of THEORY.md 2.2 and 3.6 come out ``holds=False,
+one holds, and whether it must. Rows for the known slips of docs/theory.md, sections 3.5 and 4.4, come out ``holds=False,
 must_hold=False`` with the repair in the note; every other row must hold. The rigorous constants of
 ``lawrob.bounds`` are compared with their derivations here (one must-hold row each), so they cannot drift.
 ``format_table(rows)`` renders the report; ``lawrob constants`` prints it and fails if a must-hold row fails.
@@ -85,7 +85,7 @@ def _subgaussian() -> list[Claim]:
     return [
         _row("sqrt(d/c)(f - E f)/L is C-subgaussian, P(|X| >= t) <= 2 exp(-t^2/C)", "BS Sec. 2 (says 1-subgaussian)",
              1, c_iso, c_iso <= 1, must_hold=False,
-             note="known slip (THEORY.md 2.2): it is 2-subgaussian; rigorous Theorem 2 uses 2 (exponent 9216)"),
+             note="known slip (docs/theory.md 3.5): it is 2-subgaussian; rigorous Theorem 2 uses 2 (exponent 9216)"),
         _row("sqrt(d/c)(f - E f)/L is 2-subgaussian", "NFP B.1.3", 2, c_iso, _same(c_iso, 2)),
         _row("times |z| <= 2 it is 8-subgaussian", "NFP B.1.3", 8, c_z, _same(c_z, 8)),
         _row("Prop 1.2: n^{-1/2} sum of independent mean-0 C-subgaussian is 18C-subgaussian", "BS Prop 1.2",
@@ -94,7 +94,7 @@ def _subgaussian() -> list[Claim]:
         _row("C0 = 144 c L^2/(n d), the subgaussian constant of X_t", "NFP B.1.3",
              bounds.C0_FACTOR * c * L**2 / (n * d), c0, _same(c0, bounds.C0_FACTOR * c * L**2 / (n * d)),
              note="18 * 8 = 144; lawrob.bounds.C0_FACTOR"),
-        _row("c = 1 for N(0, I_d/d)", "THEORY.md 1.1 [INFERRED]", 1, c_gauss, _same(c_gauss, 1),
+        _row("c = 1 for N(0, I_d/d)", "docs/theory.md 2.1", 1, c_gauss, _same(c_gauss, 1),
              note="Gaussian concentration 2 exp(-t^2/(2 Lip^2)) of f(G/sqrt(d)), Lip = L/sqrt(d)"),
     ]
 
@@ -140,7 +140,7 @@ def _lemma21() -> list[Claim]:
         _row("fitting below the noise forces <F, Z> >= eps/3", "BS Lemma 2.1", eps / 3, threshold,
              _same(threshold, eps / 3), must_hold=False,
              note=f"known slip: only eps/4 follows (NFP Lemma 4 uses eps/4). Counterexample: {witness}"),
-        _row("the counterexample to eps/3 is exact (rational arithmetic)", "THEORY.md 2.1", "A, B, C hold and <F,Z> < eps/3",
+        _row("the counterexample to eps/3 is exact (rational arithmetic)", "docs/theory.md 3.1", "A, B, C hold and <F,Z> < eps/3",
              ", ".join(name for name, ok in facts.items() if ok), counterexample),
         _row("fitting below the noise forces <F, Z> >= eps/4", "NFP Lemma 4", eps / 4, threshold, _same(threshold, eps / 4)),
     ]
@@ -196,7 +196,7 @@ def _bs_theorem2() -> list[Claim]:
     return [
         _row("Theorem 2 exponent with the printed eps/6 split: eps^2 n d/(K c L^2)", "BS (2.3), Thm 2", 8**4,
              printed_proof, 8**4 >= printed_proof, must_hold=False,
-             note="known slip (THEORY.md 2.2): 36 * 144 = 5184 > 4096 = 8^4; 10^4 repairs this step"),
+             note="known slip (docs/theory.md 3.5): 36 * 144 = 5184 > 4096 = 8^4; 10^4 repairs this step"),
         _row("Theorem 2 exponent with Lemma 2.1's eps/4 (centred part eps/4 - eps/8 = eps/8)", "BS Thm 2 repaired",
              8**4, repaired, 8**4 >= repaired, must_hold=False,
              note="known slip: 64 * 144 = 9216; the mean part keeps 8^3 only with threshold eps/8"),
@@ -231,12 +231,12 @@ def _bs_theorem3() -> list[Claim]:
              printed_L, solved, _same(solved**2, printed_L**2), note="2^9 = sqrt(8^6)"),
         _row("mixture condition 8^4 k ln(8k/delta) <= n eps^2 makes 4k exp(-n eps^2/(8^4 k)) <= delta/2",
              "BS Thm 3", "delta/2", first_term, _same(first_term, delta / 2), note="for any constant K: 4k delta/(8k)"),
-        _row("smallest sufficient BS mixture constant (Theorem 2 at eps/2: 4 * 8^3)", "THEORY.md 2.2",
+        _row("smallest sufficient BS mixture constant (Theorem 2 at eps/2: 4 * 8^3)", "docs/theory.md 3.3",
              bounds.BS_MIXTURE_MIN, mixture_min, bounds.BS_MIXTURE_MIN == mixture_min,
              note="lawrob.bounds.BS_MIXTURE_MIN; 8^4 = 4096 and 10^4 both >= 2048 (default 8^4)"),
         _row("8^4 and 10^4 are both sufficient mixture constants", "BS Thm 3 (submission / camera-ready)",
              "8^4, 10^4", f">= {mixture_min}", min(8**4, 10**4) >= mixture_min),
-        _row("10^4 is compatible with the final 2^9: sqrt(16 * 10^4) = 400 <= 512", "THEORY.md 2.2", 2**9,
+        _row("10^4 is compatible with the final 2^9: sqrt(16 * 10^4) = 400 <= 512", "docs/theory.md 3.5", 2**9,
              sp.sqrt(16 * 10**4), sp.sqrt(16 * 10**4) <= 2**9),
         _row("printed 2^9 survives the repaired Theorem 2 with an eps/(8J)-net, even with 2L", "BS Thm 3 repaired",
              2**9, with_2L, with_2L <= 2**9, note="sqrt(9216 * 4 * 4) = 384; needs W J/eps >= 1/44 for (60WJ/eps)^p"),
@@ -244,7 +244,7 @@ def _bs_theorem3() -> list[Claim]:
              "lawrob.bounds.BS['rigorous']", rig.prefactor, rig_prefactor,
              rig.prefactor == rig_prefactor and _same(rig_L**2, (eps / (rig.prefactor * sp.sqrt(c))) ** 2
                                                        * n * d / (p * sp.log(N) + sp.log(4 / delta)))),
-        _row("worked example n=1e4, d=100, p=1e5, W=J=10, eps=0.1, delta=0.01, c=1: L_BS ~ 1.9e-4", "THEORY.md 6",
+        _row("worked example n=1e4, d=100, p=1e5, W=J=10, eps=0.1, delta=0.01, c=1: L_BS ~ 1.9e-4", "docs/theory.md 6",
              "1.9e-4", f"{example:.4g}", round(example, 5) == 1.9e-4),
         _row("NFP: 8^3 k ln(8k/delta) <= n eps^2 makes (2k+2) exp(-n eps^2/(8^3 k)) <= delta/2", "NFP Thm 4 step 3",
              "k >= 1", nfp_k, nfp_k == sp.Interval(1, sp.oo), note="(2k+2) delta/(8k) <= delta/2 iff k >= 1"),
@@ -269,7 +269,7 @@ def _nets() -> list[Claim]:
              1 + 2 * W / radius, packing, _same(packing, 1 + 2 * W / radius), note="internal net by packing"),
         _row("BS eps/(6J)-net moves the MSE by <= eps/2", "BS Thm 3 proof", eps / 2, 4 * eps / 6,
              _same(4 * eps / 6, eps / 2), must_hold=False,
-             note="known slip (THEORY.md 2.2): 2 eps/3; rigorous uses an eps/(8J)-net (4 eps/8 = eps/2)"),
+             note="known slip (docs/theory.md 3.5): 2 eps/3; rigorous uses an eps/(8J)-net (4 eps/8 = eps/2)"),
         _row("NFP eps/(8J)-net moves the MSE by <= eps/2", "NFP B.2", eps / 2, 4 * eps / 8, _same(4 * eps / 8, eps / 2)),
     ]
     for divisor, printed in ((6, "BS eps/(6J)-net"), (8, "eps/(8J)-net")):
@@ -322,7 +322,7 @@ def _nfp() -> list[Claim]:
              solved, _same(solved**2, printed_L**2)),
         _row("s_C0(delta) = a1 sqrt(C0 (I/delta + ln(2/delta))) is decreasing, so s^-1(eps/8) <= delta/2 iff "
              "s(delta/2) <= eps/8", "NFP B.1.3 (prints >= eps/8)", ">=", "<=" if decreasing else ">=", not decreasing,
-             must_hold=False, note="known sign slip (THEORY.md 3.6.4); no number changes"),
+             must_hold=False, note="known sign slip (docs/theory.md 4.4, item 4); no number changes"),
         _row("crude inverse tail: at max(A, B) each term is <= eps^2/(K a1^2 C0)", "NFP B.1.3",
              "A = K a1^2 C0 I/eps^2, B = 2 exp(-eps^2/(K a1^2 C0))", "I/A = ln(2/B) = eps^2/(K a1^2 C0)", terms_ok),
         _row("2^7 is the smallest admissible constant K (2 eps^2/K <= eps^2/64)", "NFP Thm 3", 2**7,
@@ -331,22 +331,22 @@ def _nfp() -> list[Claim]:
              f"{2**7 * bounds.A1_SQUARED}, {2**7 * bounds.A1_SQUARED * bounds.C0_FACTOR}",
              2**7 * 72 == 9216 and 9216 * 144 == 1327104 == 1152**2),
         _row("Lemma 1 inverted: P(|X_W| >= alpha) > delta implies I > delta (alpha^2/(a1^2 C) - ln(2/delta))",
-             "THEORY.md 3.5 [DERIVED]", delta * (alpha**2 / (72 * C) - sp.log(2 / delta)), inversion,
+             "docs/theory.md 4.1 (derived)", delta * (alpha**2 / (72 * C) - sp.log(2 / delta)), inversion,
              _same(inversion, delta * (alpha**2 / (72 * C) - sp.log(2 / delta)))),
         _row("eps bookkeeping: rounded output's MSE - sigma^2 (Lemma 6 needs -eps; the net adds 4 eps/8)",
              "NFP B.2 (eq. 8)", -eps, rounded_fit, _same(rounded_fit, -eps), must_hold=False,
-             note="known slip (THEORY.md 3.6.1); rigorous: an eps/(30J)-net keeps p_eff and leaves accuracy 13 eps/15"),
+             note="known slip (docs/theory.md 4.4, item 1); rigorous: an eps/(30J)-net keeps p_eff and leaves accuracy 13 eps/15"),
         _row("rigorous NFP accuracy 1 - 4/30 (eps/(30J)-net)", "lawrob.bounds.NFP['rigorous']",
              rig.accuracy, accuracy, abs(rig.accuracy - float(accuracy)) < 1e-15, note="13/15"),
         _row("rigorous NFP bound solves a1 sqrt(C0 (2I/delta + ln(4/delta))) = (13 eps/15)/8", "lawrob.bounds",
              rig_printed, rig_L, _same(rig_L**2, rig_printed**2) and rig.prefactor == 1152),
         _row("Lipschitz truncation adds H(1{Lip <= L}) to I(m; D)", "NFP B.2 (drops it)", 0, f"<= {max_h} bit",
-             max_h == 0, must_hold=False, note="known slip (THEORY.md 3.6.2): rigorous adds 1 bit"),
+             max_h == 0, must_hold=False, note="known slip (docs/theory.md 4.4, item 2): rigorous adds 1 bit"),
         _row("truncation bits in lawrob.bounds = max h2 = 1", "lawrob.bounds.NFP['rigorous']", rig.truncation_bits,
              max_h, rig.truncation_bits == max_h),
         _row("bits vs nats: I_nats = ln 2 * I_bits <= I_bits, so p_eff in bits is a valid upper bound",
              "NFP Lemma 1 (nats), p_eff (log2)", "bits", "ln 2 < 1", sp.log(2) < 1,
-             note="rigorous converts p_eff (+1 bit) to nats exactly (THEORY.md 3.6.3)"),
+             note="rigorous converts p_eff (+1 bit) to nats exactly (docs/theory.md 4.4, item 3)"),
     ]
 
 
@@ -408,7 +408,7 @@ def _masks() -> list[Claim]:
         _row("lawrob.bounds.log2_binomial agrees with exact integer binomials", "lawrob.bounds", "log2 C(p, k)",
              f"max relative error {worst_error:.2g} (p <= 160, C(10^6, 3), C(10^5, 5e4), C(10^9, 10))",
              worst_error < 1e-13, note="Stirling-series form, a few ulps (betaln lost ~1e-11 at p ~ 1e6)"),
-        _row("IMP/PaI p_eff ratio 1 + h2(g)/(1-g) at g = .9, .95, .99, .999", "THEORY.md 3.5 [DERIVED]",
+        _row("IMP/PaI p_eff ratio 1 + h2(g)/(1-g) at g = .9, .95, .99, .999", "docs/theory.md 4.5 (derived)",
              ", ".join(map(str, printed)), ", ".join(f"{r_:.4g}" for r_ in ratios),
              all(float(f"{r_:.3g}") == p_ for r_, p_ in zip(ratios, printed)),
              note="entropy-ceiling illustration with one bit per kept weight"),
@@ -419,7 +419,7 @@ def _masks() -> list[Claim]:
 
 
 def verify_all() -> list[Claim]:
-    """Every claim of THEORY.md section 6 (and the constants of lawrob.bounds), re-derived; see ``Claim``."""
+    """Every constant of docs/theory.md (section 5) and of lawrob.bounds, re-derived; see ``Claim``."""
     return [*_subgaussian(), _variance_proxy(), *_lemma21(), *_hoeffding(), *_bs_theorem2(), *_bs_theorem3(),
             *_nets(), *_nfp(), *_lemma31(), *_masks()]
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from lawrob import bounds, data, info, lipschitz, nets, prune, train
-from lawrob.lipschitz._upper import spectral_norm_upper
+from lawrob.lipschitz._psd import spectral_norm_upper
 
 # the overflowing inputs warn in NumPy on their way to the error under test
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",

@@ -68,7 +68,7 @@ def test_no_free_prune_exact_values(n, d, p_eff, eps, delta, W, J, c, k):
 
 
 def test_theory_worked_example():
-    """THEORY.md section 6: n=1e4, d=100, p=1e5, W=J=10, eps=0.1, delta=0.01, c=1 gives L_BS ~ 1.9e-4."""
+    """docs/theory.md, section 6: n=1e4, d=100, p=1e5, W=J=10, eps=0.1, delta=0.01, c=1 gives L_BS ~ 1.9e-4."""
     result = bounds.bubeck_sellke(1e4, 100, 1e5, 0.1, 0.01, 10, 10)
     assert round(result.value, 5) == 1.9e-4
     assert result.value == pytest.approx(1.8620488e-4, rel=1e-7)

@@ -79,7 +79,21 @@ def test_e6_no_violation_among_runs_with_a_valid_bound(e6_via_cli):
         assert r["lip_upper"] >= max(b for b in (r["bound_nfp_rigorous"], r["bound_bs_rigorous"]) if b is not None)
         assert 0 < r["lip_lower"] <= r["lip_upper"] * (1 + 1e-9)
         assert not r["bound_violation"]
-    assert m["min_lip_upper_over_bound"] == pytest.approx(min(r["lip_upper"] / r["bound_nfp_rigorous"] for r in checked))
+    margins = sorted(r["lip_upper"] / r["bound_nfp_rigorous"] for r in checked)
+    assert m["min_lip_upper_over_bound"] == pytest.approx(margins[0])
+    assert m["lip_upper_over_bound"] == pytest.approx(
+        {"min": margins[0], "median": float(np.median(margins)), "max": margins[-1]})
+    assert f"{margins[0]:.3g} (min)" in m["summary"]
+    # one certificate type for the grid: the slope and the effect size use only its runs
+    methods = [r["lip_upper_method"] for r in rows]
+    assert m["certificate"] == max(set(methods), key=methods.count)
+    fitted = [r for r in fitted if r["lip_upper_method"] == m["certificate"]]
+    assert m["fitted_with_grid_certificate"] == len(fitted)
+    res = m["resolution"]
+    assert res["predicted_effect"] == pytest.approx(
+        math.sqrt(max(r["p_eff"] for r in fitted) / min(r["p_eff"] for r in fitted)))
+    assert res["bracket_median_ratio"] == pytest.approx(float(np.median([r["lip_upper"] / r["lip_lower"] for r in fitted])))
+    assert res["effect_exceeds_resolution"] == (res["predicted_effect"] > res["bracket_median_ratio"])
     # the slope of log Lip (geometric mean of the bracket) against log p_eff, refitted here
     fit = m["slope_log_lip_vs_log_p_eff"]
     if len(fitted) >= 3:

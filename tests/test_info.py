@@ -215,7 +215,7 @@ def test_units_switch():
 
 def test_mask_ceiling_global_and_per_layer():
     assert info.mask_ceiling(21, 10).value == pytest.approx(math.log2(math.comb(21, 10)))
-    assert info.mask_ceiling(21, 10).value == pytest.approx(18.43, abs=0.005)  # EXPERIMENTS.md E5
+    assert info.mask_ceiling(21, 10).value == pytest.approx(18.43, abs=0.005)  # docs/checks.md, E5
     per_layer = info.mask_ceiling([12, 4, 5], [6, 2, 1])
     assert per_layer.value == pytest.approx(math.log2(math.comb(12, 6) * math.comb(4, 2) * math.comb(5, 1)))
     assert per_layer.value <= info.mask_ceiling(21, 9).value

@@ -21,7 +21,7 @@ from scipy.optimize import linprog
 from lawrob import nets
 from lawrob.lipschitz import Bound, SearchConfig, exact, lower, lower_batch, region_bound, upper
 from lawrob.lipschitz._network import certify, prepare
-from lawrob.lipschitz._upper import _psd_certified, spectral_norm_upper
+from lawrob.lipschitz._psd import _psd_certified, spectral_norm_upper
 
 RTOL = 1e-9
 SMALL = SearchConfig(samples=128, probes=512, starts=8, steps=16, rounds=3, walkers=4, local_probes=64)

@@ -14,8 +14,9 @@ from test_lipschitz import KEY, SMALL, random_net
 from lawrob import nets
 from lawrob.lipschitz import _lipsdp, _lipsdp_blocks, exact, lower, lower_batch, prepare, reduce, upper, upper_batch
 from lawrob.lipschitz._network import Net
-from lawrob.lipschitz._upper import (_negated_blocks, _psd_certified_blocks, _unit_norm, _verified_rho,
-                                     _verified_rho_dense, lipsdp_barrier_bounds, lipsdp_bound, lipsdp_matrix)
+from lawrob.lipschitz._lipsdp_bound import (_negated_blocks, _reduced, _unit_norm, _verified_rho, _verified_rho_dense,
+                                            lipsdp_barrier_bounds, lipsdp_bound, lipsdp_matrix)
+from lawrob.lipschitz._psd import _psd_certified_blocks
 
 SLOPED = ("relu", "leaky_relu", "tanh", "sigmoid")
 
@@ -153,7 +154,7 @@ def test_block_newton_system_equals_the_dense_one(activation, sizes):
         b, last = _lipsdp._pieces(weights, inp)
         grad, hess = _lipsdp._newton_system(1.1 * rho, t, 0.3, b, last, inp, live_t, k_mat)
         grad_b, hess_b, _ = _lipsdp_blocks._newton_system(1.1 * rho, split(t, net.widths), 0.3, weights, inp, live_t,
-                                                         net.slopes)
+                                                         net.slopes, jnp.inf)  # no cap: the dense system's
     np.testing.assert_allclose(grad_b, grad, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(hess_b, hess, rtol=1e-10, atol=1e-10)
 
@@ -168,6 +169,26 @@ def test_block_solver_equals_the_dense_barrier(sizes, activation):
     (old, _), = lipsdp_barrier_bounds([net], tuple(sizes[:-1]), _dense=True)
     assert steps < 500
     assert new == pytest.approx(old, rel=1e-6)
+
+
+def test_a_nearly_constant_unit_keeps_its_multiplier_bounded_and_the_certificate_verifies():
+    # Lipschitz-constrained training leaves units whose incoming weights are ~1e-11 (not zero, so reduce()
+    # keeps them): their multipliers cost almost nothing and, uncapped, ran off to 1e14, where float64 could no
+    # longer verify M <= 0 (each of the dense and the block solver returned no bound on such a network)
+    params, mask = random_net((8, 32, 32, 1), seed=5, density=1.0)
+    params[1]["w"] = params[1]["w"].at[:, 21].multiply(1e-11)
+    params[2]["w"] = params[2]["w"].at[21].multiply(1e-5)
+    net = reduce(prepare(params, mask, nets.MLP((8, 32, 32, 1))))
+    (value, steps), = lipsdp_barrier_bounds([net], (8, 32, 32))
+    assert value is not None and steps < 500
+    scaled, _ = _unit_norm(net)
+    with jax.enable_x64(True):
+        weights, inp, live = jax_inputs(_reduced(scaled))
+        _, t, _ = _lipsdp_blocks.solve(weights, inp, live, slopes=net.slopes, rtol=1e-6, max_steps=500)
+    rho0, _ = _lipsdp._start(weights, live, net.slopes)
+    assert float(jnp.max(t)) < _lipsdp_blocks._T_CAP * float(rho0)
+    pytest.importorskip("cvxpy")
+    assert value == pytest.approx(lipsdp_bound(net, "CLARABEL"), rel=1e-6)
 
 
 def test_input_reduction_keeps_the_optimum():

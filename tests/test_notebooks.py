@@ -2,7 +2,7 @@
 
 Each notebook is executed with nbclient in a fresh kernel of this interpreter (the project's environment), with its
 working directory and TMPDIR in the test's tmp_path. Its last cell writes its key numbers as JSON to the file named
-by LAWROB_NOTEBOOK_SUMMARY; the tests recompute them here from the closed forms of THEORY.md, exact integer
+by LAWROB_NOTEBOOK_SUMMARY; the tests recompute them here from the closed forms of docs/theory.md, exact integer
 binomials and the results table the sweep wrote, and check the statements the notebooks' text makes about them.
 Notebooks are committed without outputs, which is checked too.
 """
@@ -64,7 +64,7 @@ def test_01_quickstart(tmp_path, monkeypatch):
         info = 0.0 if name == "random" else math.log2(math.comb(P, m["kept_weights"]))
         assert m["info_bits"] == pytest.approx(info, rel=1e-9, abs=1e-12)
         assert m["p_eff"] == pytest.approx(info + m["active"] * math.log2(1 + 60 * m["W"] * m["J"] / eps), rel=1e-12)
-        # NFP Theorem 4 and BS Theorem 3 as printed (THEORY.md section 6), by hand
+        # NFP Theorem 4 and BS Theorem 3 as printed (docs/theory.md, sections 3.3 and 4.3), by hand
         nfp = eps / (1152 * math.sqrt(c)) * math.sqrt(n * d * delta / (m["p_eff"] + delta / 2 * math.log(4 / delta)))
         assert m["nfp_value"] == pytest.approx(nfp, rel=1e-12)
         assert m["nfp_scaling"] == pytest.approx(math.sqrt(n * d / m["p_eff"]), rel=1e-12)
@@ -113,7 +113,7 @@ def test_03_constants(tmp_path, monkeypatch):
     assert s["failures"] == 0 and s["known_slips"] >= 1 and s["holds"] + s["known_slips"] == s["claims"]
     n, d, eps, delta, c = (s["setting"][k] for k in ("n", "d", "eps", "delta", "c"))
     p, W, J, active = s["p"], s["W"], s["J"], s["active"]
-    # BS Theorem 3: printed (2^9, ln(60 W J/eps)) and repaired (192, ln(1 + 16 W J/eps)), THEORY.md 2.2
+    # BS Theorem 3: printed (2^9, ln(60 W J/eps)) and repaired (192, ln(1 + 16 W J/eps)), docs/theory.md 3.5
     paper = eps / (512 * math.sqrt(c)) * math.sqrt(n * d / (p * math.log(60 * W * J / eps) + math.log(4 / delta)))
     rigorous = eps / (192 * math.sqrt(c)) * math.sqrt(n * d / (p * math.log(1 + 16 * W * J / eps) + math.log(4 / delta)))
     assert s["bs"]["paper"]["value"] == pytest.approx(paper, rel=1e-12)

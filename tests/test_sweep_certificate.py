@@ -18,10 +18,10 @@ def _net(sizes):
 
 
 def test_uniform_method_is_the_tightest_affordable_on_the_largest_network(monkeypatch):
-    small, large = _net((8, 20, 20, 1)), _net((8, 80, 80, 1))  # N = 48 and 168
+    small, large = _net((8, 20, 20, 1)), _net((8, 160, 160, 1))  # N = 48 and 328
     assert lipschitz.uniform_method(small) == "lipsdp"
-    assert lipschitz.uniform_method(large) == "eclipse_fast"  # LipSDP is affordable up to N = 150
-    assert lipschitz.uniform_method(large, sdp_max_dim=200) == "lipsdp"
+    assert lipschitz.uniform_method(large) == "eclipse_fast"  # LipSDP is affordable up to N = 300
+    assert lipschitz.uniform_method(large, sdp_max_dim=400) == "lipsdp"
     monkeypatch.setitem(lipschitz.UPPER_METHODS, "tighter", lipschitz.UpperMethod("tighter", None, tightness=-1.0))
     assert lipschitz.uniform_method(small) == "tighter"
     monkeypatch.setitem(lipschitz.UPPER_METHODS, "tighter", lipschitz.UpperMethod(
@@ -30,13 +30,12 @@ def test_uniform_method_is_the_tightest_affordable_on_the_largest_network(monkey
 
 
 def test_a_grid_whose_largest_network_is_too_large_for_lipsdp_uses_one_method_for_all(tmp_path):
-    # widths 3 and 80 on d = 2 (N = 5 and 82, depth 1): with sdp_max_dim 150 LipSDP is affordable on both, so
-    # the whole grid is LipSDP; at depth 2 the wide network has N = 162 and the whole grid is ECLipsE-Fast,
-    # although "best" on the narrow one alone would take LipSDP
-    grid = Grid(fixed=SMALL | {"depth": 2}, axes={"width": [3, 80]}, seeds=1, save_params=True)
+    # widths 3 and 160 on d = 2, depth 2: the wide network has N = 322 > 300, where LipSDP is not affordable, so
+    # the whole grid is ECLipsE-Fast, although "best" on the narrow one alone would take LipSDP
+    grid = Grid(fixed=SMALL | {"depth": 2}, axes={"width": [3, 160]}, seeds=1, save_params=True)
     rows = run(grid, tmp_path, progress=False)
     assert [r["lip_upper_method"] for r in rows] == ["eclipse_fast", "eclipse_fast"]
-    assert all("largest network (d + hidden units = 162)" in r["lip_upper_rule"] for r in rows)
+    assert all("largest network (d + hidden units = 322)" in r["lip_upper_rule"] for r in rows)
     narrow = next(r for r in rows if r["width"] == 3)
     params, mask = load_params(tmp_path, narrow["config_hash"])
     model = nets.MLP((2, 3, 3, 1))

@@ -90,9 +90,13 @@ def test_stop_loss_freezes_the_run(run_inputs):
     params, mask, ds = run_inputs
     stopped, hist = train.fit(params, mask, ds, model=MODEL, steps=100, log_every=20, stop_loss=100.0)
     short, _ = train.fit(params, mask, ds, model=MODEL, steps=20)
+    full, _ = train.fit(params, mask, ds, model=MODEL, steps=100, log_every=20)
     assert int(hist["steps_run"]) == 20 and bool(hist["stopped"][-1]) and not bool(hist["stopped"][0])
-    for x, y in zip(jax.tree.leaves(stopped), jax.tree.leaves(short)):
-        np.testing.assert_array_equal(x, y)
+    # two compiled programs (one loop trip against five) may round differently in the last float32 bit, so equal
+    # up to 1e-6 relative; the 80 steps a frozen run skips move the weights by far more than that
+    for x, y, z in zip(jax.tree.leaves(stopped), jax.tree.leaves(short), jax.tree.leaves(full)):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+        assert np.max(np.abs(np.asarray(z) - np.asarray(y))) > 1e-3
     assert list(np.asarray(hist["step"])) == [0, 20, 40, 60, 80, 100]
 
 

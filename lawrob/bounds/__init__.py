@@ -2,12 +2,12 @@
 
 Pure math on numbers (NumPy/SciPy, float64; no JAX). Every array argument broadcasts against the others with
 NumPy rules, so one call evaluates a whole grid. The formulas, their sources and the audit of the papers'
-constants are in ``shared/spec/THEORY.md`` (section numbers below refer to it); ``lawrob.symbolic`` re-derives
+constants are in ``docs/theory.md`` (section numbers below refer to it); ``lawrob.symbolic`` re-derives
 every constant of this module with sympy (``verify_all()`` has a must-hold row per rigorous constant, so the
 two cannot drift apart).
 
 Variants. ``variant="paper"`` is each formula exactly as printed. ``variant="rigorous"`` is what the proof gives
-once every slip listed in THEORY.md 2.2 and 3.6 is repaired; the repairs are listed in ``bubeck_sellke`` and
+once every slip listed in docs/theory.md, sections 3.5 and 4.4, is repaired; the repairs are listed in ``bubeck_sellke`` and
 ``no_free_prune``. Helpers without a known slip (Lemma 1, p_eff, the mask entropies) have one form.
 
 Results. A theorem-level function returns a ``BoundResult``: ``value`` is the formula's number (a float for

@@ -1,5 +1,5 @@
 """Bubeck & Sellke: Theorem 2 (finite class), Theorem 3 (the law of robustness) and its inverse forms, the
-mixture condition and Lemma 3.1's parametrization constants (THEORY.md 2)."""
+mixture condition and Lemma 3.1's parametrization constants (docs/theory.md, sections 2.3 and 3)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def bs_finite_class(n, d, log_card, eps, L, c=1.0, k=1, variant: str = "paper") 
         P(exists f in F: (1/n) sum (y_i - f(x_i))^2 <= sigma^2 - eps and Lip(f) <= L)
             <= 4k exp(-n eps^2 / (8^3 k)) + 2 exp(log|F| - eps^2 n d / (K c L^2))
 
-    (THEORY.md 2.1; natural log, ``log_card`` = ln|F| >= 0). K = 8^4 as printed. ``variant="rigorous"``:
+    (docs/theory.md, section 3.2; natural log, ``log_card`` = ln|F| >= 0). K = 8^4 as printed. ``variant="rigorous"``:
     K = 9216 = 8^2 * 144. Under the stated convention sqrt(d/c)(f - E f)/L is 2-subgaussian (BS write 1),
     times |z| <= 2 it is 8-subgaussian and after Prop 1.2 144-subgaussian; Lemma 2.1 only yields <F, Z> >= eps/4
     (not eps/3), split as eps/8 for the centred part and eps/8 for the component means (whose Hoeffding term
@@ -44,7 +44,7 @@ def mixture_condition(n, eps, delta, k=1, constant=MIXTURE_DEFAULT) -> BoundResu
     ``value``: the smallest n that satisfies it, constant k ln(8k/delta) / eps^2; ``valid``: n reaches it.
     Constants: ``MIXTURE_SUBMISSION`` = 8^4 (BS Thm 3 as printed in the submission, the default),
     ``MIXTURE_CAMERA_READY`` = 10^4 (likely camera-ready), ``NFP_MIXTURE`` = 8^3 (NFP Thm 4). BS's proof needs
-    only ``BS_MIXTURE_MIN`` = 2048 (THEORY.md 2.2), so 8^4 and 10^4 are both sufficient.
+    only ``BS_MIXTURE_MIN`` = 2048 (docs/theory.md, section 3.3), so 8^4 and 10^4 are both sufficient.
     """
     constant = _checks.real_in("constant", constant, 0.0, math.inf, low_open=True, high_open=True)
     (n, eps, delta, k), shape = _inputs(n=(n, "count"), eps=(eps, "real"), delta=(delta, "real"), k=(k, "count"))
@@ -93,7 +93,7 @@ def bubeck_sellke(n, d, p, eps, delta, W, J, c=1.0, k=1, variant: str = "paper",
 
     for a class F = {f_w : w in R^p, diam <= W, ||f_w1 - f_w2||_inf <= J ||w1 - w2||} on a mixture of k
     c-isoperimetric measures, eps, delta in (0, 1) and the mixture condition
-    ``mixture_constant`` k ln(8k/delta) <= n eps^2 (THEORY.md 2.1, 6; natural logs).
+    ``mixture_constant`` k ln(8k/delta) <= n eps^2 (docs/theory.md, section 3.3; natural logs).
 
     The default mixture constant is 8^4, the printed (confirmed) submission form, for both variants: lawrob.symbolic
     derives that the proof needs only 2048 k ln(8k/delta) <= n eps^2 (Theorem 2 applied at eps/2), so 8^4 is
@@ -102,7 +102,7 @@ def bubeck_sellke(n, d, p, eps, delta, W, J, c=1.0, k=1, variant: str = "paper",
 
     ``variant="paper"`` also requires W J/eps >= 1/48, where the printed eps/(6J)-net's size (1 + 12 W J/eps)^p is
     below the printed (60 W J/eps)^p (BS do not state it; below it the log can vanish). ``variant="rigorous"``
-    repairs the proof (THEORY.md 2.2; every constant derived in lawrob.symbolic):
+    repairs the proof (docs/theory.md, section 3.5; every constant derived in lawrob.symbolic):
 
         Lip(f) >= eps / (192 sqrt(c)) * sqrt(n d / (p ln(1 + 16 W J / eps) + ln(4/delta)))
 
@@ -113,6 +113,7 @@ def bubeck_sellke(n, d, p, eps, delta, W, J, c=1.0, k=1, variant: str = "paper",
     3. Its points lie in W_L, so Theorem 2 applies with Lipschitz bound L (the printed proof uses 2L) at
        accuracy eps/2: 2 exp(p ln(1 + 16WJ/eps) - eps^2 n d / (4 * 9216 c L^2)) <= delta/2 gives 2 sqrt(9216) = 192,
        and 4k exp(-n eps^2 / (2048 k)) <= delta/2 is the mixture condition with 2048.
+
     lawrob.symbolic also shows that the printed 2^9 survives the repaired Theorem 2 with an eps/(8J)-net
     (384 <= 512 even with 2L) once W J/eps >= 1/44, so the paper value is a valid, looser bound there.
 

@@ -1,4 +1,5 @@
-"""The constants of both papers' theorems, as printed and as repaired (THEORY.md 2.2, 3.6).
+"""The constants of both papers' theorems, as printed and as repaired (docs/theory.md, sections 3.5,
+4.4 and the table of section 5).
 
 ``lawrob.symbolic`` re-derives each of them with sympy; every formula of ``lawrob.bounds`` reads them from here.
 """
@@ -42,13 +43,13 @@ class NFPConstants(NamedTuple):
     eps_label: str
 
 
-# BS Theorem 3 as printed [BS-sub]: 2^9, Theorem 2 with 8^4, an eps/(6J)-net covered by (60 W J/eps)^p.
+# BS Theorem 3 as printed (the submission text): 2^9, Theorem 2 with 8^4, an eps/(6J)-net covered by (60 W J/eps)^p.
 # Rigorous (derived in lawrob.symbolic): Theorem 2 needs 8^2 * 144 = 9216 (2-subgaussian convention and Lemma
 # 2.1's eps/4); an internal eps/(8J)-net of {Lip <= L} (size <= (1 + 16 W J/eps)^p, MSE moves by <= eps/2) and
 # Theorem 2 at eps/2 with Lipschitz bound L give the prefactor 2 sqrt(9216) = 192.
 BS = {"paper": BSConstants(prefactor=2**9, thm2_exponent=8**4, net_divisor=6, cover_offset=0, cover=60),
       "rigorous": BSConstants(prefactor=192, thm2_exponent=9216, net_divisor=8, cover_offset=1, cover=16)}
-# NFP Theorem 4 as printed [NFP-v1]: 96 a1 sqrt(2) = 1152 with a1^2 = 72. Rigorous: an eps/(30J)-net, the
+# NFP Theorem 4 as printed (arXiv v1): 96 a1 sqrt(2) = 1152 with a1^2 = 72. Rigorous: an eps/(30J)-net, the
 # finest whose covering number (1 + 60 W J/eps)^||m|| is the printed one, leaves accuracy 1 - 4/30 = 13/15.
 NFP = {"paper": NFPConstants(prefactor=1152, accuracy=1.0, truncation_bits=0, net_divisor=8, eps_label="eps"),
        "rigorous": NFPConstants(prefactor=1152, accuracy=13 / 15, truncation_bits=1, net_divisor=30,
@@ -61,7 +62,7 @@ HOEFFDING = 8**3  # the first terms' exp(-n eps^2 / (8^3 k)) in both papers
 MIXTURE_SUBMISSION = 8**4  # BS Thm 3 condition 8^4 k ln(8k/delta) <= n eps^2 as printed in the submission
 MIXTURE_CAMERA_READY = 10**4  # the likely camera-ready form 10^4 k ln(8k/delta) <= n eps^2 (unconfirmed)
 MIXTURE_DEFAULT = MIXTURE_SUBMISSION
-BS_MIXTURE_MIN = 4 * 8**3  # 2048: Theorem 2 at eps/2 needs only this (THEORY.md 2.2; lawrob.symbolic)
+BS_MIXTURE_MIN = 4 * 8**3  # 2048: Theorem 2 at eps/2 needs only this (docs/theory.md 3.3; lawrob.symbolic)
 NFP_MIXTURE = 8**3  # NFP Thm 4: 8^3 k ln(8k/delta) <= n eps^2
 NFP_COVER = 60  # p_eff's log2(1 + 60 W J / eps)
 

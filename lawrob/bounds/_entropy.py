@@ -1,5 +1,5 @@
 """Mask entropy: the binary entropy, the binomial ceiling log2 C(p, k) and its entropy form, and the IMP ratio
-(NFP Sec. 4.1; THEORY.md 3.5)."""
+(NFP Sec. 4.1; docs/theory.md, section 4.5)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def log2_binomial(p, k):
 
 
 def entropy_ceiling(p, gamma) -> BoundResult:
-    """The entropy form of the ceiling (Csiszar & Shields, Lemma 2.2; NFP Sec. 4.1; THEORY.md 3.5):
+    """The entropy form of the ceiling (Csiszar & Shields, Lemma 2.2; NFP Sec. 4.1; docs/theory.md, section 4.5):
 
         p h2(gamma) - log2(p + 1) <= log2 C(p, gamma p) <= p h2(gamma),
 
@@ -90,7 +90,7 @@ def entropy_ceiling(p, gamma) -> BoundResult:
 
 def imp_ratio(gamma):
     """p_eff(IMP) / p_eff(pruning at initialization) at sparsity gamma with I(m; D) at the entropy ceiling
-    p h2(gamma) and E||m||_1 = (1 - gamma) p (THEORY.md 3.5, [DERIVED]): 1 + h2(gamma) / (1 - gamma);
+    p h2(gamma) and E||m||_1 = (1 - gamma) p (docs/theory.md, section 4.5; derived, not stated by NFP): 1 + h2(gamma) / (1 - gamma);
     5.69, 6.73, 9.08, 12.4 at gamma = 0.9, 0.95, 0.99, 0.999. gamma in [0, 1).
     """
     (gamma,), shape = _inputs(gamma=(gamma, "nonneg"))

@@ -1,5 +1,5 @@
 """No Free Prune: Lemma 1 (the information lemma) and its inversion, Theorem 3 (finite setting), p_eff and
-Theorem 4 (the sparse law of robustness) with its inverse forms (THEORY.md 3)."""
+Theorem 4 (the sparse law of robustness) with its inverse forms (docs/theory.md, section 4)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def lemma1_threshold(info, C, delta, units: str = "nats") -> BoundResult:
         P(|X_W| >= a1 sqrt(C (I/delta + ln(2/delta)))) <= delta,   a1^2 = 72,
 
     with I = I({X_t}; W) in nats (``units="bits"`` converts it). ``value``: the threshold; valid for delta in
-    (0, 1). THEORY.md 3.2. For the noise-correlation process C = C0 = 144 c L^2 / (n d).
+    (0, 1). docs/theory.md, section 4.1. For the noise-correlation process C = C0 = 144 c L^2 / (n d).
     """
     (info, C, delta), shape = _inputs(info=(info, "nonneg"), C=(C, "nonneg"), delta=(delta, "real"))
     info = _to_nats(info, units)
@@ -29,7 +29,7 @@ def lemma1_threshold(info, C, delta, units: str = "nats") -> BoundResult:
 
 
 def lemma1_information(alpha, delta, C, units: str = "nats") -> BoundResult:
-    """The inversion of NFP Lemma 1 (THEORY.md 3.5): if P(|X_W| >= alpha) > delta then
+    """The inversion of NFP Lemma 1 (docs/theory.md, section 4.1): if P(|X_W| >= alpha) > delta then
 
         I({X_t}; W) > delta (alpha^2 / (a1^2 C) - ln(2/delta)),   a1^2 = 72,
 
@@ -51,7 +51,7 @@ def nfp_finite_probability(n, d, info, eps, L, c=1.0, k=1, variant: str = "paper
             <= (2k+2) exp(-n eps^2 / (8^3 k)) + max(2^7 a1^2 C0 I / eps^2, 2 exp(-eps^2 / (2^7 a1^2 C0)))
 
     with C0 = 144 c L^2 / (n d), a1^2 = 72 (2^7 a1^2 = 9216; 2^7 is the smallest admissible constant) and
-    I = ``info`` >= I({X_t}; W), e.g. p_eff = I(m_W; D) + E log2 N_m (THEORY.md 3.3). ``variant="paper"`` plugs
+    I = ``info`` >= I({X_t}; W), e.g. p_eff = I(m_W; D) + E log2 N_m (docs/theory.md, section 4.2). ``variant="paper"`` plugs
     ``info`` in as given (a value in bits over-states the nats of Lemma 1, so this is valid but loose);
     ``variant="rigorous"`` converts it to nats (x ln 2 when ``units="bits"``). Valid for eps > 0; the value
     may exceed 1 (vacuous).
@@ -70,7 +70,7 @@ def nfp_finite_probability(n, d, info, eps, L, c=1.0, k=1, variant: str = "paper
 
 
 def p_eff(info, active, W, J, eps, units: str = "bits") -> BoundResult:
-    """NFP's effective parameter count (Theorem 4; THEORY.md 1.4):
+    """NFP's effective parameter count (Theorem 4; docs/theory.md, section 2.4):
 
         p_eff = I(m_W; D) + E||m||_1 log2(1 + 60 W J / eps)     (bits; ``units="nats"``: ln instead of log2)
 
@@ -128,28 +128,28 @@ def no_free_prune(n, d, p_eff, eps, delta, c=1.0, k=1, variant: str = "paper", *
                   = eps / (1152 sqrt(c)) sqrt(n d delta / (p_eff + (delta/2) ln(4/delta)))      (paper)
 
     with a1 = sqrt(72), p_eff = I(m_W; D) + E||m||_1 log2(1 + 60 W J / eps) (see ``p_eff``), eps, delta in (0, 1),
-    a mixture of k c-isoperimetric measures and 8^3 k ln(8k/delta) <= n eps^2 (THEORY.md 3.4, 6). The bound solves
+    a mixture of k c-isoperimetric measures and 8^3 k ln(8k/delta) <= n eps^2 (docs/theory.md, section 4.3). The bound solves
     a1 sqrt(C0 (2 p_eff/delta + ln(4/delta))) = eps/8 exactly, C0 = 144 c L^2 / (n d). ``units``: those of
     ``p_eff`` ("bits" as in the paper); the paper variant plugs the number in as given, so a p_eff in nats gives
-    the sharper bound THEORY.md 1.4 recommends.
+    the sharper bound (docs/theory.md, section 2.4).
 
-    ``variant="rigorous"`` repairs THEORY.md 3.6 (constants derived in lawrob.symbolic):
+    ``variant="rigorous"`` repairs the slips of docs/theory.md, section 4.4 (constants derived in lawrob.symbolic):
 
         Lip(f^W) >= (13 eps/15) / (1152 sqrt(c)) sqrt(n d delta / (I + (delta/2) ln(4/delta))),
         I = ln 2 (p_eff + 1) for p_eff in bits,  I = p_eff + ln 2 for p_eff in nats,
         mixture condition 8^3 k ln(8k/delta) <= n (13 eps/15)^2.
 
-    1. eps bookkeeping (3.6.1): rounding to an eps/(8J)-net moves the MSE by up to eps/2, so the rounded output only
+    1. eps bookkeeping (4.4, item 1): rounding to an eps/(8J)-net moves the MSE by up to eps/2, so the rounded output only
        fits at sigma^2 - eps/2 while Lemma 6 is applied at eps. Repair: an eps/(30J)-net, the finest whose covering
        number (1 + 2 * 30 W J/eps)^||m|| is exactly the printed (1 + 60 W J/eps)^||m|| (so p_eff is unchanged); it
        moves the MSE by <= 4 eps/30, leaving accuracy eps' = 13 eps/15 for Lemma 6, whose eps' replaces eps in the
-       prefactor and the mixture condition. (An eps/(16J)-net would leave 3 eps/4; "eps -> 2 eps/3" in THEORY.md
-       is the eps/(12J) case.)
-    2. Lipschitz truncation (3.6.2): the truncated output's mask also depends on whether Lip <= L, so
+       prefactor and the mixture condition. (An eps/(16J)-net would leave 3 eps/4, and an eps/(12J)-net
+       2 eps/3.)
+    2. Lipschitz truncation (4.4, item 2): the truncated output's mask also depends on whether Lip <= L, so
        I(m_{W_L}; D) <= I(m_W; D) + 1 bit. This assumes the fixed replacement f_L can be taken with a mask no larger
        than any other (e.g. the all-pruned, constant network, which lawrob's MLPs contain), so E||m||_1 does not grow.
-    3. Units (3.6.3): Lemma 1's information is in nats; I is the exact conversion of p_eff (+ 1 bit) to nats.
-    4. The sign slip "s(delta/2) >= eps/8" for "<=" (3.6.4) does not change a number.
+    3. Units (4.4, item 3): Lemma 1's information is in nats; I is the exact conversion of p_eff (+ 1 bit) to nats.
+    4. The sign slip "s(delta/2) >= eps/8" for "<=" (4.4, item 4) does not change a number.
 
     ``scaling``: the constant-free sqrt(n d / p_eff) (0.0 where p_eff <= 0). ``details``: ``information_nats``
     (the I used; paper: p_eff as given), ``accuracy_eps``, ``mixture_n_min``.

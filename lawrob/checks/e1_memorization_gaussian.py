@@ -1,7 +1,7 @@
 """E1 (NFP Fig. 1a): at high sparsity, IMP-found subnetworks memorize far more random labels than the subnetworks
 found by pruning at initialization.
 
-Memorization capacity on Gaussian data (EXPERIMENTS.md E1): n = d = 30, x ~ N(0, I/d), labels uniform in {-1, +1}
+Memorization capacity on Gaussian data (docs/checks.md, E1): n = d = 30, x ~ N(0, I/d), labels uniform in {-1, +1}
 (pure noise), a ReLU MLP with two hidden layers of width 50 (the paper does not state its width; 50 fits all labels
 when dense), logistic loss, full-batch Adam at lr 1e-2. A point is memorized when its loss is below (ln 2)/10.
 Sparsities 1 - 0.8^k on the IMP grid (20 % pruned per round), methods IMP (rewinding to initialization), SynFlow,

@@ -1,7 +1,7 @@
 """E2 (NFP Fig. 1b): on images with heavy input noise, the training accuracy (memorization) of IMP and MagAfter
 stays far above that of pruning at initialization at extreme sparsity.
 
-Memorization capacity on noisy images (EXPERIMENTS.md E2): FashionMNIST training images (pixels in [0, 1]) with
+Memorization capacity on noisy images (docs/checks.md, E2): FashionMNIST training images (pixels in [0, 1]) with
 additive Gaussian input noise of variance 3 drawn once per seed, labels kept; a ReLU MLP with two hidden layers of
 width 200, cross-entropy, Adam at lr 1e-3, batch 64; methods IMP (rewinding to initialization), MagAfter, SNIP,
 GraSP, SynFlow and random pruning at sparsities 1 - 0.8^k from 97.2 % to 99.7 %; 10 seeds.

@@ -1,7 +1,7 @@
 """E3 (NFP Figs. 2a and 3): across IMP rounds the network's correlation with the label noise rises within each round,
 collapses at each prune-and-rewind, and its per-round peak starts to decay after about 9 rounds.
 
-Student-teacher regression on Gaussian inputs (EXPERIMENTS.md E3): teacher = ReLU MLP with 3 hidden layers of
+Student-teacher regression on Gaussian inputs (docs/checks.md, E3): teacher = ReLU MLP with 3 hidden layers of
 width 50, student = ReLU MLP with 5 hidden layers of width 100, n = 1000, d = 50, Gaussian label noise of
 variance 1; Adam at lr 1e-3, batch 100, 100 epochs per round; IMP removes 20 % of the remaining weights per round and
 rewinds to the initialization. Tracked: (1/n) sum (f(x_i) - E f) z_i, with E f averaged over fresh inputs.

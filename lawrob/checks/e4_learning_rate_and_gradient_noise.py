@@ -1,7 +1,7 @@
 """E4 (NFP Figs. 2b, 2c): a larger learning rate acquires correlation with the label noise sooner; gradient noise
 suppresses it.
 
-Student-teacher regression on Gaussian inputs (EXPERIMENTS.md E4): teacher = ReLU MLP with 3 hidden layers of
+Student-teacher regression on Gaussian inputs (docs/checks.md, E4): teacher = ReLU MLP with 3 hidden layers of
 width 50, student = ReLU MLP with 5 hidden layers of width 100, n = 1000, d = 50, Gaussian label noise of
 variance 1, Adam, no pruning. Tracked: (1/n) sum (f(x_i) - E f) z_i, with E f averaged over fresh inputs.
 

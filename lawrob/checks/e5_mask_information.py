@@ -1,6 +1,6 @@
 """E5 (NFP Fig. 4, App. C.2): exact mask information on a toy network with about 21 parameters.
 
-Data: 6 points drawn uniformly from {-1, +1}^3 with independent uniform +-1 labels (EXPERIMENTS.md E5).
+Data: 6 points drawn uniformly from {-1, +1}^3 with independent uniform +-1 labels (docs/checks.md, E5).
 Models: one hidden ReLU layer, torch-default initialization, trained by full-batch gradient descent:
 - MSE: 3 -> 4 -> 1, p = 3*4 + 4 + 4*1 + 1 = 21 parameters (as in the paper);
 - cross-entropy: 3 -> 3 -> 2 (two logits), p = 3*3 + 3 + 3*2 + 2 = 20. The paper reports 21 parameters for its

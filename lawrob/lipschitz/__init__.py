@@ -7,7 +7,9 @@ Lip(f) = sup_x ||J_f(x)||_2, global over R^d unless a box ``domain`` is given; a
 
 - ``lower(params, mask, *, key, points=None, method="search")``: the Jacobian norm at a witness point, certified
   on the exact masked network ("points": best of the given points; "search": multi-scale sampling, hyperplane
-  probes, annealed smoothed ascent and region walking). ``lower_batch`` does B networks in one compiled call.
+  probes, secant segments, annealed smoothed ascent and region walking), for any number of outputs, its memory
+  bounded by ``SearchConfig.memory_budget_bytes`` (``peak_bytes`` is the model's estimate). ``lower_batch``
+  does B networks in one compiled call.
 - ``upper(params, mask, *, method="best")``: "product" of certified spectral norms, "eclipse_fast"
   (ECLipsE-Fast closed form), "lipsdp" (LipSDP-Neuron by a barrier method in JAX, or with cvxpy), "best" (the
   smallest affordable). ``upper_batch`` does B networks in one compiled call.
@@ -20,7 +22,8 @@ Lip(f) = sup_x ||J_f(x)||_2, global over R^d unless a box ``domain`` is given; a
 """
 
 from lawrob.lipschitz._exact import DEFAULT_MAX_REGIONS, EXACT_ACTIVATIONS, exact
-from lawrob.lipschitz._lower import LOWER_METHODS, LowerMethod, SearchConfig, lower, lower_batch, register_lower
+from lawrob.lipschitz._lower import (LOWER_METHODS, LowerMethod, SearchConfig, lower, lower_batch, peak_bytes,
+                                    register_lower)
 from lawrob.lipschitz._network import Bound, prepare, reduce
 from lawrob.lipschitz._network import region_bound as _region_bound
 from lawrob.lipschitz._network import Net
@@ -35,7 +38,7 @@ def region_bound(params, mask=None, *, model=None) -> int:
 
 __all__ = [
     "Bound", "DEFAULT_MAX_REGIONS", "DEFAULT_SDP_MAX_DIM", "EXACT_ACTIVATIONS", "LOWER_METHODS", "LowerMethod", "Net",
-    "SearchConfig", "UPPER_METHODS", "UpperContext", "UpperMethod", "exact", "lower", "lower_batch", "prepare",
+    "SearchConfig", "UPPER_METHODS", "peak_bytes", "UpperContext", "UpperMethod", "exact", "lower", "lower_batch", "prepare",
     "reduce", "region_bound", "register_lower", "register_upper", "uniform_method", "upper", "upper_batch",
     "upper_methods",
 ]

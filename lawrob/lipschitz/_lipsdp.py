@@ -22,12 +22,12 @@ nu mu). With Y = (-M)^{-1} and Z_ij = G_i^T Y G_j, the gradient and Hessian are 
 dF/dt_i = tr(K Z_ii) - 1/t_i, d2F/dt_i dt_j = tr(Z_ji K Z_ij K) + delta_ij / t_i^2, and likewise for rho with
 E_0 (``_newton_system``). For alpha < beta, K is indefinite, so no live multiplier can grow without bound and
 the central path exists; an affine activation (alpha = beta, K of rank 1) has no finite optimum and is left
-to the caller (``_upper._linear_bound``).
+to the caller (``_lipsdp_bound._linear_bound``).
 
 The start is strictly feasible by construction (``_start``): for weights of unit spectral norm, T_k = a_k I
 with a_{L-1} = 2, a_k = c a_{k+1} + 1, rho = c a_1 + 1 and c = alpha^2 + beta^2 gives M <= -I (Young's inequality
 on the coupling terms). Only the multipliers leave this module: the caller proves the bound in float64
-(``_upper._verified_rho``), so an inaccurate solve costs tightness, never soundness.
+(``_lipsdp_bound._verified_rho``), so an inaccurate solve costs tightness, never soundness.
 
 Networks are padded to a common shape with isolated units whose multiplier is frozen at 1 and inputs whose
 block is a constant -1: both add a constant to F, so a padded network follows exactly its own central path.

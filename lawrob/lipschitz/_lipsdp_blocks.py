@@ -15,7 +15,7 @@ Three changes make it scale (measured in benchmarks/RESULTS.md, "LipSDP at scale
   Phi_k = -X_k+1,k S_k^{-1}; the products Z = G^T Y G of the Newton system (``_lipsdp``) then only touch the
   nonzero blocks W_k of G. About 3 L n^3 + L^2 n^3 flops for L blocks of size n, against 2.3 N^3 for the dense
   inverse of the N x N matrix (N = L n).
-- The caller eliminates the inputs beyond the first layer's width (``_upper._reduced``): with W_1 = Q R, the
+- The caller eliminates the inputs beyond the first layer's width (``_lipsdp_bound._reduced``): with W_1 = Q R, the
   input block only sees x Q, so the problem on R (a network with min(d, n_1) inputs) has the same optimum.
 - Steps. rho is minimised out exactly: Newton's method runs on F~_mu(t) = min_rho F_mu(rho, t)
   (``_reduced_barrier``: one eigenvalue decomposition of the inputs' Schur complement, then a scalar root),
@@ -25,7 +25,7 @@ Three changes make it scale (measured in benchmarks/RESULTS.md, "LipSDP at scale
   search took 189: it stalls with one eigenvalue of X far below the others (1e-8 against 1e-5, mostly in the
   input block) that it lifts by a few percent a step; minimising over rho removes that at once.
 
-Only the multipliers leave this module; the caller verifies them in float64 (``_upper._verified_rho``).
+Only the multipliers leave this module; the caller verifies them in float64 (``_lipsdp_bound._verified_rho``).
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ _ARMIJO = 0.01  # sufficient decrease: F(x + s dx) <= F(x) + _ARMIJO s grad.dx
 _BACKTRACK = 0.5  # the step shrinks by this factor until the trial point is accepted
 _MAX_TRIALS = 30  # trial points per line search (0.5^30: the step is then 0 and the solve stops)
 _FULL_STEP = 0.25  # a Newton decrement below this takes the full step if feasible (quadratic convergence)
-_BOUNDARY = 0.99  # a step stops at this fraction of the distance to t = 0
+_BOUNDARY = 0.99  # a step stops at this fraction of the distance to t = 0 (or to the cap)
+_T_CAP = 1e4  # every multiplier stays below this times the start's rho (see ``solve``)
 
 
 def _diag_blocks(rho, ts, weights, inp, slopes):
@@ -99,7 +100,7 @@ def _block(y, p, q):
     return y[p][q] if p >= q else y[q][p].T
 
 
-def _newton_system(rho, ts, mu, weights, inp, live, slopes):
+def _newton_system(rho, ts, mu, weights, inp, live, slopes, cap):
     """Gradient and Hessian of F_mu over [rho, t] (frozen units: zero gradient, identity rows), and F_mu."""
     alpha, beta = slopes
     kmat = ((2.0, -(alpha + beta)), (-(alpha + beta), 2.0 * alpha * beta))  # dX/dt_i = G_i kmat G_i^T
@@ -115,10 +116,10 @@ def _newton_system(rho, ts, mu, weights, inp, live, slopes):
     z_ww = jnp.block([[weights[k - 1].T @ yw[k - 1, l] for l in hidden] for k in hidden])
     z = ((z_ee, z_ew), (z_ew.T, z_ww))  # z[a][c][i, j] = g_a(i)^T Y g_c(j), g_0 = e, g_1 = w
     t = jnp.concatenate(ts)
-    inv_t = live / t
-    grad_t = -sum(kmat[a][c] * jnp.diagonal(z[a][c]) for a in range(2) for c in range(2)) - inv_t
+    inv_t, inv_room = live / t, live / (cap - t)
+    grad_t = -sum(kmat[a][c] * jnp.diagonal(z[a][c]) for a in range(2) for c in range(2)) - inv_t + inv_room
     # H_ij = tr(Y A_i Y A_j) = sum kmat_ce kmat_af Z^ca_ij Z^ef_ij
-    hess_t = jnp.diag(inv_t**2)
+    hess_t = jnp.diag(inv_t**2 + inv_room**2)
     for c in range(2):
         for a in range(2):
             for e in range(2):
@@ -137,28 +138,28 @@ def _newton_system(rho, ts, mu, weights, inp, live, slopes):
     hess_t = jnp.where(both, hess_t, 0.0) + jnp.diag(jnp.where(keep, 0.0, 1.0))
     cross = jnp.where(keep, hess_cross, 0.0)
     hess = jnp.block([[hess_rho[None, None], cross[None, :]], [cross[:, None], hess_t]])
-    value = rho / mu - _logdet(chol) - jnp.sum(live * jnp.log(t))
+    value = rho / mu - _logdet(chol) - _multiplier_barrier(t, live, cap)
     return grad, hess, value
 
 
-def _barrier(rho, ts, mu, weights, inp, live, slopes):
-    """F_mu(rho, t), +inf where X is not (numerically) positive definite or a live t_i <= 0."""
-    diag, sub = _diag_blocks(rho, ts, weights, inp, slopes)
-    chol, _ = _factor(diag, sub)
-    t = jnp.concatenate(ts)
-    value = rho / mu - _logdet(chol) - jnp.sum(live * jnp.log(jnp.where(live > 0, t, 1.0)))
-    ok = jnp.isfinite(value) & jnp.all((t > 0) | (live == 0))
-    return jnp.where(ok, value, jnp.inf)
+def _multiplier_barrier(t, live, cap):
+    """sum over live units of log t_i + log(cap - t_i) (the padded units' t are kept at 1 and left out)."""
+    inside = jnp.where(live > 0, t, 1.0)
+    return jnp.sum(live * (jnp.log(inside) + jnp.log(jnp.where(live > 0, cap - inside, 1.0))))
 
 
-def _reduced_barrier(ts, mu, weights, inp, live, slopes):
+def _multipliers_inside(t, live, cap):
+    return jnp.all(((t > 0) & (t < cap)) | (live == 0))
+
+
+def _reduced_barrier(ts, mu, weights, inp, live, slopes, cap):
     """F~_mu(t) = min over rho of F_mu(rho, t), and the minimiser rho; (+inf, 0) where X_hh(t) is not positive
-    definite or a live t_i <= 0.
+    definite or a live t_i is outside (0, cap).
 
     The hidden blocks are eliminated from the last layer up (U_k = X_kk - X_k,k+1 U_k+1^-1 X_k+1,k), which leaves
     X's Schur complement on the inputs, rho I - Sigma(t) on the real inputs (Sigma = X_01 U_1^-1 X_10 - 2ab W_1 T_1
     W_1^T) and I on the padded ones. With sigma_j the eigenvalues of Sigma, F_mu = rho / mu - log det X_hh -
-    sum_j log(rho - sigma_j) - sum_i log t_i, and rho solves sum_j 1 / (rho - sigma_j) = 1 / mu (a convex
+    sum_j log(rho - sigma_j) - sum_i [log t_i + log(cap - t_i)], and rho solves sum_j 1 / (rho - sigma_j) = 1 / mu (a convex
     decreasing function of rho: Newton's method from rho = sigma_max + mu increases monotonically to the root).
     """
     diag, sub = _diag_blocks(0.0, ts, weights, inp, slopes)
@@ -191,8 +192,8 @@ def _reduced_barrier(ts, mu, weights, inp, live, slopes):
     t = jnp.concatenate(ts)
     gap = jnp.where(real, rho - sigma, 1.0)
     value = (rho / mu - logdet - jnp.sum(jnp.where(real, jnp.log(gap), 0.0))
-             - jnp.sum(live * jnp.log(jnp.where(live > 0, t, 1.0))))
-    ok = jnp.isfinite(value) & jnp.all((t > 0) | (live == 0)) & jnp.all(gap > 0)
+             - _multiplier_barrier(t, live, cap))
+    ok = jnp.isfinite(value) & _multipliers_inside(t, live, cap) & jnp.all(gap > 0)
     return jnp.where(ok, value, jnp.inf), jnp.where(ok, rho, 0.0)
 
 
@@ -204,27 +205,36 @@ def solve(weights, inp, live, *, slopes, rtol, max_steps):
     Newton's method on F~_mu(t) = min_rho F_mu(rho, t) (``_reduced_barrier``; self-concordant as a partial
     minimum of one): its gradient is dF/dt and its Hessian the Schur complement of d2F/drho2 in F's Hessian,
     both at the minimising rho.
+
+    Every multiplier is kept below cap = ``_T_CAP`` x the start's rho by a second barrier -log(cap - t_i): a
+    restriction of the feasible set, so the bound stays sound. Without it a unit whose incoming weights are
+    nearly zero (1e-11 after Lipschitz-constrained training, say) lets its t_i run off to 1e14 and more, where
+    X's float64 rounding error exceeds its smallest eigenvalue and no certificate verifies. Measured on such a
+    network (tests/test_lipsdp.py), against Clarabel's verified optimum: cap 1e4 x rho_0 within 4e-7, 1e6 within
+    5e-5, 1e9 within 5e-3, 1e12 no certificate (large multipliers cost X's precision long before they fail).
     """
     widths = [lv.shape[0] for lv in live]
     splits = [sum(widths[: k + 1]) for k in range(len(widths) - 1)]
     live_t = jnp.concatenate(live)
-    nu = jnp.sum(inp) + 2 * jnp.sum(live_t)  # real rows of X plus real multipliers
+    nu = jnp.sum(inp) + 3 * jnp.sum(live_t)  # real rows of X plus two barriers per real multiplier
     rho0, t0 = _start(weights, live, slopes)
     dtype = weights[0].dtype
+    cap = jnp.asarray(_T_CAP * rho0, dtype)
 
     def reduced(t, mu):
-        return _reduced_barrier(jnp.split(t, splits), mu, weights, inp, live_t, slopes)
+        return _reduced_barrier(jnp.split(t, splits), mu, weights, inp, live_t, slopes, cap)
 
     def body(state):
         t, rho, value, mu, steps, _ = state
-        grad, hess, _ = _newton_system(rho, jnp.split(t, splits), mu, weights, inp, live_t, slopes)
+        grad, hess, _ = _newton_system(rho, jnp.split(t, splits), mu, weights, inp, live_t, slopes, cap)
         hess_t = hess[1:, 1:] - jnp.outer(hess[1:, 0], hess[0, 1:]) / hess[0, 0]
         step = -jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(hess_t, lower=True), grad[1:])
         step = jnp.where(live_t > 0, step, 0.0)
         slope = grad[1:] @ step
         lam = jnp.sqrt(jnp.maximum(-slope, 0.0))
-        shrinking = (step < 0) & (live_t > 0)
-        room = jnp.min(jnp.where(shrinking, -t / jnp.where(shrinking, step, -1.0), jnp.inf))
+        shrinking, growing = (step < 0) & (live_t > 0), (step > 0) & (live_t > 0)
+        room = jnp.minimum(jnp.min(jnp.where(shrinking, -t / jnp.where(shrinking, step, -1.0), jnp.inf)),
+                           jnp.min(jnp.where(growing, (cap - t) / jnp.where(growing, step, 1.0), jnp.inf)))
         first = jnp.minimum(1.0, _BOUNDARY * room)
 
         def trial_cond(s_state):

@@ -9,16 +9,23 @@ scores every one on the true (masked) network, so it can only improve a certifie
 2. hyperplane probes: points at tiny signed offsets from the intersection of a random subset of first-layer
    hyperplanes (a vertex of the arrangement when the subset has d of them), so every cell touching that
    intersection gets a probe, half of them moved far out along the intersection (along unit boundaries);
-3. smoothed ascent: a ReLU network's gradient is piecewise constant, so ascent on ||J(x)|| never moves. It
+3. secant segments (off by default, ``segments=0``: on six trained networks it changed the bound by -15 % to
+   +6.8 %, within the search's run-to-run spread, and cost compile time; benchmarks/RESULTS.md): among random
+   pairs of given points and best points so far, the steepest secants ||f(a) - f(b)|| / ||a - b||; by the mean
+   value theorem some region crossed by [a, b] has ||J|| at least that slope, so points spread along those
+   segments find one;
+4. smoothed ascent: a ReLU network's gradient is piecewise constant, so ascent on ||J(x)|| never moves. It
    climbs log ||J_tau(x)||^2 instead, where relu(z) is replaced by tau softplus(z / tau) with the temperature
    tau annealed geometrically from the start's distance scale r = |x_0| + scale down to 1e-4 r (leaky ReLU
    likewise; smooth activations are used as they are), by normalised steps of length tau / 2, from half the
    best points so far and half fresh random points; every iterate is scored on the true network;
-4. region walking: around the best points so far, the same probes against the *local* hyperplanes of all
+5. region walking: around the best points so far, the same probes against the *local* hyperplanes of all
    hidden units (each unit's pre-activation linearised at the point), which crosses into neighbouring regions
    and reaches vertices of deeper layers.
-Everything is one jitted function of one network, batched over candidates with ``jax.vmap`` and over networks
-by ``lower_batch`` (``jax.lax.map`` over chunks of a ``vmap``). It runs in float64.
+Everything is one jitted function of one network, batched over networks by ``lower_batch`` (``jax.lax.map``
+over chunks of a ``vmap``). It runs in float64. Its memory is bounded by ``SearchConfig.memory_budget_bytes``:
+every phase makes and scores its candidates in chunks (``_search_memory`` sizes them), candidate i drawing
+from its own key, so the result does not depend on the budget, only the time does.
 """
 
 from __future__ import annotations
@@ -35,7 +42,8 @@ import numpy as np
 
 from lawrob import _batching, _checks, nets
 from lawrob.lipschitz._network import Bound, Net, batch_size, certify, check_domain, check_points, prepare, reduce
-from lawrob.lipschitz._search_net import _fast_key, _JaxNet
+from lawrob.lipschitz import _search_memory
+from lawrob.lipschitz._search_net import _fast_key, _JaxNet, map_padded, stream_top
 
 
 
@@ -80,13 +88,20 @@ _KEEP = 16  # best candidates certified in float64
 class SearchConfig:
     """Budget of the search (static under jit). Counts are per network.
 
-    samples: multi-scale random points; probes: first-layer hyperplane probes; starts and steps: smoothed
-    ascent; rounds, walkers, local_probes: region walking (probes around the ``walkers`` best distinct points,
+    samples: multi-scale random points; probes: first-layer hyperplane probes; segments, segment_points: points
+    spread along the steepest secants between given and best points; starts and steps: smoothed ascent;
+    rounds, walkers, local_probes: region walking (probes around the ``walkers`` best distinct points,
     ``rounds`` times). radius_min, radius_max: range of radii of random points and far moves, in data scales.
+    memory_budget_bytes: the most temporary memory the compiled search may take (besides the weights and the
+    given points); every phase makes and scores its candidates in chunks sized to it (``_search_memory``),
+    so any network whose weights fit runs, and the count of candidates only sets the time. Default 1 GiB;
+    ``lower_batch`` gives each of the ``chunk`` networks it vmaps at once an equal share.
     """
 
     samples: int = 512
     probes: int = 4096
+    segments: int = 0
+    segment_points: int = 64
     starts: int = 32
     steps: int = 64
     rounds: int = 8
@@ -94,17 +109,20 @@ class SearchConfig:
     local_probes: int = 512
     radius_min: float = 1e-2
     radius_max: float = 1e4
+    memory_budget_bytes: int = 1 << 30
 
     def __post_init__(self):
-        for name in ("samples", "probes", "starts", "steps", "rounds", "walkers", "local_probes"):
+        for name in ("samples", "probes", "segments", "segment_points", "starts", "steps", "rounds", "walkers",
+                     "local_probes"):
             _checks.positive_int(name, getattr(self, name), minimum=0)
+        _checks.positive_int("memory_budget_bytes", self.memory_budget_bytes)
         _checks.real_in("radius_min", self.radius_min, 0.0, math.inf, low_open=True, high_open=True)
         _checks.real_in("radius_max", self.radius_max, self.radius_min, math.inf, high_open=True)
 
     @property
     def evaluations(self) -> int:
         """True-network Jacobian evaluations (one per scored candidate; given points add theirs)."""
-        return (self.samples + self.probes + self.starts * self.steps
+        return (self.samples + self.probes + self.segments * self.segment_points + self.starts * self.steps
                 + self.rounds * self.walkers * self.local_probes)
 
     @property
@@ -177,13 +195,14 @@ def lower_batch(
         setups.append(_setup(networks[b], keys[b], points[b] if per_network else points, method, domain, config,
                              budget))
     first = setups[0]
+    shared_cfg = dataclasses.replace(first.config, memory_budget_bytes=max(1, first.config.memory_budget_bytes // chunk))
     if LOWER_METHODS[method].candidates is not None:
         share = (time.perf_counter() - start) / size
         return [_certified_bound(net, _proposed(net, setup), setup, share) for net, setup in zip(networks, setups)]
     with jax.enable_x64(True):
         arrays = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[_arrays(net) for net in networks])
         batch_points = first.points if not per_network else jnp.stack([s.points for s in setups])
-        candidates, _ = _run_batch(networks[0].activation, first.config, first.method, first.box, chunk, arrays,
+        candidates, _ = _run_batch(networks[0].activation, shared_cfg, first.method, first.box, chunk, arrays,
                                    keys, batch_points)
     candidates = np.asarray(candidates)
     share = (time.perf_counter() - start) / size
@@ -262,32 +281,114 @@ def _certified_bound(net: Net, candidates: np.ndarray, setup: _Setup, seconds: f
 # --- the search, one network, in JAX ------------------------------------------------------------------------
 
 
+def shape_of(net: Net, points) -> _search_memory.Shape:
+    """The memory model's view of a network (and the number of given points)."""
+    return _search_memory.Shape(net.d, net.widths, net.out, 0 if points is None else int(np.shape(points)[0]))
+
+
+def _keep(cfg: SearchConfig) -> int:
+    return max(_KEEP, cfg.starts, cfg.walkers)
+
+
+def peak_bytes(params, mask=None, *, model: nets.MLP | None = None, points=None,
+               config: SearchConfig | None = None, **budget) -> int:
+    """The memory model's estimate of the search's peak temporary bytes (XLA's temp allocation, besides the
+    weights and points passed in) on this network; at most ``memory_budget_bytes`` by construction."""
+    net = prepare(params, mask, model)
+    cfg = dataclasses.replace(config or SearchConfig(), **budget)
+    return _search_memory.peak_bytes(shape_of(net, points), cfg, _keep(cfg))
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2), static_argnames=("box",))
 def _run(activation: str, cfg: SearchConfig, method: str, arrays, key, points, box=None):
-    """The ``_KEEP`` best candidates [K, d] and their true Jacobian norms [K] (float64)."""
+    """The ``_KEEP`` best candidates [K, d] and their true Jacobian norms [K] (float64).
+
+    Every phase streams its candidates through ``stream_top`` in chunks chosen by ``_search_memory.chunks``
+    for ``cfg.memory_budget_bytes``, so the count of candidates never sets the memory."""
     weights, biases = arrays
     net = _JaxNet(weights, biases, activation, box)
-    if method == "points":
-        return net.top(points, net.scores(points), _KEEP)
+    widths = tuple(w.shape[1] for w in weights[:-1])
+    shape = _search_memory.Shape(net.d, widths, net.out, 0 if points is None else points.shape[0])
+    keep = _keep(cfg)
+    chunks = _search_memory.chunks(shape, cfg, keep)
+    pool = (jnp.zeros((keep, net.d)), jnp.full(keep, -jnp.inf))
+    if points is not None:
+        def given(keys, start):
+            xs = jax.lax.dynamic_slice_in_dim(points, start, keys.shape[0])
+            return xs, net.scores(xs)
+        pool = stream_top(given, points.shape[0], chunks.score, pool, key)
+        if method == "points":
+            return pool[0][:_KEEP], pool[1][:_KEEP]
     scale = 1.0 if points is None else jnp.sqrt(jnp.mean(jnp.sum(points**2, axis=1))) + 1e-12
     if box is not None:
         scale = jnp.linalg.norm(jnp.asarray(box[1]) - jnp.asarray(box[0])) / 2
-    keys = jax.random.split(_fast_key(key), 4)
-    found = [net.random_points(keys[0], cfg.samples, scale, cfg), net.first_layer_probes(keys[1], scale, cfg)]
-    if points is not None:
-        found.append(points)
-    pool = jnp.concatenate(found)
-    pool_x, pool_s = net.top(pool, net.scores(pool), max(_KEEP, cfg.starts, cfg.walkers))
+    keys = jax.random.split(_fast_key(key), 6)
+
+    def sampled(k, _):
+        xs = net.random_points(k, scale, cfg)
+        return xs, net.scores(xs)
+
+    pool = stream_top(sampled, cfg.samples, chunks.score, pool, keys[0])
+    hidden = len(weights) > 1
+    if hidden:
+        planes = net.first_layer_planes()
+
+        def probed(k, _):
+            xs = net.probes(k, planes, scale, cfg)
+            return xs, net.scores(xs)
+
+        pool = stream_top(probed, cfg.probes, chunks.probe, pool, keys[1])
+    if cfg.segments and cfg.segment_points:
+        pool = _segments(net, cfg, chunks, pool, points, keys[2])
     if cfg.starts and cfg.steps:
-        ascended = net.ascend(keys[2], pool_x, pool_s, scale, cfg)
-        pool_x, pool_s = net.top(jnp.concatenate([pool_x, ascended[0]]), jnp.concatenate([pool_s, ascended[1]]),
-                                 pool_x.shape[0])
+        half = cfg.starts // 2
+        fresh = net.random_points(jax.random.split(keys[3], cfg.starts - half), scale, cfg)
+        starts = jnp.concatenate([pool[0][:half], fresh])
+        climbed = map_padded(lambda x: net.climb(x, scale, cfg), starts, chunks.climb)
+        pool = net.merge(pool, *climbed)
 
     def walk_round(pool, key_round):
-        walked = net.walk(key_round, pool[0], scale, cfg)
-        merged = (jnp.concatenate([pool[0], walked]), jnp.concatenate([pool[1], net.scores(walked)]))
-        return net.top(*merged, pool[0].shape[0]), None
+        walkers = pool[0][: cfg.walkers]
+        count, group = walkers.shape[0], chunks.walker
+        n_groups = -(-count // group)
+        walkers = jnp.concatenate([walkers, jnp.repeat(walkers[-1:], n_groups * group - count, axis=0)])
 
-    if cfg.rounds and cfg.walkers and cfg.local_probes:
-        (pool_x, pool_s), _ = jax.lax.scan(walk_round, (pool_x, pool_s), jax.random.split(keys[3], cfg.rounds))
-    return pool_x[:_KEEP], pool_s[:_KEEP]
+        def one_group(pool, g):
+            # the local planes of ``group`` walkers, then their local probes streamed as one sequence
+            planes = jax.vmap(lambda x: net.local_planes(x, scale))(jax.lax.dynamic_slice_in_dim(walkers, g * group,
+                                                                                                 group))
+
+            def local(keys, start):
+                owner = (start + jnp.arange(keys.shape[0])) // cfg.local_probes
+                xs = jax.vmap(lambda k, w: net.probes(k[None], jax.tree.map(lambda a: a[w], planes), scale,
+                                                      cfg)[0])(keys, owner)
+                return xs, jnp.where(g * group + owner < count, net.scores(xs), -jnp.inf)  # padded walkers
+
+            return stream_top(local, group * cfg.local_probes, chunks.local, pool, key_round,
+                              offset=g * group * cfg.local_probes), None
+
+        pool, _ = jax.lax.scan(one_group, pool, jnp.arange(n_groups))
+        return pool, None
+
+    if hidden and cfg.rounds and cfg.walkers and cfg.local_probes:
+        pool, _ = jax.lax.scan(walk_round, pool, jax.random.split(keys[4], cfg.rounds))
+    return pool[0][:_KEEP], pool[1][:_KEEP]
+
+
+def _segments(net: _JaxNet, cfg: SearchConfig, chunks, pool, points, key):
+    """Points along the steepest secants (``_JaxNet.secant_segments``) between the given points and the pool's
+    best points (the pool alone without given points), ``segment_points`` on each of ``segments``."""
+    ends = pool[0] if points is None else jnp.concatenate([points, pool[0]])
+    key_pairs, key_along = jax.random.split(key)
+    segments = net.secant_segments(key_pairs, ends, cfg.segments, 8 * cfg.segments, chunks.score)
+    per = cfg.segment_points
+
+    def along(k, start):
+        # candidate start + i lies on segment (start + i) // per; chunks may straddle segments
+        index = start + jnp.arange(k.shape[0])
+        seg = segments[index // per]
+        t = ((index % per) + jax.vmap(jax.random.uniform)(k)) / per
+        xs = net.clip(seg[:, 0] + t[:, None] * (seg[:, 1] - seg[:, 0]))
+        return xs, net.scores(xs)
+
+    return stream_top(along, segments.shape[0] * per, chunks.segment, pool, key_along)

@@ -302,3 +302,8 @@ def region_bound(net: Net) -> int:
         total *= sum(math.comb(width, j) for j in range(min(dim, width) + 1))
         dim = min(dim, width)
     return total
+
+
+def is_constant(net: Net) -> bool:
+    """True when the reduced network computes a constant (no input left or a hidden layer emptied)."""
+    return net.d == 0 or 0 in net.widths or net.out == 0

@@ -22,9 +22,9 @@ from lawrob.train import LOSSES
 class Method:
     """A pruning method of the registry ``METHODS``, which ``prune``, the sweep grid and its runs read.
 
-    ``score``: f(params, mask, data, key, *, model, loss, **options) -> scores, a pytree like params whose lowest
-    entries are removed (one-shot methods, run by ``prune``). ``pipeline``: f(params, data, density, *, model,
-    keys, rate, **fit_options) -> (masks, extra columns): a training-based method on stacked runs (IMP,
+    ``score``: ``f(params, mask, data, key, *, model, loss, **options) -> scores``, a pytree like params whose lowest
+    entries are removed (one-shot methods, run by ``prune``). ``pipeline``: ``f(params, data, density, *, model,
+    keys, rate, **fit_options) -> (masks, extra columns)``: a training-based method on stacked runs (IMP,
     MagAfter). A method has one of the two; "dense" has neither (the mask keeps everything). ``data_free``: the
     mask does not depend on the data, so I(m; D) = 0 in p_eff. ``options``: the score keywords ``prune``
     accepts. ``iterations``: the default number of pruning iterations (SynFlow: 100).

@@ -1,0 +1,191 @@
+"""The bracket upper / lower on trained networks, and the lower-bound search against its anchors (issue 14, goal 3).
+
+    uv run python benchmarks/bench_lower.py [--widths 64 128 256] [--depths 2 3] [--n 1000] [--steps 2000]
+                                            [--cache DIR] [--upper lipsdp]
+    uv run python benchmarks/bench_lower.py --small-exact
+
+Networks: d = 16 Gaussian inputs, n random +-1 labels (sigma2 = 1, as the sweeps' "zero" target), dense ReLU
+MLPs (``depth`` hidden layers of ``width``) trained by ``train.fit`` (Adam, lr 3e-3, full batch) until the train
+MSE is <= 0.05 or ``steps``; trained parameters are cached in ``--cache`` (npz, keyed by the shape and seed).
+Upper bound: LipSDP-Neuron (``upper(method="lipsdp")``, block barrier solver) where N = d + hidden <= 2100,
+else ECLipsE-Fast (the table says which). Lower bounds, all certified by ``lower`` on the exact network (the
+float64 Jacobian norm at a point strictly inside a linear region), at equal numbers of Jacobian evaluations E
+where the method can use them:
+
+- training points (Khromov & Singh): max ||J(x_i)||_2 over the n training inputs (n evaluations);
+- random sampling: E points from the data distribution N(0, I_d);
+- projected gradient ascent on ||J(x)||_2 (autodiff) from E / T starts (training points, then fresh N(0, I)),
+  T = 32 steps of length 0.05 sqrt(d), projected onto the ball of radius max_i ||x_i||; for a ReLU network the
+  autodiff gradient of ||J|| is zero almost everywhere, so its iterates stay at their starts;
+- search without segments (the phases of the search before this benchmark: sampling, probes, smoothed ascent,
+  region walking) and the search (``lower`` default, with secant segments), both scoring the training points.
+
+E = the search's true-Jacobian evaluations + 2 x its smoothed-ascent gradients (a gradient of a Jacobian norm
+costs about two Jacobian evaluations). Prints one JSON report (``_common.report``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import report  # noqa: E402
+
+from lawrob import data, nets, train  # noqa: E402
+from lawrob.lipschitz import SearchConfig, lower, upper  # noqa: E402
+
+D = 16
+PGA_STEPS = 32
+
+
+def matmul_gflops(size=2048) -> float:
+    a = jnp.asarray(np.random.default_rng(0).random((size, size)), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        f(a).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def trained(width: int, depth: int, n: int, steps: int, seed: int, cache: Path):
+    """(model, params, dataset, train mse): a dense ReLU MLP fitted to n random +-1 labels, cached."""
+    model = nets.MLP((D, *([width] * depth), 1))
+    dataset = data.make_dataset(jax.random.key(1000 + seed), data.Gaussian(D), n=n)
+    path = cache / f"d{D}-w{width}-L{depth}-n{n}-s{steps}-seed{seed}.npz"
+    if path.exists():
+        saved = np.load(path)
+        params = tuple({"w": jnp.asarray(saved[f"w{k}"]), "b": jnp.asarray(saved[f"b{k}"])} for k in range(depth + 1))
+        return model, params, dataset, float(saved["mse"])
+    params = model.init(jax.random.key(seed))
+    params, history = train.fit(params, nets.dense_mask(params), dataset, model=model, steps=steps,
+                                learning_rate=3e-3, stop_loss=0.05, log_every=100)
+    mse = float(history["mse"][-1])
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, mse=mse, **{f"w{k}": np.asarray(layer["w"]) for k, layer in enumerate(params)},
+             **{f"b{k}": np.asarray(layer["b"]) for k, layer in enumerate(params)})
+    return model, params, dataset, mse
+
+
+def pga_points(params, model, x, starts: int, key) -> np.ndarray:
+    """Every iterate of projected gradient ascent on ||J(x)||_2 (autodiff), [starts x (T + 1), d]."""
+    radius = float(jnp.max(jnp.linalg.norm(x, axis=1)))
+    fresh = jax.random.normal(key, (max(starts - x.shape[0], 0), D))
+
+    def norm(y, p64):
+        return jnp.sqrt(jnp.sum(jax.jacrev(lambda z: model.apply(p64, z))(y) ** 2) + 1e-300)
+
+    @jax.jit
+    def run(x0, p64):
+        def step(x, _):
+            g = jnp.nan_to_num(jax.vmap(jax.grad(norm), in_axes=(0, None))(x, p64))
+            g = g / jnp.maximum(jnp.linalg.norm(g, axis=1, keepdims=True), 1e-300)
+            x = x + 0.05 * math.sqrt(D) * g
+            scale = jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True) / radius, 1.0)
+            return x / scale, x / scale
+        _, path = jax.lax.scan(step, x0, None, length=PGA_STEPS)
+        return jnp.concatenate([x0[None], path]).reshape(-1, D)
+
+    with jax.enable_x64(True):
+        x0 = jnp.concatenate([x[:starts], fresh]).astype(jnp.float64)
+        return np.asarray(run(x0, jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)))
+
+
+def measure(model, params, dataset, key, upper_choice: str) -> dict:
+    x = np.asarray(dataset.x, np.float64)
+    row = {"sizes": list(model.sizes), "N": D + sum(model.sizes[1:-1])}
+    start = time.perf_counter()
+    method = upper_choice if (upper_choice != "lipsdp" or row["N"] <= 2100) else "eclipse_fast"
+    high = upper(params, model=model, method=method)
+    row.update(upper_method=high.method, upper=high.value, upper_seconds=round(time.perf_counter() - start, 2))
+    lows = {}
+    for name, cfg in (("search", SearchConfig()), ("search_no_segments", SearchConfig(segments=0))):
+        lower(params, model=model, key=key, points=x, config=cfg)  # compile
+        start = time.perf_counter()
+        lows[name] = lower(params, model=model, key=key, points=x, config=cfg)
+        lows[name + "_seconds"] = time.perf_counter() - start
+    found = lows["search"]
+    budget = found.details["evaluations"] + 2 * found.details["smoothed_gradients"]
+    row["evaluations"] = budget
+    lows["training_points"] = lower(params, model=model, key=key, points=x, method="points")
+    gauss = np.asarray(jax.random.normal(jax.random.fold_in(key, 1), (budget, D)), np.float64)
+    lows["random_sampling"] = lower(params, model=model, key=key, points=gauss, method="points")
+    pga = pga_points(params, model, jnp.asarray(x), max(1, budget // (PGA_STEPS + 1)), jax.random.fold_in(key, 2))
+    lows["projected_gradient_ascent"] = lower(params, model=model, key=key, points=pga, method="points")
+    for name in ("training_points", "random_sampling", "projected_gradient_ascent", "search_no_segments", "search"):
+        row[name] = lows[name].value
+        row[f"ratio_{name}"] = high.value / lows[name].value if lows[name].value > 0 else math.inf
+    row["search_seconds"] = round(lows["search_seconds"], 2)
+    row["search_no_segments_seconds"] = round(lows["search_no_segments_seconds"], 2)
+    return row
+
+
+def small_exact(seeds: int = 3) -> list[dict]:
+    """Where LipSDP's own gap shows: d = 4 nets small enough for ``exact``, fitted to 100 random labels."""
+    from lawrob.lipschitz import exact
+    rows = []
+    for sizes in ((4, 16, 1), (4, 8, 8, 1)):
+        model = nets.MLP(sizes)
+        for seed in range(seeds):
+            dataset = data.make_dataset(jax.random.key(2000 + seed), data.Gaussian(4), n=100)
+            params = model.init(jax.random.key(seed))
+            params, history = train.fit(params, nets.dense_mask(params), dataset, model=model, steps=2000,
+                                        learning_rate=1e-2, stop_loss=0.05, log_every=100)
+            ex = exact(params, model=model).value
+            low = lower(params, model=model, key=jax.random.key(seed), points=np.asarray(dataset.x)).value
+            high = upper(params, model=model, method="lipsdp").value
+            rows.append({"sizes": list(sizes), "seed": seed, "train_mse": float(history["mse"][-1]), "exact": ex,
+                         "search_over_exact": low / ex, "lipsdp_over_exact": high / ex})
+            print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--small-exact", action="store_true", help="only the d = 4 nets against exact constants")
+    parser.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--depths", type=int, nargs="+", default=[2, 3])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/lawrob-bench-lower"))
+    parser.add_argument("--upper", default="lipsdp")
+    args = parser.parse_args()
+    if args.small_exact:
+        report("search and LipSDP vs exact on small trained nets", {"command": " ".join(sys.argv),
+                                                                    "rows": small_exact()})
+        return
+    reference_start = matmul_gflops()
+    rows = []
+    for width in args.widths:
+        for depth in args.depths:
+            for seed in range(args.seeds):
+                start = time.perf_counter()
+                model, params, dataset, mse = trained(width, depth, args.n, args.steps, seed, args.cache)
+                train_s = time.perf_counter() - start
+                row = measure(model, params, dataset, jax.random.key(seed), args.upper)
+                row.update(seed=seed, train_mse=mse, train_seconds=round(train_s, 1))
+                rows.append(row)
+                print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, file=sys.stderr,
+                      flush=True)
+    names = ("training_points", "random_sampling", "projected_gradient_ascent", "search_no_segments", "search")
+    summary = {name: {"median_ratio": statistics.median(r[f"ratio_{name}"] for r in rows),
+                      "worst_ratio": max(r[f"ratio_{name}"] for r in rows)} for name in names}
+    report("lower bounds vs LipSDP on trained nets", {
+        "command": " ".join(sys.argv), "n": args.n, "d": D, "rows": rows, "summary": summary,
+        "matmul_gflops_float32_start_end": [round(reference_start, 1), round(matmul_gflops(), 1)]})
+
+
+if __name__ == "__main__":
+    main()
