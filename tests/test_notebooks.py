@@ -182,7 +182,7 @@ def test_05_bring_your_own(tmp_path, monkeypatch):
         p = 4 * 32 + 32 + 32 * 32 + 32 + 32 + 1
         assert r["p"] == p
         assert r["fits_below_noise"] == (r["train_mse"] <= s["sigma2"] - eps)
-        # p_eff of a dense network (no mask information) and both bounds as printed, by hand (THEORY.md 2, 3.4)
+        # p_eff of a dense network (no mask information) and both bounds as printed, by hand (docs/theory.md 3.3, 4.3)
         assert r["p_eff"] == pytest.approx(p * math.log2(1 + 60 * r["W"] * r["J"] / eps), rel=1e-12)
         bs = eps / (2**9 * math.sqrt(c)) * math.sqrt(n * d / (p * math.log(60 * r["W"] * r["J"] / eps) + math.log(4 / delta)))
         assert r["bs_value"] == pytest.approx(bs, rel=1e-12) and r["bs_scaling"] == pytest.approx(math.sqrt(n * d / p))
