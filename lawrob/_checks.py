@@ -55,6 +55,19 @@ def real_in(name: str, value, low: float, high: float, *, low_open=False, high_o
     return value
 
 
+def scalar_in(name: str, value, low: float, high: float, **open_ends):
+    """``real_in`` for a hyperparameter that may be traced: a tracer (under jit/vmap/grad) is returned unchecked
+    and unchanged, a concrete 0-d numeric array (``jnp.asarray(1e-3)``) is checked as the real it holds and
+    returned as it is, anything else goes through ``real_in`` (and is returned as a float)."""
+    if traced(value):
+        return value
+    if hasattr(value, "shape") and hasattr(value, "dtype") and np.ndim(value) == 0 \
+            and np.issubdtype(np.dtype(value.dtype), np.number) and not np.issubdtype(np.dtype(value.dtype), np.bool_):
+        real_in(name, float(value), low, high, **open_ends)
+        return value
+    return real_in(name, value, low, high, **open_ends)
+
+
 def finite_array(name: str, value, ndim: int | None = None, *, nonempty: bool = False) -> np.ndarray:
     """Return ``value`` as a float array, or raise if it has the wrong rank, a non-finite entry or (with
     ``nonempty``) no entry at all."""

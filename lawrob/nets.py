@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -19,9 +20,10 @@ import numpy as np
 from lawrob import _checks
 
 __all__ = [
-    "ACTIVATIONS", "INITS", "MLP", "Mask", "ParametrizationConstants", "Params", "apply_mask", "check_layers",
-    "check_mask", "check_params", "count_active", "count_params", "dense_mask", "param_shapes",
-    "parametrization_constants", "weight_leaves",
+    "ACTIVATIONS", "INITS", "MLP", "Mask", "ParametrizationConstants", "Params", "apply_mask", "as_mask",
+    "check_layers", "check_mask", "check_params", "count_active", "count_params", "dense_mask", "from_equinox",
+    "from_flax", "param_shapes", "parametrization_constants", "to_equinox", "to_flax", "to_jaxpruner_mask",
+    "weight_leaves",
 ]
 
 Params = tuple[dict[str, jax.Array], ...]
@@ -141,9 +143,53 @@ class MLP:
         return self.apply(params, x, mask)[..., 0]
 
 
+def as_mask(mask, params, name: str = "mask") -> Mask:
+    """``mask`` as a lawrob mask of ``params``: their pytree structure, with 0/1 leaves in their dtypes.
+
+    Args:
+        mask: None (dense), a lawrob mask (a sequence of layer dicts) whose leaves are 0/1 arrays of any bool,
+            integer or float dtype (jaxpruner's uint8 included) or None (that parameter unpruned, as jaxpruner
+            marks the parameters it leaves alone; a missing "b" entry likewise), or a mask in flax's structure
+            (``{"Dense_0": {"kernel": ..., "bias": ...}, ...}``, read by ``interop.mask_from_flax``).
+        params: the parameters (arrays or ``jax.ShapeDtypeStruct``; leading batch axes allowed).
+        name: the argument's name in error messages.
+
+    Returns:
+        The mask (leaves already in ``params``' dtypes are kept as they are). Anything that is not mask-like is returned unchanged, for the caller's own checks to reject with their messages.
+
+    Raises:
+        TypeError: a leaf is not a numeric array.
+    """
+    if mask is None:
+        return jax.tree.map(lambda p: jnp.ones(p.shape, p.dtype), params)
+    if isinstance(mask, Mapping):
+        from lawrob import interop
+
+        return interop.mask_from_flax(mask, params)
+    if not (isinstance(mask, (tuple, list)) and isinstance(params, (tuple, list)) and len(mask) == len(params)
+            and all(isinstance(m, dict) and isinstance(p, dict) for m, p in zip(mask, params))
+            and all(set(m) <= set(p) for m, p in zip(mask, params))):
+        return mask
+    layers = []
+    for i, (m, p) in enumerate(zip(mask, params)):
+        layer = {}
+        for k, param in p.items():
+            leaf = m.get(k)
+            if leaf is None:
+                layer[k] = jnp.ones(param.shape, param.dtype)
+                continue
+            dtype = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
+            if not (jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)):
+                raise TypeError(f"{name}[{i}]['{k}'] must be a 0/1 array (bool, integer or float), got dtype {dtype}")
+            layer[k] = leaf if dtype == param.dtype else jnp.asarray(leaf).astype(param.dtype)
+        layers.append(layer)
+    return tuple(layers) if isinstance(params, tuple) else list(layers)
+
+
 def apply_mask(params: Params, mask: Mask) -> Params:
     """Elementwise params * mask (pruned weights become exactly zero); ``mask`` must have the structure and
-    leaf shapes of ``params``."""
+    leaf shapes of ``params`` (jaxpruner's uint8/bool leaves and None leaves are read by ``as_mask``)."""
+    mask = as_mask(mask, params)
     _checks.same_tree("mask", mask, params, "params")
     return jax.tree.map(lambda p, m: p * m.astype(p.dtype), params, mask)
 
@@ -168,11 +214,25 @@ def count_active(mask: Mask, include_biases: bool = False, *, model: MLP | None 
     if model is not None:
         if not isinstance(model, MLP):
             raise TypeError(f"model must be a lawrob.nets.MLP or None, got {type(model).__name__}")
+        mask = as_mask(mask, param_shapes(model))
         _checks.same_tree("mask", mask, param_shapes(model), f"the parameters of {model}")
+    else:
+        mask = as_mask(mask, _shapes_of(mask))
     check_layers("mask", mask)
     check_mask(mask, mask)
     leaves = jax.tree.leaves(mask) if include_biases else weight_leaves(mask)
     return int(sum(int(np.count_nonzero(np.asarray(m))) for m in leaves))
+
+
+def _shapes_of(mask):
+    """The parameter shapes a mask stands for, read off its weight matrices (a None weight needs the model)."""
+    if not isinstance(mask, (tuple, list)) or not all(isinstance(layer, dict) for layer in mask):
+        return mask
+    if any(layer.get("w") is None for layer in mask):
+        raise ValueError("mask has a None weight matrix: pass model= so that its shape is known")
+    return tuple({"w": jax.ShapeDtypeStruct(np.shape(layer["w"]), jnp.float32)}
+                 | ({"b": jax.ShapeDtypeStruct(np.shape(layer["w"])[-1:], jnp.float32)} if "b" in layer else {})
+                 for layer in mask)
 
 
 def count_params(params: Params, include_biases: bool = True) -> int:
@@ -288,3 +348,40 @@ def parametrization_constants(
     D = model.depth
     J = R * (box * Q * p) ** D
     return ParametrizationConstants(W=2.0 * box * math.sqrt(p), J=J, box=box, R=R, Q=Q, D=D, p=p)
+
+
+# The adapters to flax, equinox and jaxpruner live in lawrob.interop (which imports this module); these wrappers
+# import it when called, so lawrob.nets never imports flax or equinox itself.
+def from_flax(params, *, activation: str = "relu") -> tuple[Params, MLP]:
+    """(params, model) of a flax MLP: ``lawrob.interop.from_flax``."""
+    from lawrob import interop
+
+    return interop.from_flax(params, activation=activation)
+
+
+def to_flax(params: Params, *, prefix: str = "Dense") -> dict:
+    """The flax parameter dict of lawrob params: ``lawrob.interop.to_flax``."""
+    from lawrob import interop
+
+    return interop.to_flax(params, prefix=prefix)
+
+
+def from_equinox(model) -> tuple[Params, MLP]:
+    """(params, model) of an ``equinox.nn.MLP``: ``lawrob.interop.from_equinox``."""
+    from lawrob import interop
+
+    return interop.from_equinox(model)
+
+
+def to_equinox(params: Params, model: MLP):
+    """The ``equinox.nn.MLP`` of lawrob params: ``lawrob.interop.to_equinox``."""
+    from lawrob import interop
+
+    return interop.to_equinox(params, model)
+
+
+def to_jaxpruner_mask(mask: Mask, *, flax: bool = False, prefix: str = "Dense"):
+    """A lawrob mask in jaxpruner's format (uint8, None for unpruned biases): ``lawrob.interop.to_jaxpruner_mask``."""
+    from lawrob import interop
+
+    return interop.to_jaxpruner_mask(mask, flax=flax, prefix=prefix)

@@ -21,7 +21,7 @@ import optax
 from lawrob import _batching, _checks
 from lawrob._batching import stack, unstack
 from lawrob.data import Dataset, check_dataset
-from lawrob.nets import MLP, Mask, Params, apply_mask, check_mask, check_params
+from lawrob.nets import MLP, Mask, Params, apply_mask, as_mask, check_mask, check_params
 
 __all__ = [
     "DEFAULT_CHUNK", "LOSSES", "MEMORIZED_LOSS", "OPTIMIZERS", "TrainConfig", "accuracy", "default_chunk", "fit",
@@ -88,7 +88,14 @@ class TrainConfig:
     prod_k ||W_k||_2 >= Lip(f) stays at most max_lipschitz (every activation is 1-Lipschitz).
     ``noisy``: gradient noise is drawn at every step (``fit`` and ``fit_batched`` switch it on when a
     ``grad_noise`` is traced or > 0); off, no random numbers are drawn, which saves their cost at every step
-    and leaves the result unchanged (noise of scale 0 adds exactly 0)."""
+    and leaves the result unchanged (noise of scale 0 adds exactly 0).
+
+    ``optimizer``: a name in ``OPTIMIZERS``, an optax factory ``f(learning_rate) -> GradientTransformation``
+    (``optax.adam``, ``functools.partial(optax.adam, b1=0.8)``, ...) or an ``optax.GradientTransformation`` (which
+    then owns its learning rate: ``learning_rate`` and ``schedule`` are not used). ``schedule``: None (constant)
+    or an optax schedule ``count -> factor`` (``optax.cosine_decay_schedule(1.0, steps)``, a ``lawrob.schedules``
+    entry, any callable): the step size at update t is learning_rate * schedule(t), so the per-run learning rate
+    still scales it (and can be vmapped or differentiated). Hashable schedules only recompile when they change."""
 
     model: MLP
     steps: int
@@ -101,6 +108,7 @@ class TrainConfig:
     stop_patience: int | None = None
     constrained: bool = False
     noisy: bool = False
+    schedule: Callable | None = None
 
     def __post_init__(self):
         if not isinstance(self.model, MLP):
@@ -110,7 +118,15 @@ class TrainConfig:
         if isinstance(self.optimizer, str):
             _checks.one_of("optimizer", self.optimizer, OPTIMIZERS)
         elif not callable(self.optimizer) and not isinstance(self.optimizer, optax.GradientTransformation):
-            raise TypeError("optimizer must be a name in OPTIMIZERS, an optax factory f(learning_rate) or an optax transformation")
+            raise TypeError(f"optimizer must be a name in {sorted(OPTIMIZERS)}, an optax factory f(learning_rate) or "
+                            f"an optax.GradientTransformation, got {type(self.optimizer).__name__}")
+        if self.schedule is not None:
+            if not callable(self.schedule):
+                raise TypeError(f"schedule must be None or an optax schedule (a callable count -> factor), got "
+                                f"{type(self.schedule).__name__}")
+            if isinstance(self.optimizer, optax.GradientTransformation):
+                raise ValueError("schedule cannot be combined with an optax.GradientTransformation as optimizer (it "
+                                 "has its own learning rate): pass a factory f(learning_rate) or put the schedule in it")
         if self.batch_size is not None:
             _checks.positive_int("batch_size", self.batch_size)
         log_every = self.steps if self.log_every is None else _checks.positive_int("log_every", self.log_every)
@@ -127,10 +143,13 @@ class TrainConfig:
             raise ValueError(f"loss={self.loss!r} needs a scalar-output network, got output width {self.model.sizes[-1]}")
 
     def make_optimizer(self, learning_rate) -> optax.GradientTransformation:
+        """The optax transformation of a run with step size ``learning_rate`` (times ``schedule`` when set)."""
         if isinstance(self.optimizer, optax.GradientTransformation):
             return self.optimizer
         factory = OPTIMIZERS[self.optimizer] if isinstance(self.optimizer, str) else self.optimizer
-        return factory(learning_rate)
+        if self.schedule is None:
+            return factory(learning_rate)
+        return factory(lambda count: learning_rate * self.schedule(count))
 
 
 def _minibatch(cfg: TrainConfig, data: Dataset, key: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -297,7 +316,14 @@ def fit(
     raises a TypeError naming it. The per-run values ``learning_rate``, ``key``, ``grad_noise`` and
     ``reference_x`` are arguments of their own; the result is the same either way.
 
-    ``optimizer`` is a name in ``OPTIMIZERS`` or an optax factory called with ``learning_rate``. Minibatches
+    ``optimizer`` is a name in ``OPTIMIZERS``, an optax factory called with ``learning_rate`` or an
+    ``optax.GradientTransformation`` (see ``TrainConfig``); ``learning_rate`` is a number or an optax schedule
+    (a callable count -> step size, e.g. ``optax.cosine_decay_schedule(1e-2, steps)``; it becomes the config's
+    ``schedule`` with learning rate 1). ``fit`` works under ``jax.jit``, ``jax.vmap`` and ``jax.grad`` in its
+    numeric arguments (values are validated only when concrete): ``jax.grad`` of the final loss with respect to
+    ``learning_rate`` is finite with "sgd"/"momentum" or an adam with ``eps_root > 0`` (e.g.
+    ``optimizer=lambda lr: optax.adam(lr, eps_root=1e-16)``); plain adam's sqrt(v) has an infinite derivative
+    where a gradient entry is exactly zero (every pruned weight, every dead unit), which makes it NaN. Minibatches
     (``batch_size``) and Gaussian gradient noise of scale ``grad_noise`` (added before masking; NFP Fig. 2c) are
     drawn from ``key`` (required when either is used). Every ``log_every`` steps the full-data metrics are
     recorded: loss, accuracy, memorized (fraction with loss < ln2/10) and, for a scalar output, the mse and the
@@ -315,23 +341,24 @@ def fit(
     that diverges does not raise: ``history["diverged"]`` (a bool scalar) is True when the loss or a parameter
     became NaN/inf at some log, and the final loss is then non-finite.
     """
-    cfg = _config("fit", config, options)
+    cfg = _with_schedule(_config("fit", config, options), learning_rate)
+    if callable(learning_rate):
+        learning_rate = 1.0
+    mask = as_mask(mask, params)
     _check_run_inputs(cfg.model, params, mask, data, reference_x)
     constrained = max_lipschitz is not None
     if max_lipschitz is None:
         max_lipschitz = math.inf
-    elif not _checks.traced(max_lipschitz):
-        max_lipschitz = _checks.real_in("max_lipschitz", max_lipschitz, 0.0, math.inf, low_open=True, high_open=True)
-    if not _checks.traced(grad_noise):
-        grad_noise = _checks.real_in("grad_noise", grad_noise, 0.0, math.inf, high_open=True)
-    if not _checks.traced(learning_rate):
-        learning_rate = _checks.real_in("learning_rate", learning_rate, 0.0, math.inf, low_open=True, high_open=True)
+    else:
+        max_lipschitz = _checks.scalar_in("max_lipschitz", max_lipschitz, 0.0, math.inf, low_open=True, high_open=True)
+    grad_noise = _checks.scalar_in("grad_noise", grad_noise, 0.0, math.inf, high_open=True)
+    learning_rate = _checks.scalar_in("learning_rate", learning_rate, 0.0, math.inf, low_open=True, high_open=True)
     if key is None:
         if cfg.batch_size is not None or _checks.traced(grad_noise) or grad_noise > 0:
             raise ValueError("key is required when batch_size or grad_noise is used (or grad_noise is traced)")
         key = jax.random.key(0)
     _checks.prng_key("key", key)
-    cfg = _switched(cfg, constrained, _checks.traced(grad_noise) or grad_noise > 0)
+    cfg = _switched(cfg, constrained, _checks.traced(grad_noise) or bool(grad_noise > 0))
     reference_x = data.x if reference_x is None else jnp.asarray(reference_x, data.x.dtype)
     return _train_jit(cfg, params, mask, data, key, learning_rate, grad_noise, reference_x, max_lipschitz)
 
@@ -370,23 +397,23 @@ def fit_batched(
     Inputs are checked as in ``fit``, every run's values included. One run that diverges does not stop the
     others: ``history["diverged"]`` is a bool array [B], True for each run whose loss or parameters became NaN/inf.
     """
-    cfg = _switched(_config("fit_batched", config, options), max_lipschitz is not None, False)
+    cfg = _with_schedule(_switched(_config("fit_batched", config, options), max_lipschitz is not None, False),
+                         learning_rate)
+    if callable(learning_rate):
+        learning_rate = 1.0
     keys = _checks.prng_key("keys", keys, ndim=1)
     batch = int(keys.shape[0])
     for name, tree in (("params", params), ("mask", mask), ("data", data)):
         size = _batching.leading_size(tree, name, "leading run")
         if size != batch:
             raise ValueError(f"{name} must have a leading run axis of size {batch} (len(keys)) on every leaf, got {size}")
+    mask = as_mask(mask, params)
     _check_run_inputs(cfg.model, params, mask, data, reference_x, batched=True)
-    learning_rate, grad_noise = _per_run("learning_rate", learning_rate, batch), _per_run("grad_noise", grad_noise, batch)
-    if bool(jnp.any(learning_rate <= 0)):
-        raise ValueError(f"learning_rate must be > 0 for every run, got {np.asarray(learning_rate).tolist()}")
-    if bool(jnp.any(grad_noise < 0)):
-        raise ValueError(f"grad_noise must be >= 0 for every run, got {np.asarray(grad_noise).tolist()}")
-    cfg = _switched(cfg, False, bool(jnp.any(grad_noise > 0)))
-    max_lipschitz = jnp.full((batch,), jnp.inf) if max_lipschitz is None else _per_run("max_lipschitz", max_lipschitz, batch)
-    if bool(jnp.any(max_lipschitz <= 0)):
-        raise ValueError(f"max_lipschitz must be > 0 for every run, got {np.asarray(max_lipschitz).tolist()}")
+    learning_rate = _per_run("learning_rate", learning_rate, batch, lambda a: a > 0, "> 0")
+    grad_noise = _per_run("grad_noise", grad_noise, batch, lambda a: a >= 0, ">= 0")
+    cfg = _switched(cfg, False, _checks.traced(grad_noise) or bool(jnp.any(grad_noise > 0)))
+    max_lipschitz = jnp.full((batch,), jnp.inf) if max_lipschitz is None else _per_run(
+        "max_lipschitz", max_lipschitz, batch, lambda a: a > 0, "> 0")
     devices = tuple(jax.local_devices() if devices is None else devices)
     reference_x = data.x if reference_x is None else jnp.broadcast_to(jnp.asarray(reference_x), (batch, *np.shape(reference_x)))
     if chunk_size == "auto":
@@ -397,10 +424,26 @@ def fit_batched(
     return _train_batched(cfg, chunk_size, devices, args)
 
 
-def _per_run(name: str, value, batch: int) -> jax.Array:
-    """A finite scalar or [B] array (one value per run) as a float32 [B] array."""
-    array = _checks.finite_array(name, value)
-    if array.shape not in ((), (1,), (batch,)):
-        raise ValueError(f"{name} must be a scalar or have shape [{batch}] (one per run), got {array.shape}")
-    return jnp.broadcast_to(jnp.asarray(array, jnp.float32), (batch,))
+def _per_run(name: str, value, batch: int, valid: Callable, rule: str) -> jax.Array:
+    """A scalar or [B] array (one value per run) as a float32 [B] array; finite and ``valid`` (described by
+    ``rule``) for every run when concrete (a traced value, under jit/vmap/grad, has only its shape checked)."""
+    if _checks.traced(value):
+        shape = np.shape(value)
+    else:
+        value = _checks.finite_array(name, value)
+        shape = value.shape
+        if not np.all(valid(value)):
+            raise ValueError(f"{name} must be {rule} for every run, got {value.tolist()}")
+    if shape not in ((), (1,), (batch,)):
+        raise ValueError(f"{name} must be a scalar or have shape [{batch}] (one per run), got {shape}")
+    return jnp.broadcast_to(jnp.asarray(value, jnp.float32), (batch,))
+
+
+def _with_schedule(config: TrainConfig, learning_rate) -> TrainConfig:
+    """The configuration with ``learning_rate`` as its schedule when it is one (a callable count -> step size)."""
+    if not callable(learning_rate):
+        return config
+    if config.schedule is not None:
+        raise ValueError("learning_rate is a schedule and config.schedule is set too: give the schedule once")
+    return dataclasses.replace(config, schedule=learning_rate)
 

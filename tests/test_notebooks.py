@@ -46,9 +46,10 @@ def execute(name: str, tmp_path: Path, monkeypatch) -> dict:
     return json.loads(summary.read_text())
 
 
-def test_notebooks_are_the_four_of_the_spec():
+def test_notebooks_are_the_four_of_the_spec_and_bring_your_own():
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == [
-        "01_quickstart.ipynb", "02_bound_vs_empirical.ipynb", "03_constants.ipynb", "04_mask_information.ipynb"]
+        "01_quickstart.ipynb", "02_bound_vs_empirical.ipynb", "03_constants.ipynb", "04_mask_information.ipynb",
+        "05_bring_your_own.ipynb"]
 
 
 def test_01_quickstart(tmp_path, monkeypatch):
@@ -168,3 +169,24 @@ def test_04_mask_information(tmp_path, monkeypatch):
     at_needed = lemma["alpha"] ** 2 * lemma["n_needed"] * lemma["d"] / (72 * 144 * lemma["L"] ** 2)
     assert at_needed == pytest.approx(math.log(2 / delta), rel=1e-12)  # the break-even sample size
     assert lemma["round_trip"] == pytest.approx(5.0, rel=1e-9)
+
+
+def test_05_bring_your_own(tmp_path, monkeypatch):
+    s = execute("05_bring_your_own.ipynb", tmp_path, monkeypatch)
+    n, d, c, eps, delta = s["n"], s["d"], s["c"], s["eps"], s["delta"]
+    assert set(s["networks"]) == {"flax", "equinox"}
+    for name, r in s["networks"].items():
+        assert r["sizes"] == [4, 32, 32, 1], name
+        assert r["max_difference"] < 1e-5, name  # the converted network is the library's own function
+        assert 0 < r["lower"] <= r["upper"] * (1 + 1e-9), name
+        p = 4 * 32 + 32 + 32 * 32 + 32 + 32 + 1
+        assert r["p"] == p
+        assert r["fits_below_noise"] == (r["train_mse"] <= s["sigma2"] - eps)
+        # p_eff of a dense network (no mask information) and both bounds as printed, by hand (docs/theory.md 3.3, 4.3)
+        assert r["p_eff"] == pytest.approx(p * math.log2(1 + 60 * r["W"] * r["J"] / eps), rel=1e-12)
+        bs = eps / (2**9 * math.sqrt(c)) * math.sqrt(n * d / (p * math.log(60 * r["W"] * r["J"] / eps) + math.log(4 / delta)))
+        assert r["bs_value"] == pytest.approx(bs, rel=1e-12) and r["bs_scaling"] == pytest.approx(math.sqrt(n * d / p))
+        nfp = eps / (1152 * math.sqrt(c)) * math.sqrt(n * d * delta / (r["p_eff"] + delta / 2 * math.log(4 / delta)))
+        assert r["nfp_value"] == pytest.approx(nfp, rel=1e-12)
+        assert not r["bs_valid"] and not r["nfp_valid"]  # n = 64 is far below the mixture condition
+        assert r["lower"] > r["bs_value"] and r["lower"] > r["nfp_value"]  # the text's closing statement

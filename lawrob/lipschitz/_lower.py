@@ -146,7 +146,14 @@ def lower(
     ``value`` is recomputed in float64 on the masked network at ``witness`` and certified there (``certify``);
     if no candidate certifies (all on region boundaries), the bound is the trivial 0 with witness None.
     ``details``: evaluations (true Jacobian norms), smoothed_gradients, certified (of the top 16 candidates).
+    Under ``jax.jit``/``jax.vmap`` (traced params, mask, key or points) the same bound is computed on the host
+    and ``value``/``witness`` come back as arrays (``lawrob.lipschitz._traced``).
     """
+    if _checks.traced(params, mask, key, points):  # under jit/vmap: certified on the host (lipschitz._traced)
+        from lawrob.lipschitz._traced import traced_lower
+
+        return traced_lower(lower, params, mask, key=key, points=points, model=model, method=method, domain=domain,
+                            config=config, **budget)
     start = time.perf_counter()
     net = prepare(params, mask, model)
     setup = _setup(net, key, points, method, domain, config, budget)

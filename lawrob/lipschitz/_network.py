@@ -117,7 +117,8 @@ def prepare(params, mask, model: nets.MLP | None) -> Net:
     """Check the arguments and return the masked network in float64.
 
     ``model`` supplies the activation (params do not carry it); None means a ReLU MLP of the params' shapes.
-    ``mask`` None means dense. The masked weights must be small enough for float64 arithmetic: a ValueError
+    ``mask`` None means dense; jaxpruner's format (uint8/bool, None leaves unpruned) is read by ``nets.as_mask``.
+    The masked weights must be small enough for float64 arithmetic: a ValueError
     naming ``params`` is raised when prod_k ||W_k||_F (an upper bound on Lip(f)) overflows float64.
     """
     if model is None:
@@ -126,6 +127,7 @@ def prepare(params, mask, model: nets.MLP | None) -> Net:
         raise TypeError(f"model must be a lawrob.nets.MLP or None, got {type(model).__name__}")
     nets.check_params(model, params)
     if mask is not None:
+        mask = nets.as_mask(mask, params)
         nets.check_mask(params, mask)
     weights, biases = [], []
     for k, layer in enumerate(params):

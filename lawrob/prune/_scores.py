@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from lawrob import _checks
 from lawrob.data import Dataset, check_dataset
-from lawrob.nets import MLP, Mask, Params, apply_mask, check_layers, check_params, dense_mask
+from lawrob.nets import MLP, Mask, Params, apply_mask, as_mask, check_layers, check_params, dense_mask
 from lawrob.train import LOSSES, per_example_loss
 
 Scores = Params
@@ -32,7 +32,7 @@ def random(params: Params, key: jax.Array) -> Scores:
 
 def magnitude(params: Params, mask: Mask | None = None) -> Scores:
     """|theta * m|: magnitude pruning (Han et al. 2015), the criterion of IMP (Frankle & Carbin 2019)."""
-    _check_scored("params", params, mask)
+    mask = _check_scored("params", params, mask)
     return jax.tree.map(jnp.abs, params if mask is None else apply_mask(params, mask))
 
 
@@ -47,7 +47,7 @@ def snip(params: Params, data: Dataset, *, model: MLP, loss: str = "mse", mask: 
     The derivative is taken with respect to theta through the mask, dL/dtheta = m * dL/dw, so pruned entries
     score 0 (as the Synaptic-Flow code, which differentiates with respect to the mask).
     """
-    _check_data_scored(params, data, model, loss, mask)
+    mask = _check_data_scored(params, data, model, loss, mask)
     mask = dense_mask(params) if mask is None else mask
     grads = jax.grad(_mean_loss(model, loss, data, mask))(params)
     return jax.tree.map(lambda p, m, g: jnp.abs(p * m * g), params, mask, grads)
@@ -66,7 +66,7 @@ def grasp(params: Params, data: Dataset, *, model: MLP, loss: str = "mse", mask:
     and H its Hessian, both restricted to the active weights by the mask. Removing the lowest theta * Hg is
     GraSP's rule of removing the highest -theta * Hg (see the module docstring for the two reference codes).
     """
-    _check_data_scored(params, data, model, loss, mask)
+    mask = _check_data_scored(params, data, model, loss, mask)
     mask = dense_mask(params) if mask is None else mask
     temperature = default_temperature(loss) if temperature is None else temperature
     if not _checks.traced(temperature):
@@ -84,7 +84,7 @@ def synflow(params: Params, mask: Mask | None = None, *, include_biases: bool = 
     neither overflow nor underflow; the scores are float64 arrays. ``mask_from_scores`` ranks them in
     float64 too, but arithmetic on them outside an x64 scope truncates them to float32.
     """
-    _check_scored("params", params, mask)
+    mask = _check_scored("params", params, mask)
     with jax.enable_x64(True):
         mask = dense_mask(params) if mask is None else mask
         absolute = jax.tree.map(lambda p, m: jnp.abs((p * m).astype(jnp.float64)), params, mask)
@@ -107,16 +107,21 @@ def invert(scores: Scores) -> Scores:
 
 
 
-def _check_scored(name: str, params, mask) -> None:
-    """params-like ``params``, and ``mask`` (if given) of its structure and shapes (static checks: traceable)."""
+def _check_scored(name: str, params, mask):
+    """params-like ``params``, and ``mask`` (if given; jaxpruner's format is read by ``nets.as_mask``) of its
+    structure and shapes (static checks: traceable). Returns the mask as a lawrob mask, or None."""
     check_layers(name, params)
     if mask is not None:
+        mask = as_mask(mask, params)
         _checks.same_tree("mask", mask, params, name)
+    return mask
 
 
-def _check_data_scored(params, data, model, loss, mask) -> None:
-    """The arguments of a data-based score: a model, params of its shapes, a Dataset of its input width."""
+def _check_data_scored(params, data, model, loss, mask):
+    """The arguments of a data-based score: a model, params of its shapes, a Dataset of its input width.
+    Returns the mask as ``_check_scored`` does."""
     _checks.one_of("loss", loss, LOSSES)
     check_params(model, params)
-    _check_scored("params", params, mask)
+    mask = _check_scored("params", params, mask)
     check_dataset(data, model.d)
+    return mask

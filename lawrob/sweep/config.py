@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import jax
 
-from lawrob import _checks, data, lipschitz, nets, prune, train
+from lawrob import _checks, data, lipschitz, nets, prune, schedules, train
 
 __all__ = ["RENAMED_KEYS", "SCHEMA", "SHAPE_KEYS", "Run", "RunConfig", "RunKeys", "config_hash", "run_keys", "validate"]
 
@@ -53,7 +53,9 @@ def _key(default, check: Callable):
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Every setting of one run (data, network, pruning, training, measurement, seed); see the README's grid
-    key table. ``objective``: "fit" (train as configured) or "robust" (then search for the most robust network
+    key table. ``schedule`` (one of ``lawrob.schedules.SCHEDULES``), ``schedule_warmup`` (updates of linear
+    warm-up) and ``schedule_end`` (the learning-rate factor at the last update) give ``train``'s schedule
+    (``schedules.Schedule``). ``objective``: "fit" (train as configured) or "robust" (then search for the most robust network
     that fits: ``robust.frontier`` with ``robust_trials`` bisection steps over a factor ``robust_spread``). Build it with ``RunConfig.from_mapping`` (each value checked by its key's validator, then the
     cross-key rules); a directly constructed one is checked by the cross-key rules only."""
 
@@ -74,6 +76,9 @@ class RunConfig:
     loss: str = _key("mse", _one_of(lambda: ("mse", "logistic")))
     optimizer: str = _key("adam", _one_of(lambda: train.OPTIMIZERS))
     learning_rate: float = _key(1e-3, _POSITIVE)
+    schedule: str = _key("constant", _one_of(lambda: schedules.SCHEDULES))
+    schedule_warmup: int = _key(0, _int(0))
+    schedule_end: float = _key(0.0, _real(0, 1))
     steps: int = _key(2000, _int(1))
     log_every: int = _key(100, _int(1))
     batch_size: int = _key(0, _int(0))
@@ -125,7 +130,8 @@ SCHEMA: dict[str, tuple[Any, Callable]] = {f.name: (f.default, f.metadata["check
 
 # The keys that fix compiled shapes and the static training configuration: runs agreeing on them form a group
 # that compiles once and trains in one batched call.
-SHAPE_KEYS = ("d", "n", "width", "depth", "activation", "loss", "optimizer", "steps", "log_every", "batch_size", "stop_loss")
+SHAPE_KEYS = ("d", "n", "width", "depth", "activation", "loss", "optimizer", "steps", "log_every", "batch_size", "stop_loss",
+              "schedule", "schedule_warmup", "schedule_end")
 
 # Keys that say nothing about a dense run (density 1): a dense network is the same for every pruning method.
 DENSE_NORMALIZED = ("method", "imp_rate", "info", "info_datasets")
@@ -137,7 +143,8 @@ _HASH_NAMES = {new: old for old, new in RENAMED_KEYS.items()}
 
 # Keys added after a folder format was in use: at their default they are left out of the hash, so the runs of
 # folders written before them keep their hashes (and resume).
-_LATER_KEYS = ("lower_method", "objective", "robust_trials", "robust_spread")
+_LATER_KEYS = ("lower_method", "objective", "robust_trials", "robust_spread", "schedule", "schedule_warmup",
+               "schedule_end")
 
 # What a run's training looks for: a plain fit, or the most robust network that fits (``lawrob.robust``).
 OBJECTIVES = ("fit", "robust")
@@ -171,6 +178,11 @@ def _check_cross_keys(config: RunConfig) -> None:
         raise ValueError(f"grid key 'amplitude' must be in (0, 1] for bounded noise, got {config.amplitude}")
     if config.steps % config.log_every:
         raise ValueError(f"grid key 'log_every' ({config.log_every}) must divide 'steps' ({config.steps})")
+    if config.schedule_warmup >= config.steps:
+        raise ValueError(f"grid key 'schedule_warmup' ({config.schedule_warmup}) must be < 'steps' ({config.steps})")
+    if config.schedule == "exponential" and config.schedule_end == 0:
+        raise ValueError("grid key 'schedule_end' must be > 0 for schedule = 'exponential' (the factor reached at the "
+                         "last step; a geometric decay never reaches 0)")
     if config.method == "dense" and config.density != 1.0:
         raise ValueError("grid: method='dense' needs density=1.0")
     if config.method == "imp" and config.density < 1 and prune.imp_schedule(config.density, config.imp_rate)[0] == 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax
 
-from lawrob import data, nets
+from lawrob import data, nets, schedules
 from lawrob.sweep.config import RunConfig
 
 __all__ = ["dataset_of", "measure_of", "model_of", "train_options"]
@@ -32,6 +32,10 @@ def dataset_of(config: RunConfig, key: jax.Array) -> data.Dataset:
 
 def train_options(config: RunConfig) -> dict:
     """The run's shared training options (the keyword arguments of ``train.fit_batched`` besides the per-run
-    values)."""
-    return dict(steps=config.steps, loss=config.loss, optimizer=config.optimizer, batch_size=config.batch_size or None,
-                log_every=config.log_every, stop_loss=config.stop_loss or None)
+    values); ``schedule`` (a ``schedules.Schedule`` over the run's steps) only when the grid sets one."""
+    options = dict(steps=config.steps, loss=config.loss, optimizer=config.optimizer, batch_size=config.batch_size or None,
+                   log_every=config.log_every, stop_loss=config.stop_loss or None)
+    if config.schedule != "constant" or config.schedule_warmup:  # the default (a constant rate) passes nothing
+        options["schedule"] = schedules.Schedule(config.schedule, config.steps, config.schedule_warmup,
+                                                 config.schedule_end)
+    return options
