@@ -49,7 +49,7 @@ def leading_size(tree: Any, name: str = "tree", axis: str = "leading") -> int:
     Raises:
         ValueError: naming ``name``, when ``tree`` has no leaves, a scalar leaf, or leaves of different sizes.
     """
-    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(tree)}
+    sizes: set[Any] = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(tree)}
     if len(sizes) != 1 or None in sizes:
         raise ValueError(f"{name} must be a pytree whose leaves all carry one {axis} axis, got sizes {sizes}")
     return int(sizes.pop())
@@ -64,7 +64,7 @@ def stack(trees: list) -> Any:
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
-def unstack(tree) -> list:
+def unstack(tree: Any) -> list:
     """Inverse of ``stack``: the list of per-run pytrees (every leaf must carry the same leading run axis)."""
     size = leading_size(tree, "tree", "leading run")
     return [jax.tree.map(lambda a: a[i], tree) for i in range(size)]

@@ -20,7 +20,7 @@ def positive_int(name: str, value, minimum: int = 1) -> int:
     (an integral float such as 3.0 counts; a bool does not)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         if not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real) and float(value).is_integer():
-            value = int(value)
+            value = int(value)  # type: ignore[call-overload]  # typeshed: int() takes no numbers.Real, floats pass
         else:
             raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
     if value < minimum:
@@ -145,7 +145,7 @@ def float_dtypes(name: str, tree) -> None:
 def same_tree(name: str, tree, like, like_name: str) -> None:
     """Raise a ValueError naming ``name`` unless ``tree`` has the pytree structure and leaf shapes of ``like``
     (static: works on traced values)."""
-    if jax.tree.structure(tree) != jax.tree.structure(like):
+    if jax.tree.structure(tree) != jax.tree.structure(like):  # type: ignore[operator]  # jax stubs: PyTreeDef has __ne__
         raise ValueError(f"{name} must have the pytree structure of {like_name}: {jax.tree.structure(tree)} vs "
                          f"{jax.tree.structure(like)}")
     for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(tree)[0], jax.tree.leaves(like)):

@@ -3,7 +3,7 @@ which re-exports ``sample_masks``, ``default_chunk`` and ``DEFAULT_CHUNK``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -44,7 +44,7 @@ def _keys(key, inits: int, datasets: int) -> tuple[jax.Array, jax.Array]:
 
 
 def sample_masks(pipeline: Callable, sample_data: Callable, *, key: jax.Array, datasets: int, inits: int = 1,
-                 chunk_size: int | None | str = "auto", devices: list | None = None) -> np.ndarray:
+                 chunk_size: int | None | str = "auto", devices: Sequence | None = None) -> np.ndarray:
     """masks[i, k] = pipeline(key_i, sample_data(key_ik)) flattened: a uint8 array [inits, datasets, p].
 
     ``pipeline(key, data)`` is a pure JAX function returning a 0/1 mask pytree (its leaves are raveled and

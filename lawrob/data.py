@@ -17,10 +17,12 @@ import math
 import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from lawrob import _checks
 from lawrob.nets import MLP
@@ -186,7 +188,7 @@ class Mixture:
 MEASURES = {"gaussian": Gaussian, "sphere": Sphere, "embedded_sphere": EmbeddedSphere, "cube": BooleanCube}
 
 
-def check_measure(name: str, measure) -> None:
+def check_measure(name: str, measure: Any) -> None:
     """Raise a TypeError unless ``measure`` is a measure: a ``MEASURES`` class instance, a ``Mixture`` or any
     object with an integer ``d`` and a ``sample(key, n)`` method."""
     d = getattr(measure, "d", None)
@@ -224,7 +226,7 @@ class Dataset:
         return self.x.shape[-1]
 
 
-def check_dataset(data, d: int, name: str = "data", batched: bool = False) -> None:
+def check_dataset(data: Any, d: int, name: str = "data", batched: bool = False) -> None:
     """Raise unless ``data`` is a Dataset with inputs [n, d] ([B, n, d] with ``batched``) and finite x and y
     (values checked only when concrete, so this also works under jit/vmap)."""
     if not isinstance(data, Dataset):
@@ -234,8 +236,8 @@ def check_dataset(data, d: int, name: str = "data", batched: bool = False) -> No
     _checks.finite_tree(name, {"x": data.x, "y": data.y})
 
 
-def from_arrays(x, y, *, g=None, sigma2: float | None = None, classes: int | None = None,
-                description: str = "user data") -> Dataset:
+def from_arrays(x: ArrayLike, y: ArrayLike, *, g: ArrayLike | None = None, sigma2: float | None = None,
+                classes: int | None = None, description: str = "user data") -> Dataset:
     """Wrap user arrays as a Dataset, checking shapes, finiteness and the label range.
 
     Real labels must lie in [-1, 1] (both theorems assume bounded labels). Without ``g`` the clean target is
@@ -280,8 +282,8 @@ def teacher(key: jax.Array, d: int, hidden: Sequence[int] = (50, 50, 50)) -> Cal
 
 
 def make_dataset(
-    key: jax.Array, measure, n: int, target="zero", noise: str = "rademacher", *, amplitude: float = 1.0,
-    flip: float = 0.1, teacher_hidden: Sequence[int] = (50, 50, 50),
+    key: jax.Array, measure: Any, n: int, target: str | Callable = "zero", noise: str = "rademacher", *,
+    amplitude: float = 1.0, flip: float = 0.1, teacher_hidden: Sequence[int] = (50, 50, 50),
 ) -> Dataset:
     """Draw n points from ``measure`` and label them.
 
@@ -351,10 +353,10 @@ def make_dataset(
 # Local image data (experiment E2). Nothing is downloaded: files are read from a path the user gives.
 
 FASHION_MNIST_ENV = "LAWROB_FASHION_MNIST"
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_TYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_idx(path) -> np.ndarray:
+def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (the MNIST / FashionMNIST format, optionally gzipped): magic 0x00 0x00 <type> <ndim>,
     then ndim big-endian uint32 sizes, then the data in row-major order."""
     import gzip
@@ -373,7 +375,7 @@ def read_idx(path) -> np.ndarray:
     return np.frombuffer(body, dtype=dtype).reshape(shape)
 
 
-def load_fashion_mnist(path=None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+def load_fashion_mnist(path: str | os.PathLike | None = None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """FashionMNIST from the standard IDX files in folder ``path`` (default: the ``LAWROB_FASHION_MNIST``
     environment variable): ``{train,t10k}-images-idx3-ubyte[.gz]`` and ``...-labels-idx1-ubyte[.gz]``.
     Returns x [N, 784] in [0, 1] (float32) and integer labels [N]. Raises FileNotFoundError naming what is missing."""

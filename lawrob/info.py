@@ -35,11 +35,12 @@ direction, a certified lower bound on the information from measured noise correl
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special, stats
 from scipy.sparse.csgraph import minimum_spanning_tree
 
@@ -131,7 +132,8 @@ def _whole_mask_interval(counts: np.ndarray, log_m: float, alpha: float) -> tupl
     return max(plugin - t, 0.0), min(plugin + t + bias, log_m)
 
 
-def plugin_entropy(masks, *, confidence: float = 0.95, units: str = "bits", ceiling: float | None = None) -> Estimate:
+def plugin_entropy(masks: ArrayLike, *, confidence: float = 0.95, units: str = "bits",
+                   ceiling: float | None = None) -> Estimate:
     """Plug-in (maximum-likelihood) entropy of whole masks: H_N = -sum_m (n_m/N) log(n_m/N) over the distinct rows.
 
     H_N is biased low (E H_N <= H, Paninski 2003) and can never exceed log N. The interval is the distribution-free
@@ -148,7 +150,8 @@ def plugin_entropy(masks, *, confidence: float = 0.95, units: str = "bits", ceil
     return _estimate("plugin", _plugin_nats(counts), low, high, units, 1.0 - alpha)
 
 
-def miller_madow_entropy(masks, *, confidence: float = 0.95, units: str = "bits", ceiling: float | None = None) -> Estimate:
+def miller_madow_entropy(masks: ArrayLike, *, confidence: float = 0.95, units: str = "bits",
+                         ceiling: float | None = None) -> Estimate:
     """Miller-Madow entropy of whole masks: H_N + (m_hat - 1) / (2N) nats, m_hat the number of distinct masks seen.
 
     Miller (1955): E H_N = H - (m - 1)/(2N) + O(N^-2) for a well-sampled distribution on m outcomes; the
@@ -186,7 +189,7 @@ def _entropy_range(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.minimum(_binary_entropy(low), _binary_entropy(high)), _binary_entropy(np.clip(0.5, low, high))
 
 
-def marginal_entropy(masks, *, confidence: float = 0.95, units: str = "bits") -> Estimate:
+def marginal_entropy(masks: ArrayLike, *, confidence: float = 0.95, units: str = "bits") -> Estimate:
     """Sum of per-bit entropies, sum_j h(q_j) with q_j = P(m_j = 1): an upper bound on H(m) (subadditivity).
 
     Point value: the plug-in sum_j h(q_hat_j). Interval: each q_j gets a two-sided Clopper-Pearson interval at
@@ -244,7 +247,7 @@ def _max_spanning_tree_weight(weights: np.ndarray) -> float:
     return float(-tree.sum())
 
 
-def chow_liu_entropy(masks, *, confidence: float = 0.95, units: str = "bits") -> Estimate:
+def chow_liu_entropy(masks: ArrayLike, *, confidence: float = 0.95, units: str = "bits") -> Estimate:
     """Chow-Liu tree entropy: H_T = sum_j H(m_j) - max_T sum_{(i,j) in T} I(m_i; m_j) >= H(m).
 
     Chow & Liu (1968): for any spanning tree T the tree projection P_T of P has H(P_T) = sum_j H_j - sum_T I_ij and
@@ -291,7 +294,7 @@ def chow_liu_entropy(masks, *, confidence: float = 0.95, units: str = "bits") ->
 # ------------------------------------------------------------------------------ ceilings
 
 
-def mask_ceiling(p, k, *, units: str = "bits") -> Estimate:
+def mask_ceiling(p: ArrayLike, k: ArrayLike, *, units: str = "bits") -> Estimate:
     """log2 C(p, k): the entropy of the uniform distribution over masks with k of p entries kept, the largest
     entropy any pipeline that keeps exactly k weights can have (NFP Sec. 4.1 uses it for IMP).
 
@@ -381,8 +384,9 @@ def _chain(values: dict) -> tuple[tuple, tuple]:
     return chain, violations
 
 
-def estimate_information(masks, *, confidence: float = 0.95, units: str = "bits", ceiling: float | None = None,
-                         groups=None, estimators=None) -> MaskInformation:
+def estimate_information(masks: ArrayLike, *, confidence: float = 0.95, units: str = "bits",
+                         ceiling: float | None = None, groups: ArrayLike | None = None,
+                         estimators: Sequence[str] | None = None) -> MaskInformation:
     """Every entropy estimator on sampled masks [inits, datasets, p] (or [datasets, p] for one initialization).
 
     Row k of initialization i must be the pipeline's mask on the k-th independent data set with the i-th
@@ -417,7 +421,7 @@ def estimate_information(masks, *, confidence: float = 0.95, units: str = "bits"
         ceiling = _checks.real_in("ceiling", ceiling, 0.0, float(p))
     functions = {"plugin": plugin_entropy, "miller_madow": miller_madow_entropy, "chow_liu": chow_liu_entropy,
                  "marginal": marginal_entropy}
-    per_init = {name: [] for name in (*estimators, "ceiling")}
+    per_init: dict[str, list] = {name: [] for name in (*estimators, "ceiling")}
     uppers = []
     for masks_i in array:
         bits = _ceiling_bits(masks_i, groups) if ceiling is None else ceiling
@@ -439,8 +443,9 @@ def estimate_information(masks, *, confidence: float = 0.95, units: str = "bits"
 
 
 def mask_information(pipeline: Callable, sample_data: Callable, *, key: jax.Array, datasets: int, inits: int = 3,
-                     chunk_size: int | None | str = "auto", devices: list | None = None, confidence: float = 0.95,
-                     units: str = "bits", ceiling: float | None = None, estimators=None) -> MaskInformation:
+                     chunk_size: int | None | str = "auto", devices: Sequence | None = None, confidence: float = 0.95,
+                     units: str = "bits", ceiling: float | None = None,
+                     estimators: Sequence[str] | None = None) -> MaskInformation:
     """Upper estimates of I(m; D) for a pruning pipeline: ``sample_masks`` then ``estimate_information``.
 
     The pipeline runs with its key (initialization, minibatch order, tie-breaks) fixed while ``datasets`` data
@@ -458,7 +463,7 @@ def mask_information(pipeline: Callable, sample_data: Callable, *, key: jax.Arra
                                 groups=[math.prod(leaf.shape) for leaf in leaves], estimators=estimators)
 
 
-def information_from_correlations(correlations, *, n: int, d: int, L: float, c: float = 1.0,
+def information_from_correlations(correlations: ArrayLike, *, n: int, d: int, L: float, c: float = 1.0,
                                   confidence: float = 0.95, units: str = "bits") -> Estimate:
     """A certified lower bound on I({X_t}; W) <= I(W; D) from the measured noise correlations of trained networks.
 

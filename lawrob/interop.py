@@ -20,7 +20,7 @@ a ValueError/TypeError that says what is missing.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -42,7 +42,8 @@ def _order(keys) -> list:
     if all(isinstance(k, int) for k in keys):
         return sorted(keys)
     if all(isinstance(k, str) and _NUMBERED.match(k) for k in keys):
-        return sorted(keys, key=lambda k: (_NUMBERED.match(k).group(1), int(_NUMBERED.match(k).group(2))))
+        # the match is not None: every key matched _NUMBERED just above
+        return sorted(keys, key=lambda k: (_NUMBERED.match(k).group(1), int(_NUMBERED.match(k).group(2))))  # type: ignore[union-attr]
     return keys
 
 
@@ -71,7 +72,7 @@ def _flax_tree(params, name: str):
         try:
             from flax import nnx
         except ImportError:  # pragma: no cover - flax is a dev dependency
-            nnx = None
+            nnx = None  # type: ignore[assignment]  # flax absent: the module name falls back to None
         if nnx is not None and isinstance(params, nnx.Module):
             state = nnx.state(params, nnx.Param)
             params = nnx.to_pure_dict(state) if hasattr(nnx, "to_pure_dict") else state.to_pure_dict()
@@ -80,7 +81,7 @@ def _flax_tree(params, name: str):
     return params
 
 
-def from_flax(params, *, activation: str = "relu") -> tuple[nets.Params, nets.MLP]:
+def from_flax(params: Any, *, activation: str = "relu") -> tuple[nets.Params, nets.MLP]:
     """lawrob parameters and model of a flax MLP.
 
     Args:
@@ -136,7 +137,7 @@ def to_flax(params: nets.Params, *, prefix: str = "Dense") -> dict[str, dict[str
             for i, layer in enumerate(params)}
 
 
-def activation_name(fn, *, name: str = "activation") -> str:
+def activation_name(fn: Callable, *, name: str = "activation") -> str:
     """The name in ``nets.ACTIVATIONS`` of the elementwise function ``fn``, found by evaluating both on a grid of
     points in [-4, 4] (``jax.nn.relu``, ``jnp.tanh``, ``lambda x: x``, ... are recognised whatever object they are).
 
@@ -154,7 +155,7 @@ def activation_name(fn, *, name: str = "activation") -> str:
     raise ValueError(f"{name} {fn!r} is none of the supported activations {sorted(nets.ACTIVATIONS)}")
 
 
-def from_equinox(model) -> tuple[nets.Params, nets.MLP]:
+def from_equinox(model: Any) -> tuple[nets.Params, nets.MLP]:
     """lawrob parameters and model of an ``equinox.nn.MLP``.
 
     Args:
@@ -187,7 +188,7 @@ def from_equinox(model) -> tuple[nets.Params, nets.MLP]:
     return _model_of(layers, activation, "model")
 
 
-def to_equinox(params: nets.Params, model: nets.MLP):
+def to_equinox(params: nets.Params, model: nets.MLP) -> Any:
     """The ``equinox.nn.MLP`` computing ``model.apply(params, .)`` on one input [d] (weight = w.T, bias = b).
 
     Raises:
@@ -212,7 +213,7 @@ def to_equinox(params: nets.Params, model: nets.MLP):
     return out
 
 
-def mask_from_flax(mask, params: nets.Params) -> nets.Mask:
+def mask_from_flax(mask: Any, params: nets.Params) -> nets.Mask:
     """A mask in flax's structure (``{"Dense_0": {"kernel": m, "bias": None}, ...}``, jaxpruner's format: uint8,
     bool or 0/1 float leaves, None meaning unpruned) as a lawrob mask of ``params``' structure and dtypes.
 
@@ -247,7 +248,7 @@ def to_jaxpruner_mask(mask: nets.Mask, *, flax: bool = False, prefix: str = "Den
     nets.check_mask(mask, mask)
     out = []
     for layer in mask:
-        new = {"w": jnp.asarray(layer["w"]).astype(jnp.uint8)}
+        new: dict[str, jax.Array | None] = {"w": jnp.asarray(layer["w"]).astype(jnp.uint8)}
         if "b" in layer:
             b = jnp.asarray(layer["b"])
             new["b"] = None if bool(jnp.all(b == 1)) else b.astype(jnp.uint8)

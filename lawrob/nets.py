@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -26,7 +26,7 @@ __all__ = [
     "weight_leaves",
 ]
 
-Params = tuple[dict[str, jax.Array], ...]
+Params = Sequence[dict[str, jax.Array]]  # a tuple, or a list (as_mask keeps the container of params)
 Mask = Params
 
 # name -> (function, slope lower bound alpha, slope upper bound beta): every activation is
@@ -143,7 +143,7 @@ class MLP:
         return self.apply(params, x, mask)[..., 0]
 
 
-def as_mask(mask, params, name: str = "mask") -> Mask:
+def as_mask(mask: Any, params: Any, name: str = "mask") -> Mask:
     """``mask`` as a lawrob mask of ``params``: their pytree structure, with 0/1 leaves in their dtypes.
 
     Args:
@@ -273,7 +273,7 @@ def check_params(model: MLP, params: Params, name: str = "params") -> None:
     _checks.finite_tree(name, params)
 
 
-def check_layers(name: str, tree, sizes: tuple[int, ...] | None = None) -> None:
+def check_layers(name: str, tree: Any, sizes: tuple[int, ...] | None = None) -> None:
     """Raise unless ``tree`` is params-like: a non-empty sequence of layer dicts, each with a weight array "w"
     (trailing shape [fan_in, fan_out], chaining from layer to layer) and optionally a bias "b" ([fan_out]).
 
@@ -352,7 +352,7 @@ def parametrization_constants(
 
 # The adapters to flax, equinox and jaxpruner live in lawrob.interop (which imports this module); these wrappers
 # import it when called, so lawrob.nets never imports flax or equinox itself.
-def from_flax(params, *, activation: str = "relu") -> tuple[Params, MLP]:
+def from_flax(params: Any, *, activation: str = "relu") -> tuple[Params, MLP]:
     """(params, model) of a flax MLP: ``lawrob.interop.from_flax``."""
     from lawrob import interop
 
@@ -366,21 +366,21 @@ def to_flax(params: Params, *, prefix: str = "Dense") -> dict:
     return interop.to_flax(params, prefix=prefix)
 
 
-def from_equinox(model) -> tuple[Params, MLP]:
+def from_equinox(model: Any) -> tuple[Params, MLP]:
     """(params, model) of an ``equinox.nn.MLP``: ``lawrob.interop.from_equinox``."""
     from lawrob import interop
 
     return interop.from_equinox(model)
 
 
-def to_equinox(params: Params, model: MLP):
+def to_equinox(params: Params, model: MLP) -> Any:
     """The ``equinox.nn.MLP`` of lawrob params: ``lawrob.interop.to_equinox``."""
     from lawrob import interop
 
     return interop.to_equinox(params, model)
 
 
-def to_jaxpruner_mask(mask: Mask, *, flax: bool = False, prefix: str = "Dense"):
+def to_jaxpruner_mask(mask: Mask, *, flax: bool = False, prefix: str = "Dense") -> Any:
     """A lawrob mask in jaxpruner's format (uint8, None for unpruned biases): ``lawrob.interop.to_jaxpruner_mask``."""
     from lawrob import interop
 

@@ -96,7 +96,7 @@ def memorization_vs_sparsity(rows: list[dict], path: Path, metric: str = "train_
     """Mean (with standard error over seeds) of ``metric`` against sparsity 1 - density, one line per method."""
     fig, ax = _axes((6.4, 4.2))
     curves = {}
-    groups = defaultdict(lambda: defaultdict(list))
+    groups: defaultdict = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if _num(r, metric) is not None:
             groups[r["method"]][1 - float(r["density"])].append(_num(r, metric))

@@ -22,6 +22,8 @@ logger = logging.getLogger("lawrob")
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time of each record (a test's capture, a notebook's stream)."""
 
+    _lawrob: bool  # set on lawrob's own handler (a marker, so configuring twice adds no second handler)
+
     @property
     def stream(self):
         return sys.stderr

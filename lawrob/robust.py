@@ -24,6 +24,7 @@ reported as a bound. All runs of a batch bisect in lock-step, one batched traini
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -61,7 +62,7 @@ def _fits(history: dict, sigma2: np.ndarray, eps: float) -> np.ndarray:
 
 
 def frontier(params: Params, history: dict, mask: Mask, data: Dataset, *, model: MLP, keys: jax.Array, eps: float,
-             trials: int = 8, spread: float = 1000.0, learning_rate=1e-3, **options) -> Frontier:
+             trials: int = 8, spread: float = 1000.0, learning_rate: Any = 1e-3, **options: Any) -> Frontier:
     """Bisect on the Lipschitz constraint for B runs that already fit (see the module docstring).
 
     ``params``, ``history``: the stacked plain fits and their training histories (``train.fit_batched``; the

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -361,7 +362,7 @@ def _lemma31() -> list[Claim]:
     expected = Q ** (D / 2 - 1) * p ** ((D - 1) / 2)
     covers_d1 = bool(ratio.subs({D: 1, Q: 2, p: 5}) >= 1)  # D = 1 with weight sharing
     rng = np.random.default_rng(0)
-    op_ok = True
+    op_ok: bool | np.bool_ = True
     for rows_, cols in ((3, 5), (7, 2), (6, 6)):
         matrix = rng.uniform(-2.0, 2.0, (rows_, cols))
         op_ok &= np.linalg.norm(matrix, 2) <= 2.0 * math.sqrt(matrix.size) + 1e-12
@@ -387,6 +388,9 @@ def _log2_binomial_exact(p_: int, k_: int) -> float:
 def _masks() -> list[Claim]:
     worst_lower, worst_upper, worst_error = math.inf, math.inf, 0.0
     ps = np.arange(1, 161)
+    p_: Any  # numpy integers below, Python ints in the exact cases
+    k_: Any
+    exact: Any
     for p_ in ps:
         ks = np.arange(0, p_ + 1)
         exact = np.array([math.log2(math.comb(int(p_), int(k_))) for k_ in ks])

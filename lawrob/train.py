@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 import optax
 
 from lawrob import _batching, _checks
@@ -246,7 +247,7 @@ def _train(cfg: TrainConfig, params, mask, data, key, learning_rate, grad_noise,
     first = _metrics(cfg, params, mask, data, reference_x)
     carry = (params, optimizer.init(params), jnp.asarray(False), first["loss"], first["accuracy"], jnp.asarray(0),
              jnp.asarray(cfg.steps), _non_finite(params, first["loss"]), vectors)
-    (params, *_, stopped_at, diverged, _), history = jax.lax.scan(block, carry, jnp.arange(cfg.steps // cfg.log_every))
+    (params, *_, stopped_at, diverged, _), history = jax.lax.scan(block, carry, jnp.arange(cfg.steps // cfg.log_every))  # type: ignore[operator]  # log_every: an int after __post_init__
     first = first | {"step": jnp.asarray(0), "stopped": jnp.asarray(False)}
     history = jax.tree.map(lambda a, h: jnp.concatenate([a[None], h]), first, history)
     return params, history | {"steps_run": stopped_at, "diverged": diverged}
@@ -306,7 +307,7 @@ _CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(TrainConfig))
 def fit(
     params: Params, mask: Mask, data: Dataset, *, config: TrainConfig | None = None, learning_rate: float = 1e-3,
     key: jax.Array | None = None, grad_noise: float = 0.0, reference_x: jax.Array | None = None,
-    max_lipschitz: float | None = None, **options,
+    max_lipschitz: float | None = None, **options: Any,
 ) -> tuple[Params, dict[str, jax.Array]]:
     """Train one masked network for ``steps`` optimizer steps; returns (params, history).
 
@@ -379,8 +380,9 @@ _train_batched = jax.jit(_train_many, static_argnums=(0, 1, 2))
 
 def fit_batched(
     params: Params, mask: Mask, data: Dataset, *, keys: jax.Array, config: TrainConfig | None = None,
-    learning_rate=1e-3, grad_noise=0.0, reference_x: jax.Array | None = None, chunk_size: int | None | str = "auto",
-    devices: list | None = None, max_lipschitz=None, **options,
+    learning_rate: Any = 1e-3, grad_noise: ArrayLike = 0.0, reference_x: jax.Array | None = None,
+    chunk_size: int | None | str = "auto", devices: Sequence | None = None, max_lipschitz: ArrayLike | None = None,
+    **options: Any,
 ) -> tuple[Params, dict[str, jax.Array]]:
     """Train B independent runs in one compiled call; every argument carries a leading run axis of size B.
 

@@ -12,9 +12,10 @@ from scipy import optimize
 from lawrob import _checks
 from lawrob.bounds._constants import BS, BS_MIXTURE_MIN, HOEFFDING, MIXTURE_DEFAULT, BSConstants
 from lawrob.bounds._results import (
-    BoundResult, _check_unknowns, _Condition, _inputs, _mixture, _positive, _result, _unit_interval, _variant)
+    BoundResult, RealArg, _check_unknowns, _Condition, _inputs, _mixture, _positive, _result, _unit_interval, _variant)
 
-def bs_finite_class(n, d, log_card, eps, L, c=1.0, k=1, variant: str = "paper") -> BoundResult:
+def bs_finite_class(n: RealArg, d: RealArg, log_card: RealArg, eps: RealArg, L: RealArg, c: RealArg = 1.0,
+                    k: RealArg = 1, variant: str = "paper") -> BoundResult:
     """BS Theorem 2 (finite class): a bound on P(some f in F with Lip(f) <= L fits below the noise level).
 
         P(exists f in F: (1/n) sum (y_i - f(x_i))^2 <= sigma^2 - eps and Lip(f) <= L)
@@ -38,7 +39,8 @@ def bs_finite_class(n, d, log_card, eps, L, c=1.0, k=1, variant: str = "paper") 
                    theorem="BS Theorem 2 (finite class)")
 
 
-def mixture_condition(n, eps, delta, k=1, constant=MIXTURE_DEFAULT) -> BoundResult:
+def mixture_condition(n: RealArg, eps: RealArg, delta: RealArg, k: RealArg = 1,
+                      constant: float = MIXTURE_DEFAULT) -> BoundResult:
     """The mixture (k-)condition  constant * k ln(8k/delta) <= n eps^2,  with eps, delta in (0, 1).
 
     ``value``: the smallest n that satisfies it, constant k ln(8k/delta) / eps^2; ``valid``: n reaches it.
@@ -84,8 +86,9 @@ def _mixture_constant(value) -> float:
     return _checks.real_in("mixture_constant", value, BS_MIXTURE_MIN, math.inf, high_open=True)
 
 
-def bubeck_sellke(n, d, p, eps, delta, W, J, c=1.0, k=1, variant: str = "paper", *,
-                  mixture_constant=MIXTURE_DEFAULT, sigma2=None) -> BoundResult:
+def bubeck_sellke(n: RealArg, d: RealArg, p: RealArg, eps: RealArg, delta: RealArg, W: RealArg, J: RealArg,
+                  c: RealArg = 1.0, k: RealArg = 1, variant: str = "paper", *,
+                  mixture_constant: float = MIXTURE_DEFAULT, sigma2: RealArg | None = None) -> BoundResult:
     """BS Theorem 3, the law of robustness: with probability >= 1 - delta, every f in F with
     (1/n) sum (f(x_i) - y_i)^2 <= sigma^2 - eps has
 
@@ -169,8 +172,10 @@ def _bs_solve_eps(L, n, d, p, delta, W, J, c, const: BSConstants, shape):
     return eps, at_high
 
 
-def bubeck_sellke_inverse(L, solve_for: str, *, n=None, d, p=None, eps=None, delta, W, J, c=1.0, k=1,
-                          variant: str = "paper", mixture_constant=MIXTURE_DEFAULT, sigma2=None) -> BoundResult:
+def bubeck_sellke_inverse(L: RealArg, solve_for: str, *, n: RealArg | None = None, d: RealArg, p: RealArg | None = None,
+                          eps: RealArg | None = None, delta: RealArg, W: RealArg, J: RealArg, c: RealArg = 1.0,
+                          k: RealArg = 1, variant: str = "paper", mixture_constant: float = MIXTURE_DEFAULT,
+                          sigma2: RealArg | None = None) -> BoundResult:
     """Where BS Theorem 3's bound (``bubeck_sellke``, same variant) equals a target Lipschitz constant L.
 
     ``solve_for="p"``: the smallest p at which an L-Lipschitz fit below the noise level is not excluded, i.e.
@@ -215,7 +220,8 @@ def bubeck_sellke_inverse(L, solve_for: str, *, n=None, d, p=None, eps=None, del
                    theorem=f"BS Theorem 3, solved for {solve_for}")
 
 
-def deep_network_constants(R, box, p, D, Q=1, variant: str = "paper") -> BoundResult:
+def deep_network_constants(R: RealArg, box: RealArg, p: RealArg, D: RealArg, Q: RealArg = 1,
+                           variant: str = "paper") -> BoundResult:
     """BS Lemma 3.1 (deep networks): the constant J of the parametrization w -> f_w, ``value``.
 
     For a depth-D network with 1-Lipschitz activations, weights w in [-box, box]^p (box >= 1; BS call it W),

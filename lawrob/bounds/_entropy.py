@@ -9,10 +9,10 @@ import numpy as np
 from scipy import special
 
 from lawrob.bounds._constants import LN2
-from lawrob.bounds._results import BoundResult, _Condition, _inputs, _out, _result
+from lawrob.bounds._results import BoundResult, RealArg, _Condition, _inputs, _out, _result
 
 
-def h2(gamma):
+def h2(gamma: RealArg) -> RealArg:
     """Binary entropy in bits, h2(g) = -g log2 g - (1 - g) log2(1 - g), h2(0) = h2(1) = 0; gamma in [0, 1]."""
     (gamma,), shape = _inputs(gamma=(gamma, "nonneg"))
     if np.any(gamma > 1):
@@ -44,7 +44,7 @@ def _log_factorial_rest(m):
     return np.where(small, direct, 0.5 * (_LN_2PI + np.log(np.maximum(m, 1.0))) + _stirling_tail(m))
 
 
-def log2_binomial(p, k):
+def log2_binomial(p: RealArg, k: RealArg) -> RealArg:
     """log2 C(p, k) for 0 <= k <= p (reals allowed: Gamma functions), to a few ulps for any size, and exactly 0 at
     k = 0 and k = p. The mask-entropy ceiling: the entropy of the uniform distribution on masks with k of p weights
     kept, >= H(m) >= I(m; D) for such a pruner (NFP Sec. 4.1).
@@ -70,7 +70,7 @@ def log2_binomial(p, k):
     return _out(np.where(edge, 0.0, nats / LN2), shape)
 
 
-def entropy_ceiling(p, gamma) -> BoundResult:
+def entropy_ceiling(p: RealArg, gamma: RealArg) -> BoundResult:
     """The entropy form of the ceiling (Csiszar & Shields, Lemma 2.2; NFP Sec. 4.1; docs/theory.md, section 4.5):
 
         p h2(gamma) - log2(p + 1) <= log2 C(p, gamma p) <= p h2(gamma),
@@ -88,7 +88,7 @@ def entropy_ceiling(p, gamma) -> BoundResult:
                    details={"lower": upper - np.log2(p + 1), "exact": log2_binomial(p, np.round(kept))})
 
 
-def imp_ratio(gamma):
+def imp_ratio(gamma: RealArg) -> RealArg:
     """p_eff(IMP) / p_eff(pruning at initialization) at sparsity gamma with I(m; D) at the entropy ceiling
     p h2(gamma) and E||m||_1 = (1 - gamma) p (docs/theory.md, section 4.5; derived, not stated by NFP): 1 + h2(gamma) / (1 - gamma);
     5.69, 6.73, 9.08, 12.4 at gamma = 0.9, 0.95, 0.99, 0.999. gamma in [0, 1).

@@ -9,9 +9,10 @@ from lawrob import _checks
 from lawrob.bounds._constants import (
     A1_SQUARED, C0_FACTOR, HOEFFDING, LN2, NFP, NFP_COVER, NFP_FINITE_CONSTANT, NFP_MIXTURE, UNITS, NFPConstants)
 from lawrob.bounds._results import (
-    BoundResult, _check_unknowns, _Condition, _inputs, _mixture, _positive, _result, _to_nats, _unit_interval, _variant)
+    BoundResult, RealArg, _check_unknowns, _Condition, _inputs, _mixture, _positive, _result, _to_nats, _unit_interval,
+    _variant)
 
-def lemma1_threshold(info, C, delta, units: str = "nats") -> BoundResult:
+def lemma1_threshold(info: RealArg, C: RealArg, delta: RealArg, units: str = "nats") -> BoundResult:
     """NFP Lemma 1 (Xu & Raginsky 2017, Thm 3): for a process of mean-zero C-subgaussian X_t and any T-valued W,
 
         P(|X_W| >= a1 sqrt(C (I/delta + ln(2/delta)))) <= delta,   a1^2 = 72,
@@ -28,7 +29,7 @@ def lemma1_threshold(info, C, delta, units: str = "nats") -> BoundResult:
                    theorem="NFP Lemma 1")
 
 
-def lemma1_information(alpha, delta, C, units: str = "nats") -> BoundResult:
+def lemma1_information(alpha: RealArg, delta: RealArg, C: RealArg, units: str = "nats") -> BoundResult:
     """The inversion of NFP Lemma 1 (docs/theory.md, section 4.1): if P(|X_W| >= alpha) > delta then
 
         I({X_t}; W) > delta (alpha^2 / (a1^2 C) - ln(2/delta)),   a1^2 = 72,
@@ -44,7 +45,8 @@ def lemma1_information(alpha, delta, C, units: str = "nats") -> BoundResult:
                    theorem="NFP Lemma 1 (inverted)")
 
 
-def nfp_finite_probability(n, d, info, eps, L, c=1.0, k=1, variant: str = "paper", units: str = "bits") -> BoundResult:
+def nfp_finite_probability(n: RealArg, d: RealArg, info: RealArg, eps: RealArg, L: RealArg, c: RealArg = 1.0,
+                           k: RealArg = 1, variant: str = "paper", units: str = "bits") -> BoundResult:
     """NFP Theorem 3 (finite setting): for a finite class of L-Lipschitz functions and any learning algorithm W,
 
         P((1/n) sum (y_i - f^W(x_i))^2 <= sigma^2 - eps)
@@ -69,7 +71,7 @@ def nfp_finite_probability(n, d, info, eps, L, c=1.0, k=1, variant: str = "paper
                    theorem="NFP Theorem 3 (finite setting)")
 
 
-def p_eff(info, active, W, J, eps, units: str = "bits") -> BoundResult:
+def p_eff(info: RealArg, active: RealArg, W: RealArg, J: RealArg, eps: RealArg, units: str = "bits") -> BoundResult:
     """NFP's effective parameter count (Theorem 4; docs/theory.md, section 2.4):
 
         p_eff = I(m_W; D) + E||m||_1 log2(1 + 60 W J / eps)     (bits; ``units="nats"``: ln instead of log2)
@@ -119,8 +121,9 @@ def _nfp_conditions(n, eps, delta, p_eff_value, k, sigma2, const: NFPConstants, 
     return conditions, n_min
 
 
-def no_free_prune(n, d, p_eff, eps, delta, c=1.0, k=1, variant: str = "paper", *, units: str = "bits",
-                  sigma2=None) -> BoundResult:
+def no_free_prune(n: RealArg, d: RealArg, p_eff: RealArg, eps: RealArg, delta: RealArg, c: RealArg = 1.0,
+                  k: RealArg = 1, variant: str = "paper", *, units: str = "bits",
+                  sigma2: RealArg | None = None) -> BoundResult:
     """NFP Theorem 4 (v1), the sparse law of robustness: for any learning algorithm W with output f^W, with
     probability >= 1 - delta over the data, (1/n) sum (f^W(x_i) - y_i)^2 <= sigma^2 - eps implies
 
@@ -171,8 +174,10 @@ def no_free_prune(n, d, p_eff, eps, delta, c=1.0, k=1, variant: str = "paper", *
                             "mixture_n_min": np.where(defined, n_min, 0.0)})
 
 
-def no_free_prune_inverse(L, solve_for: str, *, n=None, d, p_eff=None, eps=None, delta, c=1.0, k=1,
-                          variant: str = "paper", units: str = "bits", sigma2=None) -> BoundResult:
+def no_free_prune_inverse(L: RealArg, solve_for: str, *, n: RealArg | None = None, d: RealArg,
+                          p_eff: RealArg | None = None, eps: RealArg | None = None, delta: RealArg, c: RealArg = 1.0,
+                          k: RealArg = 1, variant: str = "paper", units: str = "bits",
+                          sigma2: RealArg | None = None) -> BoundResult:
     """Where NFP Theorem 4's bound (``no_free_prune``, same variant and units) equals a target Lipschitz L.
 
     All closed form (the bound is eps' / (1152 sqrt(c)) sqrt(n d delta / (I + (delta/2) ln(4/delta)))):

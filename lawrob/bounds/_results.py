@@ -78,16 +78,20 @@ def _real(name: str, value) -> np.ndarray:
     return array
 
 
+# A bound argument: a number, or an array (the arguments broadcast against each other).
+RealArg = float | np.ndarray
+
 _KINDS = {"count": (1.0, False, "a count >= 1"), "nonneg": (0.0, False, ">= 0"), "positive": (0.0, True, "> 0"),
           "real": (-math.inf, False, "real")}
 
 
-def _inputs(**specs):
+def _inputs(**specs) -> tuple[list[np.ndarray], tuple[int, ...]]:
     """{name: (value, kind)} -> ([float64 arrays in order], broadcast shape).
 
     kind: "count" (>= 1), "nonneg" (>= 0), "positive" (> 0) or "real"; a violation raises naming the argument.
     A trailing "?" marks an optional argument, whose None stays None.
     """
+    arrays: list  # float64 arrays (None for an optional argument left out)
     arrays, shape = [], ()
     for name, (value, kind) in specs.items():
         if value is None and kind.endswith("?"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -30,7 +31,7 @@ from lawrob.progress import Progress
 
 PAI = ("synflow", "snip", "grasp", "random")  # pruning at initialization, in the claimed order
 HIGH_SPARSITY = 0.95
-SCALES = {
+SCALES: dict[str, dict[str, Any]] = {
     "full": dict(n=30, d=30, width=50, seeds=250, steps=500, exponents=tuple(range(9, 24))),
     "smoke": dict(n=30, d=30, width=50, seeds=16, steps=200, exponents=(14, 17, 20)),
 }
@@ -40,7 +41,7 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     start = time.perf_counter()
     s = SCALES[scale] | ({"seeds": seeds} if seeds else {})
     model = nets.MLP((s["d"], s["width"], s["width"], 1))
-    fit_options = dict(loss="logistic", learning_rate=1e-2)
+    fit_options: dict[str, Any] = dict(loss="logistic", learning_rate=1e-2)
 
     def make(key):  # one seed: a fresh dataset and network, shared by all methods
         key_data, key_init, key_train, key_prune = jax.random.split(key, 4)
@@ -57,8 +58,8 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     imp = batched_imp(progress, params, sets, model=model, rounds=rounds_imp, steps=s["steps"], key=train_keys,
                       **fit_options)
     rounds = [k - 1 for k in s["exponents"]]  # IMP round r keeps 0.8^(r + 1)
-    memorized = {"imp": np.stack([np.asarray(imp.histories[r]["memorized"][:, -1]) for r in rounds], 1)}
-    collapsed = {"imp": np.stack([np.asarray(prune.layer_collapse(imp.masks[r])).any(-1) for r in rounds], 1)}
+    memorized: dict[str, Any] = {"imp": np.stack([np.asarray(imp.histories[r]["memorized"][:, -1]) for r in rounds], 1)}
+    collapsed: dict[str, Any] = {"imp": np.stack([np.asarray(prune.layer_collapse(imp.masks[r])).any(-1) for r in rounds], 1)}
     for method in PAI:  # one training call per sparsity, shaped like IMP's, so training compiles only once
         memorized[method], collapsed[method] = [], []
         for k in s["exponents"]:

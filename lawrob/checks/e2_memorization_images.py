@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -46,7 +47,7 @@ AFTER = ("imp", "magafter")  # pruning after training
 NOISE_VARIANCE = 3.0
 BATCH = 64
 PERIOD_STEPS = 938  # one FashionMNIST epoch: ceil(60000 / 64)
-SCALES = {
+SCALES: dict[str, dict[str, Any]] = {
     "full": dict(images=None, width=200, seeds=10, exponents=(16, 18, 20, 22, 24, 26), max_periods=20,
                  synflow_iterations=100),
     "smoke": dict(images=512, width=100, seeds=4, exponents=(16, 18), steps=300, synflow_iterations=100),
@@ -85,7 +86,7 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None, data_pat
         schedule = dict(steps=period * s["max_periods"], log_every=period, stop_delta=0.01, stop_patience=3)
     else:
         schedule = dict(steps=s["steps"], log_every=None)
-    fit_options = dict(loss="cross_entropy", learning_rate=1e-3, batch_size=BATCH, log_every=schedule["log_every"],
+    fit_options: dict[str, Any] = dict(loss="cross_entropy", learning_rate=1e-3, batch_size=BATCH, log_every=schedule["log_every"],
                        stop_delta=schedule.get("stop_delta"), stop_patience=schedule.get("stop_patience"))
 
     def make(key):  # one seed: n images with fresh input noise, a fresh network, and the chance level of its labels
@@ -106,8 +107,8 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None, data_pat
     progress = Progress(rounds_imp + 1 + (1 + len(PAI)) * len(s["exponents"]), f"E2 {scale}", unit="training")
     imp = batched_imp(progress, params, sets, model=model, rounds=rounds_imp, steps=schedule["steps"], key=train_keys,
                       **fit_options)
-    accuracy = {"imp": np.stack([np.asarray(imp.histories[k - 1]["accuracy"][:, -1]) for k in s["exponents"]], 1)}
-    epochs = {"imp": np.stack([np.asarray(imp.histories[k - 1]["steps_run"]) / per_epoch for k in s["exponents"]], 1)}
+    accuracy: dict[str, Any] = {"imp": np.stack([np.asarray(imp.histories[k - 1]["accuracy"][:, -1]) for k in s["exponents"]], 1)}
+    epochs: dict[str, Any] = {"imp": np.stack([np.asarray(imp.histories[k - 1]["steps_run"]) / per_epoch for k in s["exponents"]], 1)}
     for method in ("magafter", *PAI):  # one training call per sparsity, shaped like IMP's: training compiles once
         score, scored = ("magnitude", imp.dense_params) if method == "magafter" else (method, params)
         options = {"iterations": s["synflow_iterations"]} if method == "synflow" else {}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -31,7 +32,7 @@ from lawrob.progress import Progress
 RATE = 0.2
 DECAY_ONSET = (6, 13)  # "after about 9 rounds": the onset must fall in this range of rounds
 DECAY_TOLERANCE = 0.95  # onset: the first round whose mean peak is below 95 % of the dense round's
-SCALES = {
+SCALES: dict[str, dict[str, Any]] = {
     "full": dict(d=50, n=1000, teacher=(50, 50, 50), student=(100,) * 5, seeds=25, rounds=16, steps=1000, batch=100,
                  log_every=50),
     "smoke": dict(d=20, n=200, teacher=(20, 20, 20), student=(64,) * 3, seeds=6, rounds=4, steps=400, batch=50,

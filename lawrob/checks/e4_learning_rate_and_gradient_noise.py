@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +29,7 @@ from lawrob.progress import Progress
 
 LEARNING_RATES = (1e-4, 2.5e-4, 5e-4, 7.5e-4, 1e-3)
 GRAD_NOISES = (0.0, 0.1, 0.2, 0.3, 0.5)
-SCALES = {
+SCALES: dict[str, dict[str, Any]] = {
     "full": dict(d=50, n=1000, teacher=(50, 50, 50), student=(100,) * 5, seeds=25, steps=1000, batch=100, log_every=50),
     "smoke": dict(d=20, n=200, teacher=(20, 20, 20), student=(64,) * 3, seeds=8, steps=400, batch=50, log_every=20),
 }

@@ -32,6 +32,7 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -54,7 +55,7 @@ SETUPS = {  # loss -> (model, gradient-descent learning rate); 500 steps reach t
 }
 METHODS = ("imp", "mag_after", "snip", "grasp", "synflow")
 POST_TRAINING, AT_INIT = ("imp", "mag_after"), ("snip", "grasp")
-SCALES = {
+SCALES: dict[str, dict[str, Any]] = {
     "full": dict(datasets=32_000, inits=1, steps=500),
     "smoke": dict(datasets=256, inits=1, steps=500),
 }

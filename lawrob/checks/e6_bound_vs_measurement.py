@@ -48,6 +48,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,11 +56,11 @@ from lawrob import bounds, sweep
 from lawrob.checks._common import parse_args, print_verdict, pyplot, save_figure, script, seeds_option, write_verdict
 
 # The one (n, d, eps, delta) of every run: the smallest round n above the NFP mixture condition's 2333.
-FIXED = dict(measure="gaussian", d=16, n=2400, target="zero", noise="rademacher", depth=2, loss="mse",
+FIXED: dict[str, Any] = dict(measure="gaussian", d=16, n=2400, target="zero", noise="rademacher", depth=2, loss="mse",
              optimizer="adam", learning_rate=1e-2, stop_loss=0.04, log_every=50, eps=0.9, delta=0.5, imp_rate=0.2,
              lip_search_starts=8, lip_exact_max_hidden=12)
 SPARSE_METHODS = ("random", "synflow", "snip", "grasp", "imp", "mag_after")
-SCALES = {
+SCALES: dict[str, dict[str, Any]] = {
     "full": dict(widths=(64, 96, 128), amplitudes=(0.975, 1.0), methods=SPARSE_METHODS, densities=(0.5, 0.3),
                  seeds=2, steps=3000),
     "smoke": dict(widths=(96,), amplitudes=(1.0,), methods=("random", "synflow", "snip"), densities=(0.5,),

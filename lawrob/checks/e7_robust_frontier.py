@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -37,7 +38,7 @@ FIXED = dict(measure="gaussian", target="zero", noise="rademacher", depth=2, los
              learning_rate=1e-2, log_every=50, eps=0.5, delta=0.5, lip_search_starts=16, objective="robust",
              imp_rate=0.5)
 DATA_FREE, DATA_DEPENDENT = ("random", "synflow"), ("imp",)
-SCALES = {
+SCALES: dict[str, dict[str, Any]] = {
     "full": dict(d=(8, 16), n=(250, 500, 1000, 2000, 4000), widths=(16, 32, 64, 128), density=0.25, seeds=5,
                  steps=2000, trials=6),
     "smoke": dict(d=(8,), n=(64, 128, 256), widths=(32,), density=0.25, seeds=1, steps=300, trials=3),
@@ -65,7 +66,7 @@ def exponents(rows: list[dict]) -> dict:
     residual = y - x @ coef
     cov = (residual @ residual / dof) * np.linalg.inv(x.T @ x)
     half = stats.t.ppf(0.975, dof) * np.sqrt(np.diag(cov))
-    out = {"runs": len(rows), "fitted": True, "intercept": float(coef[0])}
+    out: dict[str, Any] = {"runs": len(rows), "fitted": True, "intercept": float(coef[0])}
     for i, v in enumerate(names, start=1):
         low, high = float(coef[i] - half[i]), float(coef[i] + half[i])
         out[v] = {"estimate": float(coef[i]), "low": low, "high": high, "law": LAW[v], "contains_law": low <= LAW[v] <= high}
@@ -78,7 +79,7 @@ def mask_ratio(rows: list[dict]) -> dict:
     def key(r):
         return (r["n"], r["d"], r["width"], r["density"], r["seed"])
 
-    free = {}
+    free: dict[tuple, list[float]] = {}
     for r in rows:
         if r["method"] in DATA_FREE:
             free.setdefault(key(r), []).append(r["lip_upper"])

@@ -21,6 +21,9 @@ Lip(f) = sup_x ||J_f(x)||_2, global over R^d unless a box ``domain`` is given; a
 - ``region_bound(params, mask)``: that region-count bound.
 """
 
+from typing import Any
+
+from lawrob import nets
 from lawrob.lipschitz._exact import DEFAULT_MAX_REGIONS, EXACT_ACTIVATIONS, exact
 from lawrob.lipschitz._lower import (LOWER_METHODS, LowerMethod, SearchConfig, lower, lower_batch, peak_bytes,
                                     register_lower)
@@ -31,7 +34,7 @@ from lawrob.lipschitz._upper import (DEFAULT_SDP_MAX_DIM, UPPER_METHODS, UpperCo
                                      uniform_method, upper, upper_batch, upper_methods)
 
 
-def region_bound(params, mask=None, *, model=None) -> int:
+def region_bound(params: Any, mask: Any = None, *, model: nets.MLP | None = None) -> int:
     """Upper bound on the number of linear regions (Serra et al. 2018) of the network without dead units."""
     return _region_bound(reduce(prepare(params, mask, model)))
 

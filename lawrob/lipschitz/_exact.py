@@ -26,10 +26,11 @@ import contextlib
 import os
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
-from lawrob import _checks
+from lawrob import _checks, nets
 from lawrob.lipschitz._network import PIECEWISE_LINEAR
 from lawrob.lipschitz._network import (
     Bound, Net, certify, check_domain, drop_unused_inputs, jacobian_norm, prepare, reduce, region_bound,
@@ -45,8 +46,8 @@ EXACT_ACTIVATIONS = PIECEWISE_LINEAR  # the activations exact() handles (sweeps 
 
 
 def exact(
-    params, mask=None, *, model=None, domain=None, max_regions: int = DEFAULT_MAX_REGIONS,
-    min_radius: float = DEFAULT_MIN_RADIUS, solver: str = "auto",
+    params: Any, mask: Any = None, *, model: nets.MLP | None = None, domain: Any = None,
+    max_regions: int = DEFAULT_MAX_REGIONS, min_radius: float = DEFAULT_MIN_RADIUS, solver: str = "auto",
 ) -> Bound:
     """The exact l2 Lipschitz constant of a ReLU, leaky-ReLU or identity MLP, with a witness point.
 
@@ -167,6 +168,8 @@ class _ScipyLP:
     """The same LP as ``_HighsLP``, rebuilt and solved by ``scipy.optimize.linprog`` (HiGHS) at every call."""
 
     name = "scipy"
+    _rows: list
+    _rhs: list
 
     def __init__(self, d: int, cap: float):
         self._rows, self._rhs, self._d, self._cap = [], [], d, cap
@@ -195,6 +198,8 @@ class _ScipyLP:
 
 class _Enumerator:
     """Depth-first enumeration of the regions of ``net`` (reduced, piecewise linear) inside an optional box."""
+
+    best: tuple[float, Any, Any]  # value, interior point, (G, h) of the region; (-1.0, None, None) before the first
 
     def __init__(self, net: Net, box, min_radius: float, lp_class):
         self.net, self.min_radius = net, min_radius

@@ -179,7 +179,7 @@ def _reduced(net: Net) -> Net:
     if first.shape[0] <= first.shape[1]:
         return net
     r = np.linalg.qr(first, mode="r")
-    return Net((r,) + net.weights[1:], net.biases, net.activation)
+    return Net((r,) + net.weights[1:], net.biases, net.activation)  # type: ignore[arg-type]  # numpy stubs: qr(mode="r") returns an array
 
 
 def _linear_bound(net: Net) -> float:
@@ -250,7 +250,7 @@ def _verified_rho(net: Net, multipliers: list[np.ndarray]) -> float | None:
     phi = phi - 2 * alpha * beta * np.diag(t1)
     w1 = net.weights[0]
     base = np.linalg.qr(w1, mode="r") if w1.shape[0] > w1.shape[1] else w1  # same nonzero spectrum of W Phi W^T
-    schur = base @ phi @ base.T
+    schur = base @ phi @ base.T  # type: ignore[union-attr]  # numpy stubs: qr(mode="r") returns an array, not QRResult
     if not np.all(np.isfinite(schur)):
         return None
     rho = max(float(np.linalg.eigvalsh((schur + schur.T) / 2)[-1]), 0.0)

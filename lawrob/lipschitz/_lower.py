@@ -35,6 +35,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -76,7 +77,8 @@ def register_lower(name: str, candidates: Callable, *, replace: bool = False) ->
 
 def _proposed(net: Net, setup) -> np.ndarray:
     """A registered method's candidate points, checked to be finite [m, d]."""
-    points = np.asarray(LOWER_METHODS[setup.method].candidates(net, setup.key, setup.points), dtype=float)
+    # candidates is set for every registered method but "search" and "points", which never get here
+    points = np.asarray(LOWER_METHODS[setup.method].candidates(net, setup.key, setup.points), dtype=float)  # type: ignore[misc, type-var]
     if points.ndim != 2 or points.shape[1] != net.d or not np.all(np.isfinite(points)):
         raise ValueError(f"method={setup.method!r}: its candidates must be a finite [m, {net.d}] array, got shape "
                          f"{points.shape}")
@@ -132,8 +134,8 @@ class SearchConfig:
 
 
 def lower(
-    params, mask=None, *, key: jax.Array, model: nets.MLP | None = None, points=None, method: str = "search",
-    domain=None, config: SearchConfig | None = None, **budget,
+    params: Any, mask: Any = None, *, key: jax.Array, model: nets.MLP | None = None, points: Any = None,
+    method: str = "search", domain: Any = None, config: SearchConfig | None = None, **budget: Any,
 ) -> Bound:
     """A certified lower bound on the l2 Lipschitz constant, with its witness point.
 
@@ -166,8 +168,9 @@ def lower(
 
 
 def lower_batch(
-    params, mask=None, *, key: jax.Array, model: nets.MLP | None = None, points=None, method: str = "search",
-    domain=None, config: SearchConfig | None = None, chunk: int | None = 8, **budget,
+    params: Any, mask: Any = None, *, key: jax.Array, model: nets.MLP | None = None, points: Any = None,
+    method: str = "search", domain: Any = None, config: SearchConfig | None = None, chunk: int | None = 8,
+    **budget: Any,
 ) -> list[Bound]:
     """``lower`` for B networks of one architecture at once: params (and mask) carry a leading axis of size B.
 
@@ -201,7 +204,7 @@ def lower_batch(
         return [_certified_bound(net, _proposed(net, setup), setup, share) for net, setup in zip(networks, setups)]
     with jax.enable_x64(True):
         arrays = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[_arrays(net) for net in networks])
-        batch_points = first.points if not per_network else jnp.stack([s.points for s in setups])
+        batch_points = first.points if not per_network else jnp.stack([s.points for s in setups])  # type: ignore[misc]  # per_network: every setup has points
         candidates, _ = _run_batch(networks[0].activation, shared_cfg, first.method, first.box, chunk, arrays,
                                    keys, batch_points)
     candidates = np.asarray(candidates)
@@ -229,6 +232,7 @@ def _setup(net: Net, key, points, method: str, domain, config, budget: dict) -> 
     if unknown:
         raise TypeError(f"unexpected keyword(s) {sorted(unknown)}: the budget keywords are SearchConfig's fields")
     config = dataclasses.replace(config, **budget)
+    box: Any  # the checked domain, then the float tuples _Setup stores
     box = check_domain(domain, net.d)
     if points is not None:
         points = check_points(points, net.d)
@@ -251,6 +255,8 @@ def _run_batch(activation: str, cfg: SearchConfig, method: str, box, chunk: int,
     """``_run`` over a leading network axis: lax.map over chunks of ``chunk`` networks, vmap within a chunk.
 
     ``points``: None, shared [n, d] or per network [B, n, d]. Padded to whole chunks (one compiled body)."""
+    args: tuple
+    shared: tuple
     if points is None or points.ndim == 2:
         args, shared = (arrays, keys), (points,)
     else:
@@ -290,8 +296,8 @@ def _keep(cfg: SearchConfig) -> int:
     return max(_KEEP, cfg.starts, cfg.walkers)
 
 
-def peak_bytes(params, mask=None, *, model: nets.MLP | None = None, points=None,
-               config: SearchConfig | None = None, **budget) -> int:
+def peak_bytes(params: Any, mask: Any = None, *, model: nets.MLP | None = None, points: Any = None,
+               config: SearchConfig | None = None, **budget: Any) -> int:
     """The memory model's estimate of the search's peak temporary bytes (XLA's temp allocation, besides the
     weights and points passed in) on this network; at most ``memory_budget_bytes`` by construction."""
     net = prepare(params, mask, model)

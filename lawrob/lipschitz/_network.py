@@ -113,7 +113,7 @@ def infer_model(params) -> nets.MLP:
     return nets.MLP(sizes, activation="relu", bias="b" in params[0])
 
 
-def prepare(params, mask, model: nets.MLP | None) -> Net:
+def prepare(params: Any, mask: Any, model: nets.MLP | None) -> Net:
     """Check the arguments and return the masked network in float64.
 
     ``model`` supplies the activation (params do not carry it); None means a ReLU MLP of the params' shapes.

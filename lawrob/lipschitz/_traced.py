@@ -46,7 +46,8 @@ def traced_lower(lower, params, mask, *, key, points, **static) -> Bound:
     typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
     impl = jax.random.key_impl(key) if typed else None
     key_data = jax.random.key_data(key) if typed else key
-    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    # jax.config reads its options as attributes at run time; its type stubs do not declare them
+    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32  # type: ignore[attr-defined]
     d = int(np.shape(params[0]["w"])[-2])
 
     def host(params, mask, key_data, points):

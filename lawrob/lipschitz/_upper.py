@@ -20,11 +20,12 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
 
-from lawrob import _checks
+from lawrob import _checks, nets
 from lawrob.lipschitz._lipsdp_bound import lipsdp_values
 from lawrob.lipschitz._network import Bound, Net, batch_size, drop_unused_inputs, is_constant, prepare, reduce
 from lawrob.lipschitz._psd import spectral_norm_upper
@@ -39,7 +40,7 @@ DEFAULT_SDP_MAX_DIM = 300
 
 
 def upper(
-    params, mask=None, *, model=None, method: str = "best", solver: str = "auto",
+    params: Any, mask: Any = None, *, model: nets.MLP | None = None, method: str = "best", solver: str = "auto",
     sdp_max_dim: int = DEFAULT_SDP_MAX_DIM,
 ) -> Bound:
     """A sound upper bound on the global l2 Lipschitz constant (valid on any domain).
@@ -59,7 +60,7 @@ def upper(
 
 
 def upper_batch(
-    params, mask=None, *, model=None, method: str = "best", solver: str = "auto",
+    params: Any, mask: Any = None, *, model: nets.MLP | None = None, method: str = "best", solver: str = "auto",
     sdp_max_dim: int = DEFAULT_SDP_MAX_DIM, chunk: int = 8,
 ) -> list[Bound]:
     """``upper`` for B networks of one architecture: params (and mask) carry a leading axis of size B.
@@ -127,7 +128,8 @@ def register_upper(name: str, per_network: Callable[[Net], float] | None = None,
         raise ValueError("give exactly one of per_network and bounds")
     if per_network is not None:
         bounds = lambda nets, context: [(float(per_network(net)), {}) for net in nets]  # noqa: E731
-    method = UpperMethod(name, bounds, affordable or UpperMethod.affordable, float(tightness))
+    # bounds is set here: exactly one of per_network and bounds was given
+    method = UpperMethod(name, bounds, affordable or UpperMethod.affordable, float(tightness))  # type: ignore[arg-type]
     UPPER_METHODS[name] = method
     return method
 
@@ -166,6 +168,8 @@ def _upper_bounds(nets: list[Net], method: str, solver: str, sdp_max_dim: int, c
     smalls = [drop_unused_inputs(reduce(net))[0] for net in nets]
     context = UpperContext(solver, chunk, (nets[0].d,) + nets[0].widths, required=method != "best")
     values: list[dict[str, float | str]] = [{} for _ in nets]
+    value: Any  # a method's value in the first loop, a run's dict of them in the second
+    chosen: Any
     for entry in UPPER_METHODS.values() if method == "best" else [UPPER_METHODS[method]]:
         chosen = []
         for i, small in enumerate(smalls):
@@ -183,7 +187,7 @@ def _upper_bounds(nets: list[Net], method: str, solver: str, sdp_max_dim: int, c
         numbers = {k: v for k, v in value.items() if k in UPPER_METHODS and not isinstance(v, str)}
         if not numbers:
             raise RuntimeError(f"upper: no method gave a bound ({value}); use another method")
-        chosen = min(numbers, key=numbers.get)
+        chosen = min(numbers, key=numbers.get)  # type: ignore[arg-type]  # typeshed: dict.get overloads as a key
         bounds.append(Bound(numbers[chosen], "upper", chosen, details=dict(value, sdp_dim=_sdp_dim(small))))
     return bounds
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 
@@ -46,7 +47,8 @@ METHODS: dict[str, Method] = {}
 
 
 def register_method(name: str, *, score: Callable | None = None, pipeline: Callable | None = None,
-                    data_free: bool = False, options=(), iterations: int = 1, replace: bool = False) -> Method:
+                    data_free: bool = False, options: Sequence[str] = (), iterations: int = 1,
+                    replace: bool = False) -> Method:
     """Add a pruning method to ``METHODS`` (so ``prune``, sweep grids and their runs accept it) and return it.
 
     Give ``score`` (one-shot) or ``pipeline`` (training-based), see ``Method``. ``replace=True`` overwrites a
@@ -108,7 +110,7 @@ def _prune(params, mask, data, key, counts, *, method, model, loss, options, inv
 
 def prune(method: str, params: Params, data: Dataset | None, density: float, key: jax.Array, *, model: MLP,
           scope: str = "global", loss: str = "mse", mask: Mask | None = None, iterations: int | None = None,
-          prune_biases: bool = False, collapse: str = "warn", invert: bool = False, **options) -> Mask:
+          prune_biases: bool = False, collapse: str = "warn", invert: bool = False, **options: Any) -> Mask:
     """One-shot pruning at ``density`` with a scored method of ``METHODS`` ("random", "magnitude", "snip", "grasp",
     "synflow", or one added with ``register_method``), scored on ``params`` (and ``data`` for the methods that
     are not data-free, with ``loss``).

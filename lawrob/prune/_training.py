@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -125,7 +125,7 @@ def _trainer(data, model, fit_options, batched: bool):
 
 def imp(params: Params, data: Dataset, *, model: MLP, rounds: int, steps: int, key: jax.Array, rate: float = 0.2,
         rewind_step: int = 0, scope: str = "global", prune_biases: bool = False, collapse: str = "warn",
-        batched: bool = False, **fit_options) -> ImpResult:
+        batched: bool = False, **fit_options: Any) -> ImpResult:
     """Iterative magnitude pruning with rewinding (Frankle & Carbin 2019; rewinding to step k: Frankle et al. 2020).
 
     Train the dense network (``steps`` steps of ``lawrob.train.fit`` with ``fit_options``), saving its weights
@@ -149,7 +149,7 @@ def imp(params: Params, data: Dataset, *, model: MLP, rounds: int, steps: int, k
 
 def mag_after(params: Params, data: Dataset, density: float, *, model: MLP, steps: int, key: jax.Array,
               rewind_step: int = 0, scope: str = "global", prune_biases: bool = False, collapse: str = "warn",
-              batched: bool = False, **fit_options) -> ImpResult:
+              batched: bool = False, **fit_options: Any) -> ImpResult:
     """Magnitude pruning after training ("MagAfter"): train dense, keep the ``kept_count(density, P)``
     largest-magnitude weights in one shot, retrain from the rewound weights. The ``ImpResult`` has one round.
     ``batched=True``: B stacked runs, ``key`` of shape [B] (as in ``imp``)."""
@@ -166,7 +166,7 @@ def imp_schedule(density: float, rate: float) -> tuple[int, bool]:
 
 
 def imp_to_density(params: Params, data: Dataset, density: float, *, model: MLP, keys: jax.Array, rate: float = 0.2,
-                   **fit_options) -> tuple[list[Mask], list[dict]]:
+                   **fit_options: Any) -> tuple[list[Mask], list[dict]]:
     """The pipeline of the method "imp" on B stacked runs: the k full rounds of batched ``imp`` with
     (1 - rate)^k >= density (``imp_schedule``), then, unless (1 - rate)^k == density, one magnitude pruning of
     round k's trained weights to exactly ``density`` (tie-breaks from ``fold_in(keys[b], k)``). Layer collapse is
@@ -188,7 +188,7 @@ def imp_to_density(params: Params, data: Dataset, density: float, *, model: MLP,
 
 
 def mag_after_to_density(params: Params, data: Dataset, density: float, *, model: MLP, keys: jax.Array,
-                         rate: float | None = None, **fit_options) -> tuple[list[Mask], list[dict]]:
+                         rate: float | None = None, **fit_options: Any) -> tuple[list[Mask], list[dict]]:
     """The pipeline of the method "mag_after" on B stacked runs (batched ``mag_after``, layer collapse allowed;
     ``rate`` is not used): each run's mask and no extra columns."""
     masks = unstack(mag_after(params, data, density, model=model, key=keys, collapse="allow", batched=True,

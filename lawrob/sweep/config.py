@@ -147,7 +147,7 @@ _LATER_KEYS = ("lower_method", "objective", "robust_trials", "robust_spread", "s
                "schedule_end")
 
 # What a run's training looks for: a plain fit, or the most robust network that fits (``lawrob.robust``).
-OBJECTIVES = ("fit", "robust")
+OBJECTIVES: tuple[str, ...] = ("fit", "robust")
 
 
 def validate(key: str, value):

@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -98,7 +100,7 @@ def _frontier_stage(states: list[RunState], model: nets.MLP) -> None:
     plain fit by ``robust.frontier`` (one batched training per bisection trial, per (trials, spread));
     ``robust_target`` and ``robust_trials_fit`` record the search, ``train_steps_total`` its cost."""
     for state in _healthy(states):
-        state.columns["train_steps_total"] = int(state.history["steps_run"])
+        state.columns["train_steps_total"] = int(state.history["steps_run"])  # type: ignore[index]  # healthy runs are trained
     todo = [s for s in _healthy(states) if s.run.config.objective == "robust"]
     for part in _by(todo, lambda s: (s.run.config.robust_trials, s.run.config.robust_spread)):
         config = part[0].run.config
@@ -134,6 +136,8 @@ def _batched_bounds(states: list[RunState], model: nets.MLP, batch_lipschitz: bo
     """({run hash: lower Bound}, {run hash: upper Bound}) from one batched call per upper-bound method (and,
     only with ``batch_lipschitz``, by default on an accelerator, per lower-bound setting); a batch that fails
     leaves its runs to the measurement, which computes them one by one and records a failure in the run's row."""
+    lowers: dict[str, Any]
+    uppers: dict[str, Any]
     lowers, uppers = {}, {}
     progress.phase("upper bound")
     # One batched call before the threads: on CPU it costs what one call per run does, and the barrier
@@ -252,8 +256,8 @@ def _refuse_other_grids(out_dir: Path, this_grid: str, runs: list[Run], done: se
                      "--out, or add this grid's runs to the folder with add=True (--add), the report keeps the grids apart")
 
 
-def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices=None, workers: int | None = None,
-        batch_lipschitz: bool | None = None, progress: bool | None = None) -> list[dict]:
+def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices: Sequence | None = None,
+        workers: int | None = None, batch_lipschitz: bool | None = None, progress: bool | None = None) -> list[dict]:
     """Run every unfinished run of ``grid`` into ``out_dir`` and return the merged results table (list of rows).
 
     Rerunning the same grid resumes it: finished runs are not repeated. A folder that holds another grid's

@@ -7,6 +7,8 @@ run by run so that one failing run does not take the others with it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,13 +30,17 @@ def _batched_masks(method: str, runs: list[Run], model: nets.MLP, inits: list, d
     found with one batched pruning pipeline."""
     config = runs[0].config
     fit_options = train_options(config) | {"learning_rate": jnp.asarray([r.config.learning_rate for r in runs])}
-    return prune.METHODS[method].pipeline(train.stack(inits), train.stack(datasets), config.density, model=model,
+    # a training-based method has a pipeline
+    return prune.METHODS[method].pipeline(train.stack(inits), train.stack(datasets), config.density, model=model,  # type: ignore[misc]
                                           keys=jnp.stack([r.keys.mask for r in runs]), rate=config.imp_rate,
                                           **fit_options)
 
 
 def make_masks(runs: list[Run], model: nets.MLP, inits: list, datasets: list) -> tuple[list, list[dict], dict[int, str]]:
     """Every run's mask and extra columns, and {run index: why its pruning failed}; a failed run's mask is None."""
+    masks: list[Any]
+    extras: list[dict]
+    failed: dict[int, str]
     masks, extras, failed = [None] * len(runs), [{} for _ in runs], {}
     batched: dict[tuple, list[int]] = {}
     for i, run in enumerate(runs):

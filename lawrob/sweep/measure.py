@@ -164,8 +164,8 @@ def measure_row(state: RunState, model: nets.MLP, lower: lipschitz.Bound | None 
     """One trained run's measured columns: ``fit_columns``, ``bracket``, ``bound_columns`` and the verdict
     ``bound_violation``."""
     config = state.run.config
-    row = fit_columns(config, state.dataset, state.history)
+    row = fit_columns(config, state.dataset, state.history)  # type: ignore[arg-type]  # set by training before measuring
     row |= bracket(state, model, lower, upper)
-    row |= bound_columns(config, model, state.dataset, state.params, state.mask, state.information)
+    row |= bound_columns(config, model, state.dataset, state.params, state.mask, state.information)  # type: ignore[arg-type]  # set by the mask stage
     row |= margins(row, config)
     return row | {"bound_violation": verdict(row)}

@@ -6,6 +6,7 @@ import json
 import math
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -71,7 +72,7 @@ def verdicts(rows: list[dict], fits: dict[str, dict]) -> list[dict]:
         why = f"; no fitted run meets the theorems' conditions (most common reason: {reasons.most_common(1)[0][0]})"
     else:
         why = ""
-    out = [
+    out: list[dict] = [
         {"check": "runs that fit below the noise level (train MSE <= sigma2 - eps)",
          "measured": f"{len(fitted)} of {len(rows)}", "criterion": "informational", "passed": None},
         {"check": "certified Lipschitz upper bound >= rigorous NFP and BS bounds (no counterexample)",
@@ -129,7 +130,7 @@ def conclusion(rows: list[dict]) -> str:
              "the constant-free law sqrt(n d / k)"
              + (f" and {_fmt(over_bound)} times the rigorous bound, which therefore holds with a margin far too wide "
                 "to test the law's constant" if over_bound else " (the rigorous bound's conditions fail here)") + ".")
-    pairs = {}
+    pairs: dict = {}
     for r in fitted:
         key = tuple((k, v) for k, v in r.items() if k in ("width", "depth", "method", "density", "seed", "n", "d"))
         pairs.setdefault(key, {})[r.get("objective", "fit")] = r["lip_upper"]
@@ -179,7 +180,7 @@ def _grid_sections(out_dir: Path, rows: list[dict]) -> list[tuple[str | None, li
     specs = manifest.grids(out_dir)
     if len(specs) <= 1:
         return [(None, rows)]
-    sections = []
+    sections: list[tuple[str | None, list[dict]]] = []
     for grid_id, spec in specs.items():
         hashes = {r.hash for r in Grid(**spec).runs()}
         sections.append((grid_id, [r for r in rows if r["config_hash"] in hashes]))
@@ -241,7 +242,7 @@ def write_report(out_dir: str | Path) -> Path:
     lines = [f"# lawrob sweep report: {out_dir.name}", "",
              f"{len(rows)} runs of {len(sections)} grid(s); table `results.csv`; columns and their meaning in the "
              "lawrob README.", ""]
-    summary = {"checks": [], "grids": {}}
+    summary: dict[str, Any] = {"checks": [], "grids": {}}
     for grid_id, grid_rows in sections:
         folder = out_dir / "figures" if grid_id is None else out_dir / "figures" / grid_id
         prefix = "figures/" if grid_id is None else f"figures/{grid_id}/"

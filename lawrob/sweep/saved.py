@@ -25,7 +25,7 @@ def save_group(path: Path, runs: list[Run], per_run: list) -> None:
                 arrays[f"{name}/{layer}/{leaf}"] = np.stack([np.asarray(item[index][layer][leaf]) for _, item in kept])
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds are arrays too
 
 
 def load_params(out_dir: str | Path, config_hash: str) -> tuple[list[dict], list[dict]]:
@@ -36,10 +36,10 @@ def load_params(out_dir: str | Path, config_hash: str) -> tuple[list[dict], list
             hashes = list(saved["config_hash"])
             if config_hash in hashes:
                 i = hashes.index(config_hash)
-                trees = {"params": {}, "mask": {}}
+                trees: dict[str, dict] = {"params": {}, "mask": {}}
                 for name in saved.files:
                     if name != "config_hash":
                         tree, layer, leaf = name.split("/")
                         trees[tree].setdefault(int(layer), {})[leaf] = jnp.asarray(saved[name][i])
-                return tuple([trees[t][k] for k in sorted(trees[t])] for t in ("params", "mask"))
+                return tuple([trees[t][k] for k in sorted(trees[t])] for t in ("params", "mask"))  # type: ignore[return-value]  # two lists
     raise ValueError(f"config_hash {config_hash!r}: no saved parameters under {folder} (run the grid with save_params = true)")

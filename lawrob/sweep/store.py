@@ -22,10 +22,14 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lawrob._io import atomic_path, atomic_write_text, remove_stale_temporaries
 from lawrob.progress import logger
 from lawrob.sweep.columns import column_types
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HASH = re.compile(r"[0-9a-f]{16}")
 
@@ -209,7 +213,7 @@ class ResultStore:
             os.replace(path, target)
             logger.warning(f"damaged results file {path} ({len(bad)} unreadable: {bad[0]}) moved to {target}; "
                            f"{len(good)} readable entries kept, the runs of the others will be computed again")
-            writer(good)
+            writer(good)  # type: ignore[arg-type]  # each writer gets its own reader's type (rows / histories)
 
     def _write_part(self, rows: list[dict]) -> None:
         columns = list(dict.fromkeys(c for r in rows for c in r))
@@ -296,7 +300,7 @@ def write_parquet(rows: list[dict], columns: list[str], path: Path) -> bool:
 _PANDAS_DTYPES = {"str": "string", "int": "Int64", "float": "Float64", "bool": "boolean", "floats": "object"}
 
 
-def load(out_dir: str | Path):
+def load(out_dir: str | Path) -> pd.DataFrame:
     """The results table of a sweep folder as a pandas DataFrame, each column in its declared type: pandas'
     nullable dtypes (``string``, ``Int64``, ``Float64``, ``boolean``; lists as ``object``), so a value that was
     not computed is ``pd.NA``, never a NaN or a guessed type. Reads ``results.csv``; raises ``DamagedFile``
