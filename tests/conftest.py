@@ -1,8 +1,22 @@
 """Fixtures shared by several test files."""
 
+import logging
+
 import chex
 import jax
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _restore_lawrob_logger():
+    """Leave the ``lawrob`` logger as each test found it: ``cli.main`` run in-process configures it (level INFO,
+    a stderr handler), which made later tests' log assertions depend on the order the tests ran in."""
+    logger = logging.getLogger("lawrob")
+    level, handlers, propagate = logger.level, list(logger.handlers), logger.propagate
+    yield
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
+    logger.propagate = propagate
 
 
 @pytest.fixture

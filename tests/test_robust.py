@@ -94,6 +94,7 @@ def test_the_grid_objective_robust_is_certified_resumed_and_validated(tmp_path, 
         frontier["lip_upper"], rel=1e-6)
     assert lipschitz.exact(params, mask, model=model).value == pytest.approx(frontier["lip_exact"], rel=1e-9)
     assert frontier["upper_over_scaling"] == pytest.approx(frontier["lip_upper"] / np.sqrt(32 * 3 / frontier["active"]))
+    caplog.clear()  # only the rerun's messages
     with caplog.at_level("INFO", logger="lawrob"):
         again = run(grid, tmp_path, progress=False)
     assert "0 to do" in caplog.messages[0] and len(again) == 2
