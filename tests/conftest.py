@@ -7,6 +7,16 @@ import jax
 import pytest
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compilation caches after each test module. A pytest-xdist worker runs hundreds of modules and
+    compiles thousands of programs; two full runs had a worker segfault inside XLA's compiler late in the run
+    (in two different, individually passing tests), consistent with the process running out of memory mappings
+    (vm.max_map_count = 65530 here) as compiled programs accumulate."""
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture(autouse=True)
 def _restore_lawrob_logger():
     """Leave the ``lawrob`` logger as each test found it: ``cli.main`` run in-process configures it (level INFO,
