@@ -12,7 +12,8 @@ def _release_compiled_programs():
     """Drop JAX's compilation caches after each test module. A pytest-xdist worker runs hundreds of modules and
     compiles thousands of programs; two full runs had a worker segfault inside XLA's compiler late in the run
     (in two different, individually passing tests), consistent with the process running out of memory mappings
-    (vm.max_map_count = 65530 here) as compiled programs accumulate."""
+    (vm.max_map_count = 65530 here) as compiled programs accumulate: each holds about 3 mappings, all released
+    by ``jax.clear_caches()`` (measured on 300 small jitted functions)."""
     yield
     jax.clear_caches()
 
