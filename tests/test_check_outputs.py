@@ -18,10 +18,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lawrob import cli
 from lawrob.checks import _common
+from lawrob.checks._common import holm
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKS = ROOT / "paper_checks"  # the checkout's committed results and write-ups (the code is lawrob/checks/)
@@ -91,7 +93,7 @@ def test_check_with_out_writes_only_there_and_leaves_the_checkout_alone(fast_che
     assert fast_check["status"] == (0 if verdict["passed"] else 1)
     assert verdict["experiment"] == FAST and verdict["scale"] == "smoke"
     assert sorted(p.name for p in base.iterdir()) == [FAST.lower()]  # one subfolder per experiment
-    assert sorted(p.name for p in out.iterdir()) == ["e5.png", "verdict.json"]  # no temporary files left behind
+    assert sorted(p.name for p in out.iterdir()) == ["e5.pdf", "e5.png", "verdict.json"]  # no temporary files left behind
     assert list(fast_check["cwd"].iterdir()) == []  # nothing in the working directory (no ./lawrob-out)
     assert fast_check["status_after"] == fast_check["status_before"]
     assert fast_check["committed_after"] == fast_check["committed_before"]
@@ -236,3 +238,28 @@ def test_e6_folder_check_accepts_its_own_runs_and_an_empty_folder(tmp_path):
     assert e6.other_grid_results(folder, wanted) == []  # a part of its own grid: resumed, not refused
     e6.refuse_other_grid(folder, wanted)
     assert e6.other_grid_results(folder, wanted[1:]) == [wanted[0]]  # e.g. another --seeds
+
+
+def _holm_rejections(p_values, alpha):
+    """Holm's step-down procedure as stated in the paper: walk the sorted p-values, reject while
+    p_(i) <= alpha / (m - i + 1), stop at the first that is not."""
+    m = len(p_values)
+    rejected = set()
+    for rank, index in enumerate(sorted(range(m), key=lambda i: p_values[i])):
+        if p_values[index] > alpha / (m - rank):
+            break
+        rejected.add(index)
+    return rejected
+
+
+def test_holm_adjusted_p_values_reject_what_the_step_down_procedure_rejects():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        p = list(rng.uniform(0, 0.05, size=int(rng.integers(1, 9))) ** rng.uniform(0.5, 2))
+        adjusted = holm(p)
+        assert all(a >= q for a, q in zip(adjusted, p)) and all(a <= 1 for a in adjusted)
+        for alpha in (0.01, 0.02, 0.05):
+            assert {i for i, a in enumerate(adjusted) if a <= alpha} == _holm_rejections(p, alpha)
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    with pytest.raises(ValueError, match="p_values"):
+        holm([0.1, 1.5])

@@ -111,6 +111,28 @@ def spearman(x, y) -> float:
     return float(stats.spearmanr(x, y).statistic)
 
 
+def holm(p_values) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the order given.
+
+    With the m p-values sorted increasingly, p_(1) <= ... <= p_(m), the adjusted value of p_(i) is
+    max_{j <= i} min(1, (m - j + 1) p_(j)). Rejecting every hypothesis whose adjusted value is below alpha controls
+    the family-wise error rate at alpha under any dependence.
+
+    References
+    ----------
+    S. Holm, "A simple sequentially rejective multiple test procedure", Scand. J. Statist. 6 (1979) 65-70.
+    """
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim != 1 or np.any(~np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError(f"holm: p_values must be a 1-d sequence of numbers in [0, 1], got {p_values!r}")
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    adjusted = np.empty(m)
+    adjusted[order] = np.maximum.accumulate(scaled)
+    return [float(v) for v in adjusted]
+
+
 def pyplot():
     import matplotlib
 
@@ -120,12 +142,19 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path: Path, dpi: int = 100) -> None:
-    """Lay out, write (atomically: into a temporary file of the same folder, then ``os.replace``) and close a
-    pyplot figure; the format is the path's suffix."""
+def save_figure(fig, path: Path, dpi: int = 150) -> None:
+    """Lay out, write and close a pyplot figure: a PNG at ``dpi`` and a PDF beside it (same stem).
+
+    Each file is written atomically (into a temporary file of the same folder, then ``os.replace``). ``path``
+    names the PNG; its suffix must be ``.png``.
+    """
+    path = Path(path)
+    if path.suffix != ".png":
+        raise ValueError(f"save_figure: path must end in .png (a PDF is written beside it), got {path}")
     fig.tight_layout()
     try:
-        atomic_savefig(fig, Path(path), dpi=dpi)
+        atomic_savefig(fig, path, dpi=dpi)
+        atomic_savefig(fig, path.with_suffix(".pdf"))
     finally:
         pyplot().close(fig)
 

@@ -221,7 +221,7 @@ def plot(results: dict, path: Path) -> None:
         ax.set_xlabel("pruned parameters k")
     np.atleast_1d(axes)[0].set_ylabel("plug-in H(m | init) [bits]")
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper left")
-    save_figure(fig, path, dpi=80)
+    save_figure(fig, path)
 
 
 def run(scale: str, out: Path, seed: int = 0, **overrides) -> dict:

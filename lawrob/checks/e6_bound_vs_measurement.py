@@ -222,7 +222,7 @@ def figure(rows: list[dict], measured: dict, path: Path) -> None:
     ax2.set_ylabel("train MSE")
     ax2.set_title("fit below the noise level (a run counts below its own line)")
     ax2.legend(fontsize=7, ncol=2)
-    save_figure(fig, path, dpi=90)
+    save_figure(fig, path)
 
 
 class OtherGridResults(ValueError):
