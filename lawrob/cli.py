@@ -14,6 +14,8 @@ from pathlib import Path
 from lawrob._io import atomic_write_text
 from lawrob.progress import configure_logging, logger
 
+_Subparsers = argparse._SubParsersAction  # what ``add_subparsers`` returns; the _add_<name> functions add to it
+
 
 DEMO_GRID = """
 # lawrob demo: the law of robustness with a bound that applies. Random +-1 labels (sigma2 = 1) on N(0, I/d),
@@ -43,14 +45,14 @@ objective = ["fit", "robust"]
 """
 
 
-def _add_demo(sub) -> None:
+def _add_demo(sub: _Subparsers) -> None:
     parser = sub.add_parser("demo", help="run the embedded default sweep and write results, figures and a report")
     parser.add_argument("--out", type=Path, default=Path("lawrob-out"), help="output folder (default: ./lawrob-out)")
     parser.add_argument("--print-grid", action="store_true", help="print the embedded grid (TOML) and exit")
     parser.set_defaults(handler=_run_demo)
 
 
-def _run_demo(args) -> int:
+def _run_demo(args: argparse.Namespace) -> int:
     """The embedded grid -> lawrob sweep -> lawrob report, into ./lawrob-out/."""
     if args.print_grid:
         print(DEMO_GRID.strip())
@@ -104,7 +106,7 @@ def _sweep_and_report(config: Path, out: Path, add: bool) -> int:
     return 0 if all(c["passed"] is not False for c in summary["checks"]) else 1
 
 
-def _add_sweep(sub) -> None:
+def _add_sweep(sub: _Subparsers) -> None:
     parser = sub.add_parser("sweep", help="run a grid from a TOML file (rerunning it resumes)")
     parser.add_argument("config", type=Path, help="grid TOML file with [axes] and [fixed] tables (see README)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: ./lawrob-out/<config name>)")
@@ -122,7 +124,7 @@ def _add_sweep(sub) -> None:
     parser.set_defaults(handler=_run_sweep)
 
 
-def _distributed_options(args) -> bool:
+def _distributed_options(args: argparse.Namespace) -> bool:
     """Check the scale-out options; True when ``jax.distributed`` is to be initialized."""
     explicit = (args.coordinator, args.num_processes, args.process_id)
     if any(v is not None for v in explicit):
@@ -134,7 +136,7 @@ def _distributed_options(args) -> bool:
     return args.distributed
 
 
-def _initialize_distributed(args) -> None:
+def _initialize_distributed(args: argparse.Namespace) -> None:
     """``jax.distributed.initialize`` from the explicit options, or from the cluster's environment."""
     import jax
 
@@ -142,7 +144,7 @@ def _initialize_distributed(args) -> None:
                                process_id=args.process_id)
 
 
-def _run_sweep(args) -> int:
+def _run_sweep(args: argparse.Namespace) -> int:
     from lawrob import sweep
 
     grid = sweep.Grid.from_toml(args.config)
@@ -160,20 +162,20 @@ def _run_sweep(args) -> int:
     return _sweep_and_report(args.config, out, add=args.add)
 
 
-def _add_report(sub) -> None:
+def _add_report(sub: _Subparsers) -> None:
     parser = sub.add_parser("report", help="figures and a Markdown report for a sweep's results folder")
     parser.add_argument("dir", type=Path, help="a folder written by `lawrob sweep` or `lawrob demo`")
     parser.set_defaults(handler=_run_report)
 
 
-def _run_report(args) -> int:
+def _run_report(args: argparse.Namespace) -> int:
     from lawrob import sweep
 
     print(sweep.write_report(args.dir))
     return 0
 
 
-def _add_check(sub) -> None:
+def _add_check(sub: _Subparsers) -> None:
     parser = sub.add_parser("check", help="run the paper checks E1..E7 (smoke scale by default) and print a verdict table")
     parser.add_argument("experiments", nargs="*", metavar="E", help="experiments to run, e.g. E1 E5 (default: all)")
     parser.add_argument("--scale", choices=("smoke", "full"), default="smoke")
@@ -193,7 +195,7 @@ def paper_check_modules() -> dict[str, str]:
     return checks.module_names()
 
 
-def _run_check(args) -> int:
+def _run_check(args: argparse.Namespace) -> int:
     """Run the paper checks into ``--out``/<eN> (default ./lawrob-out/checks/<eN>); only ``--update-committed``
     (full scale, from a source checkout) writes into the checkout's paper_checks/results/<eN>."""
     import importlib
@@ -275,7 +277,7 @@ def _unit_interval(text: str) -> float:
     return value
 
 
-def _add_bound(sub) -> None:
+def _add_bound(sub: _Subparsers) -> None:
     parser = sub.add_parser("bound", help="a Lipschitz lower bound (BS Thm 3 or NFP Thm 4) and its conditions")
     parser.add_argument("--theorem", choices=("bs", "nfp"), default="bs", help="bs: Bubeck-Sellke; nfp: No Free Prune")
     parser.add_argument("--variant", choices=("paper", "rigorous"), default="paper")
@@ -294,12 +296,12 @@ def _add_bound(sub) -> None:
     parser.set_defaults(handler=_run_bound)
 
 
-def _run_bound(args) -> int:
+def _run_bound(args: argparse.Namespace) -> int:
     """Print the bound, whether its theorem's conditions hold (and why not), and sqrt(n d / p) or sqrt(n d / p_eff);
     exit status 1 when they do not hold (the printed value is then no bound)."""
     from lawrob import bounds
 
-    def need(*names):
+    def need(*names: str) -> None:
         missing = [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is None]
         if missing:
             raise ValueError(f"{' and '.join(missing)} required for --theorem {args.theorem}")
@@ -325,12 +327,12 @@ def _run_bound(args) -> int:
     return 0 if result.valid else 1
 
 
-def _add_constants(sub) -> None:
+def _add_constants(sub: _Subparsers) -> None:
     parser = sub.add_parser("constants", help="re-derive every constant of both papers with sympy and print the report")
     parser.set_defaults(handler=_run_constants)
 
 
-def _run_constants(args) -> int:
+def _run_constants(args: argparse.Namespace) -> int:
     """The lawrob.symbolic report; exit status 1 if a must-hold row fails."""
     from lawrob import symbolic
 

@@ -55,8 +55,15 @@ class Gaussian:
                 raise ValueError(f"mean must have length d={self.d}, got {len(mean)}")
             object.__setattr__(self, "mean", mean)
 
-    c = property(lambda self: self.scale**2)
-    k = property(lambda self: 1)
+    @property
+    def c(self) -> float:
+        """The isoperimetry constant c of BS eq. (1.1)."""
+        return self.scale**2
+
+    @property
+    def k(self) -> int:
+        """The number k of mixture components (1 for a single measure)."""
+        return 1
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         key, n = _checks.prng_key("key", key), _checks.positive_int("n", n)
@@ -78,8 +85,15 @@ class Sphere:
     def __post_init__(self):
         object.__setattr__(self, "d", _checks.positive_int("d", self.d, minimum=2))
 
-    c = property(lambda self: self.d / (self.d - 1))
-    k = property(lambda self: 1)
+    @property
+    def c(self) -> float:
+        """The isoperimetry constant c of BS eq. (1.1)."""
+        return self.d / (self.d - 1)
+
+    @property
+    def k(self) -> int:
+        """The number k of mixture components (1 for a single measure)."""
+        return 1
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         g = jax.random.normal(_checks.prng_key("key", key), (_checks.positive_int("n", n), self.d))
@@ -108,8 +122,15 @@ class EmbeddedSphere:
         object.__setattr__(self, "intrinsic_dim", m)
         object.__setattr__(self, "seed", _checks.positive_int("seed", self.seed, minimum=0))
 
-    c = property(lambda self: self.d / self.intrinsic_dim)
-    k = property(lambda self: 1)
+    @property
+    def c(self) -> float:
+        """The isoperimetry constant c of BS eq. (1.1)."""
+        return self.d / self.intrinsic_dim
+
+    @property
+    def k(self) -> int:
+        """The number k of mixture components (1 for a single measure)."""
+        return 1
 
     @property
     def basis(self) -> np.ndarray:
@@ -133,8 +154,15 @@ class BooleanCube:
     def __post_init__(self):
         object.__setattr__(self, "d", _checks.positive_int("d", self.d))
 
-    c = property(lambda self: None)
-    k = property(lambda self: 1)
+    @property
+    def c(self) -> float | None:
+        """The isoperimetry constant c of BS eq. (1.1) (``None``: no such c at this scale)."""
+        return None
+
+    @property
+    def k(self) -> int:
+        """The number k of mixture components (1 for a single measure)."""
+        return 1
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         return jax.random.rademacher(_checks.prng_key("key", key), (_checks.positive_int("n", n), self.d), dtype=jnp.float32)
@@ -166,11 +194,19 @@ class Mixture:
         object.__setattr__(self, "components", components)
         object.__setattr__(self, "weights", tuple(float(w) for w in weights))
 
-    d = property(lambda self: self.components[0].d)
-    k = property(lambda self: len(self.components))
+    @property
+    def d(self) -> int:
+        """The dimension d of the ambient space R^d."""
+        return self.components[0].d
+
+    @property
+    def k(self) -> int:
+        """The number k of mixture components (1 for a single measure)."""
+        return len(self.components)
 
     @property
     def c(self) -> float | None:
+        """The largest of the components' c (``None`` if one has none)."""
         cs = [m.c for m in self.components]
         return None if any(c is None for c in cs) else max(cs)
 

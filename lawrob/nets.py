@@ -89,7 +89,7 @@ class MLP:
     def num_weights(self) -> int:
         return sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
 
-    def init(self, key: jax.Array, dtype=jnp.float32) -> Params:
+    def init(self, key: jax.Array, dtype: jnp.dtype | type = jnp.float32) -> Params:
         """Draw parameters from ``key`` (a ``jax.random.key``) with the configured scheme (the same key gives the
         same params). ``dtype``: float32 or float64."""
         _checks.prng_key("key", key)

@@ -143,7 +143,7 @@ class TrainConfig:
         if self.loss != "cross_entropy" and self.model.sizes[-1] != 1:
             raise ValueError(f"loss={self.loss!r} needs a scalar-output network, got output width {self.model.sizes[-1]}")
 
-    def make_optimizer(self, learning_rate) -> optax.GradientTransformation:
+    def make_optimizer(self, learning_rate: float | jax.Array | optax.Schedule) -> optax.GradientTransformation:
         """The optax transformation of a run with step size ``learning_rate`` (times ``schedule`` when set)."""
         if isinstance(self.optimizer, optax.GradientTransformation):
             return self.optimizer

@@ -150,7 +150,7 @@ _LATER_KEYS = ("lower_method", "objective", "robust_trials", "robust_spread", "s
 OBJECTIVES: tuple[str, ...] = ("fit", "robust")
 
 
-def validate(key: str, value):
+def validate(key: str, value: Any) -> Any:
     """Check one grid setting and return it in its key's type (an integral number for an integer key becomes an
     int, an integer for a float key a float). Raises ValueError naming the key and what is allowed."""
     if key not in SCHEMA:

@@ -126,6 +126,7 @@ def _frontier_stage(states: list[RunState], model: nets.MLP) -> None:
 def _information_stage(states: list[RunState], model: nets.MLP) -> None:
     for state in _healthy(states):
         try:
+            assert state.mask is not None, "the mask stage sets every healthy run's mask"
             state.information = information_bits(state.run, model, state.init, state.mask)
         except Exception as error:  # noqa: BLE001 - recorded in the run's row
             state.fail("information", error_text(error))

@@ -8,7 +8,7 @@ import itertools
 import json
 import math
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ class Grid:
         """A 16-hex-digit hash of the runs the grid holds (not of how it is written): ``grid_id(self.runs())``."""
         return grid_id(self.runs())
 
-    def _configs(self, keys) -> Iterator[RunConfig]:
+    def _configs(self, keys: Iterable[str]) -> Iterator[RunConfig]:
         """The distinct normalized configurations over the axes in ``keys`` (the others at their first value),
         checked by the cross-key rules, in a deterministic order."""
         base = {k: default for k, (default, _) in SCHEMA.items()} | dict(self.fixed)
@@ -115,7 +115,7 @@ class Grid:
         """``groups_of(self.runs())``."""
         return groups_of(self.runs())
 
-    def outline(self, keys) -> tuple[list[RunConfig], int]:
+    def outline(self, keys: Iterable[str]) -> tuple[list[RunConfig], int]:
         """(the distinct configurations over the axes in ``keys``, the number of runs each stands for), without
         listing the runs: every other axis multiplies each configuration by its length. Exact as long as
         ``keys`` holds the keys that ``normalized`` and the cross-key rules read (``PLAN_KEYS`` and more)."""

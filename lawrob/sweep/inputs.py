@@ -10,7 +10,7 @@ from lawrob.sweep.config import RunConfig
 __all__ = ["dataset_of", "measure_of", "model_of", "train_options"]
 
 
-def measure_of(config: RunConfig):
+def measure_of(config: RunConfig) -> data.Gaussian | data.Sphere | data.EmbeddedSphere | data.BooleanCube:
     """The run's input distribution mu (``data.MEASURES[measure](d)``; the embedded sphere also reads
     ``intrinsic_dim``)."""
     if config.measure == "embedded_sphere":

@@ -73,7 +73,7 @@ def make_masks(runs: list[Run], model: nets.MLP, inits: list, datasets: list) ->
     return masks, extras, failed
 
 
-def estimated_information(run: Run, model: nets.MLP, init) -> tuple[float, str]:
+def estimated_information(run: Run, model: nets.MLP, init: nets.Params) -> tuple[float, str]:
     """An upper bound on I(m; D) for the run's pruning pipeline, in bits, and a note saying what it is.
 
     The pipeline (``make_masks``: same initialization, same mask key) runs on ``info_datasets`` fresh data sets
@@ -93,7 +93,7 @@ def estimated_information(run: Run, model: nets.MLP, init) -> tuple[float, str]:
                             "(least of plug-in, Chow-Liu, marginal, ceiling)")
 
 
-def information_bits(run: Run, model: nets.MLP, init, mask) -> tuple[float, str]:
+def information_bits(run: Run, model: nets.MLP, init: nets.Params, mask: nets.Mask) -> tuple[float, str]:
     """The I(m; D) that goes into the run's p_eff, in bits, and what it is: 0 for a mask fixed without the data,
     else the ceiling log2 C(p, k) or, with ``info = "estimate"``, ``estimated_information``."""
     config = run.config

@@ -54,11 +54,11 @@ class RunState:
     columns: dict = dataclasses.field(default_factory=dict)
     failure: dict | None = None
 
-    def fail(self, stage: str, reason: str, **columns) -> None:
+    def fail(self, stage: str, reason: str, **columns: object) -> None:
         self.failure = failure_row(stage, reason, **columns)
 
 
-def failure_row(stage: str, reason: str, **columns) -> dict:
+def failure_row(stage: str, reason: str, **columns: object) -> dict:
     """The row of a run that could not be measured: it does not fit, ``fit_reason`` says why, ``failed_stage``
     names the stage (masks, train, information, measure); the other measured columns stay empty."""
     return {"fits_below_noise": False, "fit_reason": f"{stage}: {reason}", "failed_stage": stage,
@@ -106,7 +106,8 @@ def bracket(state: RunState, model: nets.MLP, lower: lipschitz.Bound | None = No
             "lip_seconds": round(lower.seconds + upper.seconds + time.perf_counter() - start, 3)}
 
 
-def bound_columns(config: RunConfig, model: nets.MLP, dataset: Dataset, params, mask, information: tuple[float, str]) -> dict:
+def bound_columns(config: RunConfig, model: nets.MLP, dataset: Dataset, params: nets.Params, mask: nets.Mask,
+                  information: tuple[float, str]) -> dict:
     """p_eff = I(m; D) + active x log-factor (NFP Thm 4, ``bounds.p_eff``) and both papers' bounds in both
     variants. ``information``: (bits, source) from ``masks.information_bits``. The parameter box is
     ``param_box``, or max(1, max |w|) of the trained weights when 0 (a class read off after training); a bound
@@ -129,7 +130,7 @@ def bound_columns(config: RunConfig, model: nets.MLP, dataset: Dataset, params, 
                f"weights leave the box: max |w| = {largest:.4g} > param_box = {box:g}" if box is not None and largest > box
                else None)
     for variant in _VARIANTS:
-        if why_not is not None:
+        if why_not is not None or c is None:  # (c is None only with a why_not: the test narrows c's type)
             row |= {f"bound_bs_{variant}": None, f"bound_nfp_{variant}": None, f"bound_reason_{variant}": why_not}
             continue
         bs = bounds.bubeck_sellke(config.n, config.d, model.num_params, config.eps, config.delta, dense_consts.W,
