@@ -31,9 +31,12 @@ DEFAULT_CHUNKS: dict[str, dict[str, int]] = {
 def default_chunk(table: dict[str, int], backend: str | None = None) -> int | None:
     """The chunk size ``table`` gives ``backend`` (default: JAX's default backend); None (one full vmap) if absent.
 
-    Args:
-        table: backend name -> chunk size, e.g. ``DEFAULT_CHUNKS["train"]``.
-        backend: a JAX platform name ("cpu", "gpu", "tpu") or None.
+    Parameters
+    ----------
+    table : dict[str, int]
+        backend name -> chunk size, e.g. ``DEFAULT_CHUNKS["train"]``.
+    backend : str | None
+        a JAX platform name ("cpu", "gpu", "tpu") or None.
     """
     return table.get(backend or jax.default_backend())
 
@@ -41,13 +44,19 @@ def default_chunk(table: dict[str, int], backend: str | None = None) -> int | No
 def leading_size(tree: Any, name: str = "tree", axis: str = "leading") -> int:
     """The size of the leading axis that every leaf of ``tree`` carries.
 
-    Args:
-        tree: a pytree of arrays (works on tracers: only shapes are read).
-        name: the argument's name, for the error message.
-        axis: how the message calls the axis, e.g. "leading run".
+    Parameters
+    ----------
+    tree : Any
+        a pytree of arrays (works on tracers: only shapes are read).
+    name : str
+        the argument's name, for the error message.
+    axis : str
+        how the message calls the axis, e.g. "leading run".
 
-    Raises:
-        ValueError: naming ``name``, when ``tree`` has no leaves, a scalar leaf, or leaves of different sizes.
+    Raises
+    ------
+    ValueError
+        naming ``name``, when ``tree`` has no leaves, a scalar leaf, or leaves of different sizes.
     """
     sizes: set[Any] = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(tree)}
     if len(sizes) != 1 or None in sizes:
@@ -85,19 +94,30 @@ def map_chunked(fn: Callable, args: Any, *, chunk: int | None, devices: Sequence
     object and ``chunk``/``devices`` as static arguments, ``fn`` built from them inside), so that the computation
     compiles once per argument shapes and static configuration.
 
-    Args:
-        fn: maps one element's pytree (and the shared values) to an output pytree; traceable.
-        args: a pytree whose leaves all carry the same leading axis.
-        chunk: elements per vmap, a positive int, or None.
-        devices: the devices to split the axis over (a tuple, to be a static argument); None or one device: no split.
-        shared: values passed to every call of ``fn`` as they are (not mapped).
-        whole_chunks: pad to whole chunks rather than vmap a partial last chunk separately.
+    Parameters
+    ----------
+    fn : Callable
+        maps one element's pytree (and the shared values) to an output pytree; traceable.
+    args : Any
+        a pytree whose leaves all carry the same leading axis.
+    chunk : int | None
+        elements per vmap, a positive int, or None.
+    devices : Sequence | None
+        the devices to split the axis over (a tuple, to be a static argument); None or one device: no split.
+    shared : tuple
+        values passed to every call of ``fn`` as they are (not mapped).
+    whole_chunks : bool
+        pad to whole chunks rather than vmap a partial last chunk separately.
 
-    Returns:
+    Returns
+    -------
+    Any
         The stacked outputs: a pytree of ``fn``'s output structure, each leaf with the leading axis of ``args``.
 
-    Raises:
-        ValueError: when the leaves of ``args`` do not share one leading axis, or ``chunk`` is not positive.
+    Raises
+    ------
+    ValueError
+        when the leaves of ``args`` do not share one leading axis, or ``chunk`` is not positive.
     """
     size = leading_size(args, "args")
     devices = () if devices is None else tuple(devices)

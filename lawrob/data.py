@@ -40,6 +40,24 @@ class Gaussian:
 
     c = scale^2: an L-Lipschitz f of x = mean + (scale / sqrt(d)) g, g ~ N(0, I_d), is (L scale / sqrt(d))-Lipschitz
     in g, and Gaussian concentration (Tsirelson-Ibragimov-Sudakov) gives P(|f - E f| >= t) <= 2 exp(-d t^2 / (2 scale^2 L^2)).
+
+    Parameters
+    ----------
+    d : int
+        The dimension.
+    scale : float
+        The scale, > 0 (E||x - mean||^2 = scale^2).
+    mean : tuple of float, optional
+        The mean, of length d (default: 0).
+
+    Raises
+    ------
+    ValueError
+        If ``d`` is not a positive integer, ``scale`` is not positive and finite, or ``mean`` has the wrong length.
+
+    References
+    ----------
+    Bubeck & Sellke, Section 1 (the high-dimensional Gaussian). docs/theory.md, section 2.1.
     """
 
     d: int
@@ -78,6 +96,21 @@ class Sphere:
     c = d / (d - 1): the sphere S^{d-1} has log-Sobolev constant d - 1 (Mueller & Weissler 1982; equivalently
     Bakry-Emery's CD(d-2, d-1) criterion), and Herbst's argument then gives P(|f - E f| >= t) <= 2 exp(-(d-1) t^2 / (2 L^2))
     for L-Lipschitz f; matching BS eq. (1.1) gives d / c = d - 1. The looser d / (d - 2) is sometimes quoted (docs/theory.md, section 2.1).
+
+    Parameters
+    ----------
+    d : int
+        The dimension of the ambient space, >= 2.
+
+    Raises
+    ------
+    ValueError
+        If ``d`` is not an integer >= 2.
+
+    References
+    ----------
+    C. E. Mueller and F. B. Weissler, *Hypercontractivity for the heat semigroup for ultraspherical polynomials and on
+    the n-sphere*, J. Funct. Anal., 1982. docs/theory.md, section 2.1.
     """
 
     d: int
@@ -108,6 +141,24 @@ class EmbeddedSphere:
     An L-Lipschitz f on R^d restricts to an L-Lipschitz function on S^{m-1}, which concentrates as
     2 exp(-(m-1) t^2 / (2 L^2)) (see ``Sphere``); matching BS eq. (1.1) gives c = d / (m - 1) = d / intrinsic_dim.
     c grows as the manifold gets thinner: the law then only sees the intrinsic dimension.
+
+    Parameters
+    ----------
+    d : int
+        The ambient dimension.
+    intrinsic_dim : int
+        The sphere's dimension m - 1, 1 <= intrinsic_dim < d.
+    seed : int
+        The seed of the random orthonormal embedding.
+
+    Raises
+    ------
+    ValueError
+        If the dimensions are not integers with 1 <= intrinsic_dim < d, or ``seed`` is negative.
+
+    References
+    ----------
+    BS eq. (1.1). docs/theory.md, section 2.1.
     """
 
     d: int
@@ -147,7 +198,22 @@ class EmbeddedSphere:
 @dataclasses.dataclass(frozen=True)
 class BooleanCube:
     """Uniform on {-1, +1}^d (the toy data of NFP App. C.2 / experiment E5). Not isoperimetric in the sense of
-    BS eq. (1.1) at the scale used there (||x|| = sqrt(d)), so c = None."""
+    BS eq. (1.1) at the scale used there (||x|| = sqrt(d)), so c = None.
+
+    Parameters
+    ----------
+    d : int
+        The dimension, >= 1.
+
+    Raises
+    ------
+    ValueError
+        If ``d`` is not a positive integer.
+
+    References
+    ----------
+    NFP Appendix C.2; BS eq. (1.1).
+    """
 
     d: int
 
@@ -171,7 +237,26 @@ class BooleanCube:
 @dataclasses.dataclass(frozen=True)
 class Mixture:
     """mu = sum_l alpha_l mu_l (NFP assumption A1): k components on the same R^d, c = max of the components' c
-    (None if any is None). ``sample_with_components`` also returns each point's component l_i."""
+    (None if any is None). ``sample_with_components`` also returns each point's component l_i.
+
+    Parameters
+    ----------
+    components : tuple
+        The k measures mu_l, all on the same R^d.
+    weights : tuple of float, optional
+        The mixture weights alpha_l (default: uniform); they are normalized.
+
+    Raises
+    ------
+    TypeError
+        If ``components`` is not a sequence of measures.
+    ValueError
+        If there are no components, their dimensions differ or a weight is negative.
+
+    References
+    ----------
+    NFP assumption A1. docs/theory.md, section 2.1.
+    """
 
     components: tuple[Any, ...]
     weights: tuple[float, ...] | None = None
@@ -226,7 +311,20 @@ MEASURES = {"gaussian": Gaussian, "sphere": Sphere, "embedded_sphere": EmbeddedS
 
 def check_measure(name: str, measure: Any) -> None:
     """Raise a TypeError unless ``measure`` is a measure: a ``MEASURES`` class instance, a ``Mixture`` or any
-    object with an integer ``d`` and a ``sample(key, n)`` method."""
+    object with an integer ``d`` and a ``sample(key, n)`` method.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name in error messages.
+    measure : Any
+        The value to check.
+
+    Raises
+    ------
+    TypeError
+        If ``measure`` is not a measure.
+    """
     d = getattr(measure, "d", None)
     if not callable(getattr(measure, "sample", None)) or isinstance(d, bool) or not isinstance(d, numbers.Integral):
         raise TypeError(f"{name} must be a measure (Gaussian, Sphere, EmbeddedSphere, BooleanCube, Mixture or an object "
@@ -242,6 +340,29 @@ class Dataset:
     sigma2: the exact noise level E[Var(y | x)] (a scalar array, so datasets of different noise levels stack); bounded: whether |y| <= 1 holds by construction
     (False only for Gaussian noise, which lies outside both theorems' assumptions).
     A Dataset is a pytree (arrays are leaves), so batches of datasets can be stacked and vmapped.
+
+    Parameters
+    ----------
+    x : jax.Array
+        The inputs, [n, d].
+    y : jax.Array
+        The labels, [n].
+    g : jax.Array
+        The clean target E[y | x], [n].
+    z : jax.Array
+        The noise y - g, [n].
+    ell : jax.Array
+        The mixture component of each point, [n].
+    sigma2 : jax.Array or None
+        The exact noise level E[Var(y | x)] (None: unknown).
+    bounded : bool
+        Whether |y| <= 1 holds by construction.
+    description : str
+        How the data were made.
+
+    References
+    ----------
+    docs/theory.md, section 2.2.
     """
 
     x: jax.Array
@@ -264,7 +385,26 @@ class Dataset:
 
 def check_dataset(data: Any, d: int, name: str = "data", batched: bool = False) -> None:
     """Raise unless ``data`` is a Dataset with inputs [n, d] ([B, n, d] with ``batched``) and finite x and y
-    (values checked only when concrete, so this also works under jit/vmap)."""
+    (values checked only when concrete, so this also works under jit/vmap).
+
+    Parameters
+    ----------
+    data : Any
+        The value to check.
+    d : int
+        The input dimension it must have.
+    name : str
+        The argument's name in error messages.
+    batched : bool
+        Whether a leading batch axis is expected.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` is not a Dataset.
+    ValueError
+        If the shapes are wrong or a concrete x or y is not finite.
+    """
     if not isinstance(data, Dataset):
         raise TypeError(f"{name} must be a lawrob.data.Dataset, got {type(data).__name__}")
     if np.ndim(data.x) != 2 + batched or np.shape(data.x)[-1] != d:
@@ -280,6 +420,31 @@ def from_arrays(x: ArrayLike, y: ArrayLike, *, g: ArrayLike | None = None, sigma
     taken as 0 (so z = y), right for pure-noise labels; ``sigma2=None`` records that the noise level is
     unknown (no bound can then be evaluated on this data). With ``classes=C`` the labels are class indices
     in {0, ..., C-1} for the cross-entropy loss (g and z are then zero).
+
+    Parameters
+    ----------
+    x : array_like
+        The inputs, [n, d].
+    y : array_like
+        The labels, [n].
+    g : array_like, optional
+        The clean target, [n] (default: 0).
+    sigma2 : float, optional
+        The noise level (None: unknown).
+    classes : int, optional
+        The number of classes of integer labels.
+    description : str
+        How the data were made.
+
+    Returns
+    -------
+    Dataset
+        The wrapped data.
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree, a value is not finite, or a label is outside [-1, 1] (or not a class index).
     """
     x = _checks.finite_array("x", x, ndim=2, nonempty=True)
     y = _checks.finite_array("y", y, ndim=1)
@@ -310,7 +475,27 @@ NOISES = ("rademacher", "flip", "uniform", "gaussian")
 
 def teacher(key: jax.Array, d: int, hidden: Sequence[int] = (50, 50, 50)) -> Callable[[jax.Array], jax.Array]:
     """A random ReLU MLP teacher t: R^d -> R (E3: three hidden layers of width 50), He-initialized so that
-    t(x) = O(1) for ||x|| = O(1) inputs scaled by sqrt(d). ``d`` and the ``hidden`` widths are integers >= 1."""
+    t(x) = O(1) for ||x|| = O(1) inputs scaled by sqrt(d). ``d`` and the ``hidden`` widths are integers >= 1.
+
+    Parameters
+    ----------
+    key : jax.Array
+        A ``jax.random.key`` fixing the weights.
+    d : int
+        The input dimension.
+    hidden : sequence of int
+        The hidden widths.
+
+    Returns
+    -------
+    callable
+        t: [n, d] -> [n].
+
+    Raises
+    ------
+    ValueError
+        If a width is not a positive integer.
+    """
     key, d = _checks.prng_key("key", key), _checks.positive_int("d", d)
     model = MLP((d, *_checks.positive_ints("hidden", hidden), 1), init_scheme="he_normal")
     params = model.init(key)
@@ -336,6 +521,41 @@ def make_dataset(
     ``amplitude`` is a in (0, 1] (any a > 0 for Gaussian noise) and ``flip`` is q in [0, 1/2].
     For a ``Mixture`` the component of each point is recorded in ``ell``. ``key``: a ``jax.random.key``;
     ``measure``: see ``check_measure``; ``n`` and the ``teacher_hidden`` widths: integers >= 1 (not bools).
+
+    Parameters
+    ----------
+    key : jax.Array
+        A ``jax.random.key``.
+    measure : Any
+        The input distribution (see ``check_measure``).
+    n : int
+        The number of points.
+    target : str or callable
+        "zero", "linear", "teacher" or a callable [n, d] -> [n].
+    noise : str
+        One of ``NOISES``: "rademacher", "uniform", "flip" or "gaussian".
+    amplitude : float
+        The noise amplitude a.
+    flip : float
+        The flip probability q of ``noise="flip"``.
+    teacher_hidden : sequence of int
+        The hidden widths of the ``"teacher"`` target.
+
+    Returns
+    -------
+    Dataset
+        The labelled sample with its exact g and sigma2.
+
+    Raises
+    ------
+    TypeError
+        If ``measure`` is not a measure or ``key`` is not a key.
+    ValueError
+        If ``target``/``noise`` is unknown or a number is out of its range.
+
+    References
+    ----------
+    docs/theory.md, section 2.2.
     """
     key, n = _checks.prng_key("key", key), _checks.positive_int("n", n)
     check_measure("measure", measure)
@@ -394,7 +614,23 @@ _IDX_TYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (the MNIST / FashionMNIST format, optionally gzipped): magic 0x00 0x00 <type> <ndim>,
-    then ndim big-endian uint32 sizes, then the data in row-major order."""
+    then ndim big-endian uint32 sizes, then the data in row-major order.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The IDX file (``.gz`` read compressed).
+
+    Returns
+    -------
+    numpy.ndarray
+        The array, in the file's dtype and shape.
+
+    Raises
+    ------
+    ValueError
+        If the magic number or the size is wrong.
+    """
     import gzip
     from pathlib import Path
 
@@ -414,7 +650,27 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 def load_fashion_mnist(path: str | os.PathLike | None = None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """FashionMNIST from the standard IDX files in folder ``path`` (default: the ``LAWROB_FASHION_MNIST``
     environment variable): ``{train,t10k}-images-idx3-ubyte[.gz]`` and ``...-labels-idx1-ubyte[.gz]``.
-    Returns x [N, 784] in [0, 1] (float32) and integer labels [N]. Raises FileNotFoundError naming what is missing."""
+    Returns x [N, 784] in [0, 1] (float32) and integer labels [N]. Raises FileNotFoundError naming what is missing.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        The folder of the IDX files (default: ``$LAWROB_FASHION_MNIST``).
+    split : {"train", "test"}
+        Which files to read.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        x [N, 784] in [0, 1] (float32) and the integer labels [N].
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the files that are missing (or the unset variable).
+    ValueError
+        If ``split`` is unknown or the files disagree.
+    """
     import os
     from pathlib import Path
 
@@ -439,7 +695,18 @@ def load_fashion_mnist(path: str | os.PathLike | None = None, split: str = "trai
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's bundled handwritten digits (1797 images of 8 x 8, 10 classes; the ``digits`` extra):
-    x [1797, 64] in [0, 1] and integer labels."""
+    x [1797, 64] in [0, 1] and integer labels.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        x [1797, 64] in [0, 1] and the integer labels [1797].
+
+    Raises
+    ------
+    ImportError
+        If scikit-learn (the ``digits`` extra) is not installed.
+    """
     try:
         from sklearn.datasets import load_digits as _load
     except ImportError as error:

@@ -84,21 +84,29 @@ def _flax_tree(params, name: str):
 def from_flax(params: Any, *, activation: str = "relu") -> tuple[nets.Params, nets.MLP]:
     """lawrob parameters and model of a flax MLP.
 
-    Args:
-        params: the parameters of a stack of ``flax.linen.Dense`` layers (``module.init(...)`` output, with or
-            without its "params" level), their nested mapping, or a ``flax.nnx`` Module made of ``nnx.Linear``
-            layers. Layers are ordered by the number their names end in (``Dense_0``, ``Dense_1``, ...; nnx list
-            indices), else in the mapping's order.
-        activation: the activation between the layers, a name in ``nets.ACTIVATIONS`` (flax parameters do not
-            carry it).
+    Parameters
+    ----------
+    params : Any
+        the parameters of a stack of ``flax.linen.Dense`` layers (``module.init(...)`` output, with or
+        without its "params" level), their nested mapping, or a ``flax.nnx`` Module made of ``nnx.Linear``
+        layers. Layers are ordered by the number their names end in (``Dense_0``, ``Dense_1``, ...; nnx list
+        indices), else in the mapping's order.
+    activation : str
+        the activation between the layers, a name in ``nets.ACTIVATIONS`` (flax parameters do not
+        carry it).
 
-    Returns:
+    Returns
+    -------
+    tuple[nets.Params, nets.MLP]
         (params, model): lawrob parameters (``w`` = kernel, no transpose; ``b`` = bias) and the ``nets.MLP``
         computing the same function.
 
-    Raises:
-        TypeError: ``params`` is not a flax parameter tree.
-        ValueError: a layer is not Dense, the shapes do not chain, or only some layers have a bias.
+    Raises
+    ------
+    TypeError
+        ``params`` is not a flax parameter tree.
+    ValueError
+        a layer is not Dense, the shapes do not chain, or only some layers have a bias.
     """
     layers = _flax_layers(_flax_tree(params, "params"), "params")
     out = []
@@ -129,8 +137,10 @@ def to_flax(params: nets.Params, *, prefix: str = "Dense") -> dict[str, dict[str
     ``nn.Dense`` once per layer (they are then named ``Dense_0, Dense_1, ...``), with the model's activation in
     between; ``prefix`` names the layers otherwise. Kernels are lawrob's w as they are ([in, out]).
 
-    Raises:
-        TypeError/ValueError: ``params`` is not a params-like pytree (``nets.check_layers``).
+    Raises
+    ------
+    TypeError/ValueError
+        ``params`` is not a params-like pytree (``nets.check_layers``).
     """
     nets.check_layers("params", params)
     return {f"{prefix}_{i}": {"kernel": layer["w"]} | ({"bias": layer["b"]} if "b" in layer else {})
@@ -141,8 +151,10 @@ def activation_name(fn: Callable, *, name: str = "activation") -> str:
     """The name in ``nets.ACTIVATIONS`` of the elementwise function ``fn``, found by evaluating both on a grid of
     points in [-4, 4] (``jax.nn.relu``, ``jnp.tanh``, ``lambda x: x``, ... are recognised whatever object they are).
 
-    Raises:
-        ValueError: ``fn`` agrees with none of them.
+    Raises
+    ------
+    ValueError
+        ``fn`` agrees with none of them.
     """
     grid = jnp.linspace(-4.0, 4.0, 33)
     try:
@@ -158,18 +170,25 @@ def activation_name(fn: Callable, *, name: str = "activation") -> str:
 def from_equinox(model: Any) -> tuple[nets.Params, nets.MLP]:
     """lawrob parameters and model of an ``equinox.nn.MLP``.
 
-    Args:
-        model: an ``eqx.nn.MLP`` (``scan=False``) with an activation from ``nets.ACTIVATIONS`` and the identity as
-            final activation, biases on every layer or on none. ``in_size``/``out_size`` "scalar" become width 1.
+    Parameters
+    ----------
+    model : Any
+        an ``eqx.nn.MLP`` (``scan=False``) with an activation from ``nets.ACTIVATIONS`` and the identity as
+        final activation, biases on every layer or on none. ``in_size``/``out_size`` "scalar" become width 1.
 
-    Returns:
+    Returns
+    -------
+    tuple[nets.Params, nets.MLP]
         (params, model): w = weight.T ([in, out]), b = bias, and the ``nets.MLP`` with the same activation. The
         lawrob network maps [..., d] to [..., out]; equinox's maps one [d] input (vmap it for a batch).
 
-    Raises:
-        TypeError: ``model`` is not an ``eqx.nn.MLP``.
-        ValueError: its activation is not supported, its final activation is not the identity, it is scanned,
-            or only some layers have a bias.
+    Raises
+    ------
+    TypeError
+        ``model`` is not an ``eqx.nn.MLP``.
+    ValueError
+        its activation is not supported, its final activation is not the identity, it is scanned,
+        or only some layers have a bias.
     """
     import equinox as eqx
 
@@ -191,9 +210,11 @@ def from_equinox(model: Any) -> tuple[nets.Params, nets.MLP]:
 def to_equinox(params: nets.Params, model: nets.MLP) -> Any:
     """The ``equinox.nn.MLP`` computing ``model.apply(params, .)`` on one input [d] (weight = w.T, bias = b).
 
-    Raises:
-        TypeError/ValueError: ``params`` do not fit ``model`` (``nets.check_params``), or the hidden layers have
-            different widths (``eqx.nn.MLP`` has one ``width_size``).
+    Raises
+    ------
+    TypeError/ValueError
+        ``params`` do not fit ``model`` (``nets.check_params``), or the hidden layers have
+        different widths (``eqx.nn.MLP`` has one ``width_size``).
     """
     import equinox as eqx
 
@@ -217,8 +238,10 @@ def mask_from_flax(mask: Any, params: nets.Params) -> nets.Mask:
     """A mask in flax's structure (``{"Dense_0": {"kernel": m, "bias": None}, ...}``, jaxpruner's format: uint8,
     bool or 0/1 float leaves, None meaning unpruned) as a lawrob mask of ``params``' structure and dtypes.
 
-    Raises:
-        TypeError/ValueError: ``mask`` is not a flax mapping of Dense layers, or has more layers than ``params``.
+    Raises
+    ------
+    TypeError/ValueError
+        ``mask`` is not a flax mapping of Dense layers, or has more layers than ``params``.
     """
     layers = _flax_layers(_flax_tree(mask, "mask"), "mask")
     if len(layers) != len(params):
@@ -231,18 +254,26 @@ def mask_from_flax(mask: Any, params: nets.Params) -> nets.Mask:
 def to_jaxpruner_mask(mask: nets.Mask, *, flax: bool = False, prefix: str = "Dense") -> Any:
     """A lawrob 0/1 mask in jaxpruner's format: uint8 leaves, and None for a bias that is not pruned (all ones).
 
-    Args:
-        mask: a lawrob mask (0/1 leaves of any numeric dtype, concrete values).
-        flax: False keeps lawrob's structure ``({"w": ..., "b": ...}, ...)``; True gives flax's
-            (``{"Dense_0": {"kernel": ..., "bias": ...}, ...}``, the structure of ``to_flax``), which is what
-            jaxpruner pairs with flax parameters.
-        prefix: the flax layer name prefix (with ``flax=True``).
+    Parameters
+    ----------
+    mask : nets.Mask
+        a lawrob mask (0/1 leaves of any numeric dtype, concrete values).
+    flax : bool
+        False keeps lawrob's structure ``({"w": ..., "b": ...}, ...)``; True gives flax's
+        (``{"Dense_0": {"kernel": ..., "bias": ...}, ...}``, the structure of ``to_flax``), which is what
+        jaxpruner pairs with flax parameters.
+    prefix : str
+        the flax layer name prefix (with ``flax=True``).
 
-    Returns:
+    Returns
+    -------
+    Any
         The mask pytree; ``nets.as_mask`` (and so every lawrob function taking a mask) reads it back.
 
-    Raises:
-        TypeError/ValueError: ``mask`` is not params-like or holds values other than 0 and 1.
+    Raises
+    ------
+    TypeError/ValueError
+        ``mask`` is not params-like or holds values other than 0 and 1.
     """
     nets.check_layers("mask", mask)
     nets.check_mask(mask, mask)

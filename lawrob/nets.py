@@ -53,6 +53,26 @@ class MLP:
     Synaptic-Flow code NFP used), ``"he_normal"`` (N(0, 2/fan_in), zero bias), ``"lecun_normal"``
     (N(0, 1/fan_in), zero bias) or ``"glorot_uniform"`` (zero bias).
     The dataclass is frozen and hashable, so it can be a static argument of ``jax.jit``.
+
+    Parameters
+    ----------
+    sizes : tuple of int
+        The layer widths, input dimension first and output dimension last.
+    activation : str
+        One of ``ACTIVATIONS``.
+    bias : bool
+        Whether the layers have biases.
+    init_scheme : str
+        One of ``INITS``, the scheme of ``init``.
+
+    Raises
+    ------
+    ValueError
+        If a size is not a positive integer, there are fewer than two, or ``activation``/``init_scheme`` is unknown.
+
+    References
+    ----------
+    Bubeck & Sellke, Section 3 (1-Lipschitz activations).
     """
 
     sizes: tuple[int, ...]
@@ -146,19 +166,27 @@ class MLP:
 def as_mask(mask: Any, params: Any, name: str = "mask") -> Mask:
     """``mask`` as a lawrob mask of ``params``: their pytree structure, with 0/1 leaves in their dtypes.
 
-    Args:
-        mask: None (dense), a lawrob mask (a sequence of layer dicts) whose leaves are 0/1 arrays of any bool,
-            integer or float dtype (jaxpruner's uint8 included) or None (that parameter unpruned, as jaxpruner
-            marks the parameters it leaves alone; a missing "b" entry likewise), or a mask in flax's structure
-            (``{"Dense_0": {"kernel": ..., "bias": ...}, ...}``, read by ``interop.mask_from_flax``).
-        params: the parameters (arrays or ``jax.ShapeDtypeStruct``; leading batch axes allowed).
-        name: the argument's name in error messages.
+    Parameters
+    ----------
+    mask : Any
+        None (dense), a lawrob mask (a sequence of layer dicts) whose leaves are 0/1 arrays of any bool,
+        integer or float dtype (jaxpruner's uint8 included) or None (that parameter unpruned, as jaxpruner
+        marks the parameters it leaves alone; a missing "b" entry likewise), or a mask in flax's structure
+        (``{"Dense_0": {"kernel": ..., "bias": ...}, ...}``, read by ``interop.mask_from_flax``).
+    params : Any
+        the parameters (arrays or ``jax.ShapeDtypeStruct``; leading batch axes allowed).
+    name : str
+        the argument's name in error messages.
 
-    Returns:
+    Returns
+    -------
+    Mask
         The mask (leaves already in ``params``' dtypes are kept as they are). Anything that is not mask-like is returned unchanged, for the caller's own checks to reject with their messages.
 
-    Raises:
-        TypeError: a leaf is not a numeric array.
+    Raises
+    ------
+    TypeError
+        a leaf is not a numeric array.
     """
     if mask is None:
         return jax.tree.map(lambda p: jnp.ones(p.shape, p.dtype), params)
@@ -188,20 +216,60 @@ def as_mask(mask: Any, params: Any, name: str = "mask") -> Mask:
 
 def apply_mask(params: Params, mask: Mask) -> Params:
     """Elementwise params * mask (pruned weights become exactly zero); ``mask`` must have the structure and
-    leaf shapes of ``params`` (jaxpruner's uint8/bool leaves and None leaves are read by ``as_mask``)."""
+    leaf shapes of ``params`` (jaxpruner's uint8/bool leaves and None leaves are read by ``as_mask``).
+
+    Parameters
+    ----------
+    params : Params
+        The parameters, a sequence of layer dicts.
+    mask : Mask
+        A 0/1 mask of the same structure.
+
+    Returns
+    -------
+    Params
+        The masked parameters.
+
+    Raises
+    ------
+    ValueError
+        If ``mask`` does not fit ``params``.
+    """
     mask = as_mask(mask, params)
     _checks.same_tree("mask", mask, params, "params")
     return jax.tree.map(lambda p, m: p * m.astype(p.dtype), params, mask)
 
 
 def dense_mask(params: Params) -> Mask:
-    """All-ones mask of the same structure as ``params`` (a sequence of layer dicts)."""
+    """All-ones mask of the same structure as ``params`` (a sequence of layer dicts).
+
+    Parameters
+    ----------
+    params : Params
+        A sequence of layer dicts.
+
+    Returns
+    -------
+    Mask
+        Ones in the dtypes and shapes of ``params``.
+    """
     check_layers("params", params)
     return jax.tree.map(jnp.ones_like, params)
 
 
 def weight_leaves(tree: Params) -> list[jax.Array]:
-    """The weight matrices of a params/mask pytree, in layer order (biases excluded)."""
+    """The weight matrices of a params/mask pytree, in layer order (biases excluded).
+
+    Parameters
+    ----------
+    tree : Params
+        A params or mask pytree.
+
+    Returns
+    -------
+    list of jax.Array
+        The "w" leaves.
+    """
     check_layers("tree", tree)
     return [layer["w"] for layer in tree]
 
@@ -210,7 +278,27 @@ def count_active(mask: Mask, include_biases: bool = False, *, model: MLP | None 
     """Number of unmasked weights ||m||_1 (biases counted too when ``include_biases``).
 
     ``mask``: a 0/1 mask (a sequence of layer dicts whose shapes chain); with ``model`` it must also have exactly
-    that model's layers and shapes."""
+    that model's layers and shapes.
+
+    Parameters
+    ----------
+    mask : Mask
+        A 0/1 mask.
+    include_biases : bool
+        Count the bias entries too.
+    model : MLP, optional
+        The network the mask must fit exactly.
+
+    Returns
+    -------
+    int
+        ||m||_1.
+
+    Raises
+    ------
+    ValueError
+        If ``mask`` is not a 0/1 mask (of ``model``).
+    """
     if model is not None:
         if not isinstance(model, MLP):
             raise TypeError(f"model must be a lawrob.nets.MLP or None, got {type(model).__name__}")
@@ -236,7 +324,20 @@ def _shapes_of(mask):
 
 
 def count_params(params: Params, include_biases: bool = True) -> int:
-    """Number of parameters (weights, and biases when ``include_biases``) of a sequence of layer dicts."""
+    """Number of parameters (weights, and biases when ``include_biases``) of a sequence of layer dicts.
+
+    Parameters
+    ----------
+    params : Params
+        A sequence of layer dicts.
+    include_biases : bool
+        Count the biases too.
+
+    Returns
+    -------
+    int
+        The number of parameters.
+    """
     check_layers("params", params)
     leaves = jax.tree.leaves(params) if include_biases else weight_leaves(params)
     return int(sum(np.size(x) for x in leaves))
@@ -244,7 +345,22 @@ def count_params(params: Params, include_biases: bool = True) -> int:
 
 def check_mask(params: Params, mask: Mask, name: str = "mask") -> None:
     """Raise a ValueError unless ``mask`` has the structure and shapes of ``params`` and holds only 0/1
-    (the values are checked only when concrete, so this also works under jit/vmap)."""
+    (the values are checked only when concrete, so this also works under jit/vmap).
+
+    Parameters
+    ----------
+    params : Params
+        The parameters the mask belongs to.
+    mask : Mask
+        The mask to check.
+    name : str
+        The argument's name in error messages.
+
+    Raises
+    ------
+    ValueError
+        If the structure or a shape differs from ``params``', or a concrete value is not 0 or 1.
+    """
     _checks.same_tree(name, mask, params, "the parameters")
     if _checks.traced(mask):
         return
@@ -256,7 +372,24 @@ def check_mask(params: Params, mask: Mask, name: str = "mask") -> None:
 
 def check_params(model: MLP, params: Params, name: str = "params") -> None:
     """Raise unless ``params`` fit ``model`` (one dict per layer with the right shapes) and are finite
-    (finiteness is checked only on concrete values, so this also works under jit/vmap)."""
+    (finiteness is checked only on concrete values, so this also works under jit/vmap).
+
+    Parameters
+    ----------
+    model : MLP
+        The network the parameters must fit.
+    params : Params
+        The parameters to check.
+    name : str
+        The argument's name in error messages.
+
+    Raises
+    ------
+    TypeError
+        If ``params`` is not a sequence of layer dicts.
+    ValueError
+        If a shape differs from ``model``'s or a concrete value is not finite.
+    """
     if not isinstance(model, MLP):
         raise TypeError(f"model must be a lawrob.nets.MLP, got {type(model).__name__}")
     if not isinstance(params, (tuple, list)):
@@ -278,6 +411,22 @@ def check_layers(name: str, tree: Any, sizes: tuple[int, ...] | None = None) -> 
     (trailing shape [fan_in, fan_out], chaining from layer to layer) and optionally a bias "b" ([fan_out]).
 
     Leading batch axes are allowed (stacked runs); with ``sizes`` the widths must be those. Static: traceable.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name in error messages.
+    tree : Any
+        The pytree to check.
+    sizes : tuple of int, optional
+        The widths the layers must have.
+
+    Raises
+    ------
+    TypeError
+        If ``tree`` is not a sequence of layer dicts of arrays.
+    ValueError
+        If the shapes do not chain or differ from ``sizes``.
     """
     if not isinstance(tree, (tuple, list)) or not tree or not all(isinstance(l, dict) and "w" in l for l in tree):
         raise TypeError(f"{name} must be a params-like pytree: a non-empty sequence of layer dicts with a 'w' matrix, "
@@ -296,7 +445,18 @@ def check_layers(name: str, tree: Any, sizes: tuple[int, ...] | None = None) -> 
 
 
 def param_shapes(model: MLP) -> tuple[dict[str, jax.ShapeDtypeStruct], ...]:
-    """The shapes of ``model``'s parameters as a pytree of ``jax.ShapeDtypeStruct`` (for structure checks)."""
+    """The shapes of ``model``'s parameters as a pytree of ``jax.ShapeDtypeStruct`` (for structure checks).
+
+    Parameters
+    ----------
+    model : MLP
+        The network.
+
+    Returns
+    -------
+    tuple of dict
+        One ``{"w": ..., "b": ...}`` of ``jax.ShapeDtypeStruct`` per layer.
+    """
     return tuple({"w": jax.ShapeDtypeStruct((a, b), jnp.float32)} | ({"b": jax.ShapeDtypeStruct((b,), jnp.float32)}
                  if model.bias else {}) for a, b in zip(model.sizes[:-1], model.sizes[1:]))
 
@@ -306,6 +466,27 @@ class ParametrizationConstants(NamedTuple):
 
     W: l2 diameter of the parameter box [-box, box]^p, i.e. 2 * box * sqrt(p).
     J: sup-norm Lipschitz constant of w -> f_w over inputs with ||x|| <= R, J = R (box Q p)^D.
+
+    Parameters
+    ----------
+    W : float
+        The l2 diameter 2 box sqrt(p) of the parameter box.
+    J : float
+        The sup-norm Lipschitz constant R (box Q p)^D of w -> f_w.
+    box : float
+        The box half-width.
+    R : float
+        The input radius (sqrt(R^2 + 1) with folded biases).
+    Q : int
+        The most matrix entries tied to one parameter.
+    D : int
+        The number of layers.
+    p : int
+        The number of (active) parameters.
+
+    References
+    ----------
+    Bubeck & Sellke, Lemma 3.1. docs/theory.md, section 2.3.
     """
 
     W: float
@@ -330,6 +511,35 @@ def parametrization_constants(
     ReLU-type activations with s(1) = 1), which adds them to p and turns R into sqrt(R^2 + 1).
     The box defaults to max(1, max |w|) over the given params. p counts the active parameters when a mask
     is given (the class then lives in the mask's ||m||_1-dimensional subspace), else all of them.
+
+    Parameters
+    ----------
+    model : MLP
+        The network.
+    params : Params, optional
+        Parameters whose largest weight sets the default box.
+    mask : Mask, optional
+        A mask restricting the class to its active parameters.
+    radius : float
+        The input radius R.
+    box : float, optional
+        The weight box half-width (default: max(1, max |w|), or 1 without ``params``).
+    Q : int
+        The most matrix entries tied to one parameter.
+
+    Returns
+    -------
+    ParametrizationConstants
+        W, J and what they were computed from.
+
+    Raises
+    ------
+    ValueError
+        If ``box`` < 1, ``radius`` is not positive, or ``params``/``mask`` do not fit ``model``.
+
+    References
+    ----------
+    Bubeck & Sellke, Lemma 3.1. docs/theory.md, section 2.3.
     """
     if not isinstance(model, MLP):
         raise TypeError(f"model must be a lawrob.nets.MLP, got {type(model).__name__}")
@@ -353,35 +563,100 @@ def parametrization_constants(
 # The adapters to flax, equinox and jaxpruner live in lawrob.interop (which imports this module); these wrappers
 # import it when called, so lawrob.nets never imports flax or equinox itself.
 def from_flax(params: Any, *, activation: str = "relu") -> tuple[Params, MLP]:
-    """(params, model) of a flax MLP: ``lawrob.interop.from_flax``."""
+    """(params, model) of a flax MLP: ``lawrob.interop.from_flax``.
+
+    Parameters
+    ----------
+    params : dict
+        The flax parameter dict.
+    activation : str
+        The network's activation, one of ``ACTIVATIONS``.
+
+    Returns
+    -------
+    tuple of (Params, MLP)
+        The parameters and the lawrob network.
+    """
     from lawrob import interop
 
     return interop.from_flax(params, activation=activation)
 
 
 def to_flax(params: Params, *, prefix: str = "Dense") -> dict:
-    """The flax parameter dict of lawrob params: ``lawrob.interop.to_flax``."""
+    """The flax parameter dict of lawrob params: ``lawrob.interop.to_flax``.
+
+    Parameters
+    ----------
+    params : Params
+        The parameters.
+    prefix : str
+        The layer-name prefix (``Dense_0``, ...).
+
+    Returns
+    -------
+    dict
+        The flax parameter dict.
+    """
     from lawrob import interop
 
     return interop.to_flax(params, prefix=prefix)
 
 
 def from_equinox(model: Any) -> tuple[Params, MLP]:
-    """(params, model) of an ``equinox.nn.MLP``: ``lawrob.interop.from_equinox``."""
+    """(params, model) of an ``equinox.nn.MLP``: ``lawrob.interop.from_equinox``.
+
+    Parameters
+    ----------
+    model : equinox.nn.MLP
+        The network to convert.
+
+    Returns
+    -------
+    tuple of (Params, MLP)
+        The parameters and the lawrob network.
+    """
     from lawrob import interop
 
     return interop.from_equinox(model)
 
 
 def to_equinox(params: Params, model: MLP) -> Any:
-    """The ``equinox.nn.MLP`` of lawrob params: ``lawrob.interop.to_equinox``."""
+    """The ``equinox.nn.MLP`` of lawrob params: ``lawrob.interop.to_equinox``.
+
+    Parameters
+    ----------
+    params : Params
+        The parameters.
+    model : MLP
+        The lawrob network.
+
+    Returns
+    -------
+    equinox.nn.MLP
+        The same function as an equinox module.
+    """
     from lawrob import interop
 
     return interop.to_equinox(params, model)
 
 
 def to_jaxpruner_mask(mask: Mask, *, flax: bool = False, prefix: str = "Dense") -> Any:
-    """A lawrob mask in jaxpruner's format (uint8, None for unpruned biases): ``lawrob.interop.to_jaxpruner_mask``."""
+    """A lawrob mask in jaxpruner's format (uint8, None for unpruned biases): ``lawrob.interop.to_jaxpruner_mask``.
+
+    Parameters
+    ----------
+    mask : Mask
+        A lawrob mask.
+    flax : bool
+        Give it flax's structure rather than lawrob's.
+    prefix : str
+        The flax layer-name prefix.
+
+    Returns
+    -------
+    Any
+        The mask with uint8 leaves and None for the biases.
+    """
     from lawrob import interop
 
     return interop.to_jaxpruner_mask(mask, flax=flax, prefix=prefix)

@@ -31,14 +31,21 @@ SCHEDULES = {
 class Schedule:
     """The learning-rate factor of a named schedule.
 
-    Args:
-        name: one of ``SCHEDULES``.
-        steps: the number of optimizer updates of the run (>= 1).
-        warmup: updates of linear warm-up from 0 to 1 (0 <= warmup < steps).
-        end: the factor reached at the last update, in [0, 1] (> 0 for "exponential").
+    Parameters
+    ----------
+    name
+        one of ``SCHEDULES``.
+    steps
+        the number of optimizer updates of the run (>= 1).
+    warmup
+        updates of linear warm-up from 0 to 1 (0 <= warmup < steps).
+    end
+        the factor reached at the last update, in [0, 1] (> 0 for "exponential").
 
-    Raises:
-        ValueError/TypeError: a bad value, naming the argument and what is allowed.
+    Raises
+    ------
+    ValueError/TypeError
+        a bad value, naming the argument and what is allowed.
     """
 
     name: str

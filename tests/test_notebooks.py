@@ -1,12 +1,20 @@
-"""The notebooks in notebooks/ run top to bottom, and the numbers they report agree with independent checks.
+"""The notebooks in notebooks/ are committed executed, re-executing them reproduces the numbers they show, and those
+numbers agree with independent checks.
 
 Each notebook is executed with nbclient in a fresh kernel of this interpreter (the project's environment), with its
-working directory and TMPDIR in the test's tmp_path. Its last cell writes its key numbers as JSON to the file named
-by LAWROB_NOTEBOOK_SUMMARY; the tests recompute them here from the closed forms of docs/theory.md, exact integer
-binomials and the results table the sweep wrote, and check the statements the notebooks' text makes about them.
-Notebooks are committed without outputs, which is checked too.
+working directory and TMPDIR in the test's tmp_path. Its last cell prints its key numbers as JSON. The committed
+notebook must hold the outputs of one top-to-bottom run (so it reads on a web page without running), small enough
+to read there (``MAX_NOTEBOOK_BYTES``, ``MAX_IMAGE_BYTES``); the key numbers of a fresh run must equal the committed
+ones (floats to ``REL_TOL``: the same versions on the same kind of CPU reproduce them to the last bits, and the
+tolerance leaves room for another machine's XLA kernels and summation orders, not for a changed result). The tests
+then recompute the numbers from the closed forms of docs/theory.md, exact integer binomials and the results table
+the sweep wrote, and check the statements the notebooks' text makes about them.
+
+After changing a notebook, execute it again in place and commit it with its outputs:
+``uv run jupyter execute --inplace notebooks/NAME.ipynb``.
 """
 
+import base64
 import json
 import math
 import sys
@@ -22,28 +30,74 @@ from lawrob.sweep import read_csv
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 CELL_TIMEOUT = 600  # seconds per cell; each notebook takes well under a minute on two CPU cores
 LN2 = math.log(2.0)
+REL_TOL, ABS_TOL = 1e-5, 1e-9  # fresh key numbers against the committed ones
+RUN_DEPENDENT = {"out_dir", "report", "figures"}  # paths into the run's temporary folder
+MAX_NOTEBOOK_BYTES, MAX_IMAGE_BYTES = 600_000, 150_000
 
 
 def h2(q: float) -> float:
     return -q * math.log2(q) - (1 - q) * math.log2(1 - q)
 
 
+def printed_summary(nb) -> dict:
+    """The key numbers the last cell of an executed notebook printed."""
+    outputs = nb.cells[-1].outputs
+    assert outputs and outputs[-1]["output_type"] == "stream", "the last cell prints the key numbers"
+    return json.loads(outputs[-1]["text"])
+
+
+def differences(committed, fresh, path: str = "") -> list[str]:
+    """Where ``fresh`` differs from ``committed``: floats beyond REL_TOL/ABS_TOL, anything else at all
+    (the ``RUN_DEPENDENT`` keys are skipped)."""
+    if isinstance(committed, dict) and isinstance(fresh, dict):
+        if committed.keys() != fresh.keys():
+            return [f"{path}: keys {sorted(committed)} != {sorted(fresh)}"]
+        return [d for key in committed if key not in RUN_DEPENDENT
+                for d in differences(committed[key], fresh[key], f"{path}.{key}")]
+    if isinstance(committed, list) and isinstance(fresh, list) and len(committed) == len(fresh):
+        return [d for i, (a, b) in enumerate(zip(committed, fresh)) for d in differences(a, b, f"{path}[{i}]")]
+    if isinstance(committed, float) and isinstance(fresh, (int, float)) and not isinstance(fresh, bool):
+        same = math.isclose(committed, fresh, rel_tol=REL_TOL, abs_tol=ABS_TOL) or (math.isnan(committed) and math.isnan(fresh))
+        return [] if same else [f"{path}: committed {committed!r}, fresh {fresh!r}"]
+    return [] if committed == fresh else [f"{path}: committed {committed!r}, fresh {fresh!r}"]
+
+
+def check_committed_executed(name: str, nb) -> None:
+    """``nb`` holds the outputs of one top-to-bottom run, every image and the whole file small."""
+    assert (NOTEBOOKS / name).stat().st_size <= MAX_NOTEBOOK_BYTES, f"{name} is too large to read on a web page"
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1)), f"{name}: run top to bottom"
+    for cell in code:
+        assert all(output["output_type"] != "error" for output in cell.outputs), f"{name}: a cell failed"
+        for output in cell.outputs:
+            for mime, payload in output.get("data", {}).items():
+                if mime.startswith("image/"):
+                    assert len(base64.b64decode(payload)) <= MAX_IMAGE_BYTES, f"{name}: an image is too large"
+
+
 def execute(name: str, tmp_path: Path, monkeypatch) -> dict:
-    """Run notebooks/``name`` and return the summary it writes."""
+    """Run notebooks/``name`` afresh, check it reproduces its committed key numbers, and return them."""
+    committed = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbformat.validate(committed)
+    check_committed_executed(name, committed)
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    nbformat.validate(nb)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            assert not cell.outputs and cell.execution_count is None, f"{name} must be committed without outputs"
-    summary = tmp_path / "summary.json"
-    monkeypatch.setenv("LAWROB_NOTEBOOK_SUMMARY", str(summary))
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     nb.cells.insert(0, nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)"))
     client = NotebookClient(nb, timeout=CELL_TIMEOUT, startup_timeout=180, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
     assert nb.cells[0].outputs[0]["text"].strip() == sys.prefix, "the kernel must run in the project's environment"
-    return json.loads(summary.read_text())
+    fresh = printed_summary(nb)
+    assert differences(printed_summary(committed), fresh) == [], f"{name} no longer reproduces its committed numbers"
+    return fresh
+
+
+def test_differences_sees_a_changed_number_and_skips_run_paths():
+    committed = {"a": 1.0, "b": [2, "x"], "out_dir": "/tmp/one", "c": {"valid": True}}
+    assert differences(committed, {"a": 1.0 + 1e-7, "b": [2, "x"], "out_dir": "/tmp/two", "c": {"valid": True}}) == []
+    assert differences(committed, {"a": 1.001, "b": [3, "x"], "out_dir": "/tmp/one", "c": {"valid": False}}) == [
+        ".a: committed 1.0, fresh 1.001", ".b[0]: committed 2, fresh 3", ".c.valid: committed True, fresh False"]
+    assert differences(committed, {"a": 1.0}) != []
 
 
 def test_notebooks_are_the_four_of_the_spec_and_bring_your_own():

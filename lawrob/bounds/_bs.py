@@ -27,6 +27,39 @@ def bs_finite_class(n: RealArg, d: RealArg, log_card: RealArg, eps: RealArg, L: 
     (not eps/3), split as eps/8 for the centred part and eps/8 for the component means (whose Hoeffding term
     is then exactly 2k exp(-n eps^2 / (512 k))): 64 * 144 = 9216 (the printed 8^4 = 4096 and the eps/6-only
     repair 5184 are both too small; 10^4 would do). Valid for eps > 0; the value may exceed 1 (vacuous).
+
+    Parameters
+    ----------
+    n : int or array_like
+        The number of samples.
+    d : int or array_like
+        The input dimension.
+    log_card : float or array_like
+        ln|F| >= 0.
+    eps : float or array_like
+        The margin below the noise level, > 0.
+    L : float or array_like
+        The Lipschitz bound, > 0.
+    c : float or array_like
+        The isoperimetry constant of each mixture component.
+    k : int or array_like
+        The number of mixture components.
+    variant : {"paper", "rigorous"}
+        K = 8^4 as printed, or the repaired K = 9216.
+
+    Returns
+    -------
+    BoundResult
+        ``value``: the probability bound (it may exceed 1).
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of its domain or ``variant`` is unknown.
+
+    References
+    ----------
+    BS Theorem 2 (arXiv:2105.12806). docs/theory.md, section 3.2.
     """
     const = BS[_variant(variant)]
     (n, d, log_card, eps, L, c, k), shape = _inputs(
@@ -47,6 +80,33 @@ def mixture_condition(n: RealArg, eps: RealArg, delta: RealArg, k: RealArg = 1,
     Constants: ``MIXTURE_SUBMISSION`` = 8^4 (BS Thm 3 as printed in the submission, the default),
     ``MIXTURE_CAMERA_READY`` = 10^4 (likely camera-ready), ``NFP_MIXTURE`` = 8^3 (NFP Thm 4). BS's proof needs
     only ``BS_MIXTURE_MIN`` = 2048 (docs/theory.md, section 3.3), so 8^4 and 10^4 are both sufficient.
+
+    Parameters
+    ----------
+    n : int or array_like
+        The number of samples.
+    eps : float or array_like
+        The margin below the noise level, in (0, 1).
+    delta : float or array_like
+        The failure probability, in (0, 1).
+    k : int or array_like
+        The number of mixture components.
+    constant : float
+        The constant of the condition.
+
+    Returns
+    -------
+    BoundResult
+        ``value``: the smallest n meeting the condition; ``valid``: n reaches it.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of its domain.
+
+    References
+    ----------
+    BS Theorem 3; NFP Theorem 4. docs/theory.md, section 3.3.
     """
     constant = _checks.real_in("constant", constant, 0.0, math.inf, low_open=True, high_open=True)
     (n, eps, delta, k), shape = _inputs(n=(n, "count"), eps=(eps, "real"), delta=(delta, "real"), k=(k, "count"))
@@ -122,6 +182,47 @@ def bubeck_sellke(n: RealArg, d: RealArg, p: RealArg, eps: RealArg, delta: RealA
 
     ``scaling``: the constant-free sqrt(n d / p). ``details``: ``log_cover``, ``denominator``,
     ``mixture_n_min`` (the smallest n meeting the mixture condition).
+
+    Parameters
+    ----------
+    n : int or array_like
+        The number of samples.
+    d : int or array_like
+        The input dimension.
+    p : int or array_like
+        The number of parameters.
+    eps : float or array_like
+        The margin below the noise level, in (0, 1).
+    delta : float or array_like
+        The failure probability, in (0, 1).
+    W : float or array_like
+        The diameter of the parameter set.
+    J : float or array_like
+        The Lipschitz constant of the parametrization w -> f_w.
+    c : float or array_like
+        The isoperimetry constant of each mixture component.
+    k : int or array_like
+        The number of mixture components.
+    variant : {"paper", "rigorous"}
+        The printed constants or the repaired ones.
+    mixture_constant : float
+        The constant of the mixture condition, >= 2048.
+    sigma2 : float or array_like, optional
+        The noise level; when given, the condition sigma2 > 0 is checked.
+
+    Returns
+    -------
+    BoundResult
+        ``value``: the lower bound on Lip(f); ``scaling``; ``details`` as above.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of its domain, ``mixture_constant`` < 2048 or ``variant`` is unknown.
+
+    References
+    ----------
+    BS Theorem 3 (arXiv:2105.12806). docs/theory.md, sections 3.3 and 3.5.
     """
     const = BS[_variant(variant)]
     mixture_constant = _mixture_constant(mixture_constant)
@@ -187,6 +288,51 @@ def bubeck_sellke_inverse(L: RealArg, solve_for: str, *, n: RealArg | None = Non
     The range searched is (0, 1) (paper: (0, min(1, 48 W J)), where the covering condition holds); if the bound
     stays below L there, the value is 0.0 and valid False. ``valid``: the theorem's conditions (eps, delta,
     mixture, covering, sigma2) at the solution.
+
+    Parameters
+    ----------
+    L : float or array_like
+        The target Lipschitz constant, > 0.
+    solve_for : {"p", "n", "eps"}
+        The unknown; it must be left ``None`` and the other two given.
+    n : int or array_like, optional
+        The number of samples.
+    d : int or array_like
+        The input dimension.
+    p : int or array_like, optional
+        The number of parameters.
+    eps : float or array_like, optional
+        The margin below the noise level.
+    delta : float or array_like
+        The failure probability, in (0, 1).
+    W : float or array_like
+        The diameter of the parameter set.
+    J : float or array_like
+        The Lipschitz constant of the parametrization.
+    c : float or array_like
+        The isoperimetry constant of each mixture component.
+    k : int or array_like
+        The number of mixture components.
+    variant : {"paper", "rigorous"}
+        The constants, as in ``bubeck_sellke``.
+    mixture_constant : float
+        The constant of the mixture condition, >= 2048.
+    sigma2 : float or array_like, optional
+        The noise level; when given, the condition sigma2 > 0 is checked.
+
+    Returns
+    -------
+    BoundResult
+        ``value``: the solution; ``valid``: the theorem's conditions there.
+
+    Raises
+    ------
+    ValueError
+        If ``solve_for`` is unknown, the unknown is given or another is missing, or an argument is out of its domain.
+
+    References
+    ----------
+    BS Theorem 3. docs/theory.md, section 3.3.
     """
     const = BS[_variant(variant)]
     mixture_constant = _mixture_constant(mixture_constant)
@@ -232,6 +378,35 @@ def deep_network_constants(R: RealArg, box: RealArg, p: RealArg, D: RealArg, Q: 
     condition. ``variant="rigorous"``: J = B_bar Q R sqrt(p) = R Q sqrt(p) (box sqrt(p Q))^D, always valid and
     never larger for D >= 2. ``details``: ``B_bar``, ``diameter`` = 2 box sqrt(p) of the box (the W of Theorem 3),
     ``log_J``. Values overflow to inf (never NaN) for huge networks; ``log_J`` stays finite.
+
+    Parameters
+    ----------
+    R : float or array_like
+        The input radius, ||x|| <= R.
+    box : float or array_like
+        The weight box [-box, box], box >= 1.
+    p : int or array_like
+        The number of parameters.
+    D : int or array_like
+        The depth (number of weight matrices).
+    Q : int or array_like
+        The most matrix entries tied to one parameter.
+    variant : {"paper", "rigorous"}
+        The printed simplification or the exact form of J.
+
+    Returns
+    -------
+    BoundResult
+        ``value``: J; ``details``: ``B_bar``, ``diameter``, ``log_J``.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of its domain or ``variant`` is unknown.
+
+    References
+    ----------
+    BS Lemma 3.1. docs/theory.md, section 2.3.
     """
     _variant(variant)
     (R, box, p, D, Q), shape = _inputs(R=(R, "positive"), box=(box, "positive"), p=(p, "count"), D=(D, "count"),

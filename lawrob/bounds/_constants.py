@@ -19,6 +19,23 @@ class BSConstants(NamedTuple):
 
     ``thm2_exponent``: K in Theorem 2's term 2 exp(log|F| - eps^2 n d / (K c L^2)); ``net_divisor``: the proof's
     eps/(net_divisor J)-net, whose size is <= (1 + 2 net_divisor W J/eps)^p.
+
+    Parameters
+    ----------
+    prefactor : int
+        The prefactor (2^9 printed, 192 repaired).
+    thm2_exponent : int
+        K of Theorem 2.
+    net_divisor : int
+        The proof's net is an eps/(net_divisor J)-net.
+    cover_offset : int
+        The offset inside the covering logarithm.
+    cover : int
+        The factor of W J/eps inside the covering logarithm.
+
+    References
+    ----------
+    BS Theorems 2 and 3. docs/theory.md, sections 3.2, 3.3 and 3.5.
     """
 
     prefactor: int
@@ -34,6 +51,23 @@ class NFPConstants(NamedTuple):
     ``accuracy``: the fraction of eps left after the net rounding (1 as printed); ``truncation_bits``: the
     information added by the Lipschitz truncation; ``net_divisor``: the proof's eps/(net_divisor J)-net;
     ``eps_label``: how the accuracy reads in a condition.
+
+    Parameters
+    ----------
+    prefactor : int
+        The prefactor 1152 = 96 a1 sqrt(2).
+    accuracy : float
+        The fraction of eps left after the net rounding.
+    truncation_bits : int
+        The bits the Lipschitz truncation adds to the information.
+    net_divisor : int
+        The proof's net is an eps/(net_divisor J)-net.
+    eps_label : str
+        How the accuracy reads in a condition.
+
+    References
+    ----------
+    NFP Theorem 4. docs/theory.md, sections 4.3 and 4.4.
     """
 
     prefactor: int

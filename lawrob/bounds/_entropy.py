@@ -13,7 +13,23 @@ from lawrob.bounds._results import BoundResult, RealArg, _Condition, _inputs, _o
 
 
 def h2(gamma: RealArg) -> RealArg:
-    """Binary entropy in bits, h2(g) = -g log2 g - (1 - g) log2(1 - g), h2(0) = h2(1) = 0; gamma in [0, 1]."""
+    """Binary entropy in bits, h2(g) = -g log2 g - (1 - g) log2(1 - g), h2(0) = h2(1) = 0; gamma in [0, 1].
+
+    Parameters
+    ----------
+    gamma : float or array_like
+        The probability, in [0, 1].
+
+    Returns
+    -------
+    float or numpy.ndarray
+        h2(gamma) in bits.
+
+    Raises
+    ------
+    ValueError
+        If gamma is outside [0, 1].
+    """
     (gamma,), shape = _inputs(gamma=(gamma, "nonneg"))
     if np.any(gamma > 1):
         raise ValueError(f"gamma must lie in [0, 1], got {gamma[gamma > 1].flat[0]:g}")
@@ -54,6 +70,27 @@ def log2_binomial(p: RealArg, k: RealArg) -> RealArg:
     corrections of size O(ln j), so no huge lgammas cancel (the lgamma difference loses ~1e-10 relative at
     p ~ 1e6 and scipy's betaln form ~1e-11 at p ~ 1e7); for p, p - j >= 16, S(p) - S(p - j) =
     -log1p(-j/p)/2 + delta(p) - delta(p - j), again free of cancellation.
+
+    Parameters
+    ----------
+    p : float or array_like
+        The number of weights, >= 0.
+    k : float or array_like
+        The number kept, 0 <= k <= p.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        log2 C(p, k).
+
+    Raises
+    ------
+    ValueError
+        If k is outside [0, p] or an argument is not finite.
+
+    References
+    ----------
+    NFP Section 4.1. docs/theory.md, section 4.5.
     """
     (p, k), shape = _inputs(p=(p, "nonneg"), k=(k, "nonneg"))
     if np.any(k > p):
@@ -77,6 +114,28 @@ def entropy_ceiling(p: RealArg, gamma: RealArg) -> BoundResult:
 
     ``value`` = p h2(gamma) (the upper end), ``details["lower"]`` = p h2(gamma) - log2(p + 1) and
     ``details["exact"]`` = log2 C(p, gamma p). The lemma needs gamma p to be an integer (checked up to 1e-9 relative).
+
+    Parameters
+    ----------
+    p : int or array_like
+        The number of weights.
+    gamma : float or array_like
+        The fraction gamma in [0, 1], with gamma p an integer.
+
+    Returns
+    -------
+    BoundResult
+        ``value`` = p h2(gamma); ``details``: ``lower`` and ``exact``.
+
+    Raises
+    ------
+    ValueError
+        If gamma p is not an integer or an argument is out of its domain.
+
+    References
+    ----------
+    I. Csiszar and P. Shields, *Information Theory and Statistics: A Tutorial*, 2004, Lemma 2.2; NFP Section 4.1.
+    docs/theory.md, section 4.5.
     """
     (p, gamma), shape = _inputs(p=(p, "count"), gamma=(gamma, "nonneg"))
     upper = p * h2(gamma)
@@ -92,6 +151,25 @@ def imp_ratio(gamma: RealArg) -> RealArg:
     """p_eff(IMP) / p_eff(pruning at initialization) at sparsity gamma with I(m; D) at the entropy ceiling
     p h2(gamma) and E||m||_1 = (1 - gamma) p (docs/theory.md, section 4.5; derived, not stated by NFP): 1 + h2(gamma) / (1 - gamma);
     5.69, 6.73, 9.08, 12.4 at gamma = 0.9, 0.95, 0.99, 0.999. gamma in [0, 1).
+
+    Parameters
+    ----------
+    gamma : float or array_like
+        The sparsity (pruned fraction), in [0, 1).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        1 + h2(gamma) / (1 - gamma).
+
+    Raises
+    ------
+    ValueError
+        If gamma is outside [0, 1).
+
+    References
+    ----------
+    docs/theory.md, section 4.5.
     """
     (gamma,), shape = _inputs(gamma=(gamma, "nonneg"))
     if np.any(gamma >= 1):

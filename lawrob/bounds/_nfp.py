@@ -19,6 +19,32 @@ def lemma1_threshold(info: RealArg, C: RealArg, delta: RealArg, units: str = "na
 
     with I = I({X_t}; W) in nats (``units="bits"`` converts it). ``value``: the threshold; valid for delta in
     (0, 1). docs/theory.md, section 4.1. For the noise-correlation process C = C0 = 144 c L^2 / (n d).
+
+    Parameters
+    ----------
+    info : float or array_like
+        I({X_t}; W) >= 0, in ``units``.
+    C : float or array_like
+        The subgaussian constant C >= 0 of every X_t.
+    delta : float or array_like
+        The failure probability, in (0, 1).
+    units : {"nats", "bits"}
+        The units of ``info``.
+
+    Returns
+    -------
+    BoundResult
+        ``value``: the threshold a1 sqrt(C (I/delta + ln(2/delta))); ``valid`` where delta is in (0, 1).
+
+    Raises
+    ------
+    ValueError
+        If an argument is negative or not finite, or ``units`` is unknown.
+
+    References
+    ----------
+    NFP Lemma 1; A. Xu and M. Raginsky, *Information-theoretic analysis of generalization capability of learning
+    algorithms*, NeurIPS 2017, Theorem 3. docs/theory.md, section 4.1.
     """
     (info, C, delta), shape = _inputs(info=(info, "nonneg"), C=(C, "nonneg"), delta=(delta, "real"))
     info = _to_nats(info, units)
@@ -36,6 +62,31 @@ def lemma1_information(alpha: RealArg, delta: RealArg, C: RealArg, units: str = 
 
     a certified lower bound on the information (``value``, in ``units``; it may be negative, i.e. say nothing).
     For an observed noise correlation, C = C0 = 144 c L^2 / (n d). Valid for delta in (0, 1).
+
+    Parameters
+    ----------
+    alpha : float or array_like
+        The observed deviation |X_W| >= 0.
+    delta : float or array_like
+        The probability with which it is observed, in (0, 1).
+    C : float or array_like
+        The subgaussian constant C > 0.
+    units : {"nats", "bits"}
+        The units of the returned information.
+
+    Returns
+    -------
+    BoundResult
+        ``value``: delta (alpha^2 / (a1^2 C) - ln(2/delta)) in ``units`` (negative: no information certified).
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of its domain or ``units`` is unknown.
+
+    References
+    ----------
+    NFP Lemma 1, inverted. docs/theory.md, section 4.1.
     """
     (alpha, delta, C), shape = _inputs(alpha=(alpha, "nonneg"), delta=(delta, "real"), C=(C, "positive"))
     with np.errstate(all="ignore"):
@@ -57,6 +108,41 @@ def nfp_finite_probability(n: RealArg, d: RealArg, info: RealArg, eps: RealArg, 
     ``info`` in as given (a value in bits over-states the nats of Lemma 1, so this is valid but loose);
     ``variant="rigorous"`` converts it to nats (x ln 2 when ``units="bits"``). Valid for eps > 0; the value
     may exceed 1 (vacuous).
+
+    Parameters
+    ----------
+    n : int or array_like
+        The number of samples.
+    d : int or array_like
+        The input dimension.
+    info : float or array_like
+        I >= I({X_t}; W), in ``units``.
+    eps : float or array_like
+        The margin below the noise level, > 0.
+    L : float or array_like
+        The Lipschitz constant of the class, > 0.
+    c : float or array_like
+        The isoperimetry constant of each mixture component.
+    k : int or array_like
+        The number of mixture components.
+    variant : {"paper", "rigorous"}
+        Plug ``info`` in as given, or convert it to nats.
+    units : {"bits", "nats"}
+        The units of ``info``.
+
+    Returns
+    -------
+    BoundResult
+        ``value``: the probability bound (it may exceed 1).
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of its domain or ``variant``/``units`` is unknown.
+
+    References
+    ----------
+    NFP Theorem 3. docs/theory.md, section 4.2.
     """
     _variant(variant)
     (n, d, info, eps, L, c, k), shape = _inputs(
@@ -80,6 +166,35 @@ def p_eff(info: RealArg, active: RealArg, W: RealArg, J: RealArg, eps: RealArg, 
     weights. The count term is log2 in the paper; the information lemma it feeds is in nats, and a value in bits
     is >= the one in nats, so bits are a valid (looser) choice. ``no_free_prune`` takes the units along.
     Defined for eps > 0; valid for eps in (0, 1), the theorem's range. ``details``: ``count_term``.
+
+    Parameters
+    ----------
+    info : float or array_like
+        I(m_W; D) (or an upper bound on it) >= 0, in ``units``.
+    active : float or array_like
+        E||m||_1, the mean number of kept weights.
+    W : float or array_like
+        The diameter of the parameter set.
+    J : float or array_like
+        The Lipschitz constant of the parametrization w -> f_w.
+    eps : float or array_like
+        The margin below the noise level.
+    units : {"bits", "nats"}
+        log2 or ln in the count term, and the units of ``info``.
+
+    Returns
+    -------
+    BoundResult
+        ``value``: p_eff; ``details["count_term"]``: E||m||_1 log(1 + 60 W J / eps).
+
+    Raises
+    ------
+    ValueError
+        If an argument is negative or not finite, or ``units`` is unknown.
+
+    References
+    ----------
+    NFP Theorem 4. docs/theory.md, section 2.4.
     """
     log = np.log2 if _checks.one_of("units", units, UNITS) == "bits" else np.log
     (info, active, W, J, eps), shape = _inputs(info=(info, "nonneg"), active=(active, "nonneg"), W=(W, "nonneg"),
@@ -156,6 +271,43 @@ def no_free_prune(n: RealArg, d: RealArg, p_eff: RealArg, eps: RealArg, delta: R
 
     ``scaling``: the constant-free sqrt(n d / p_eff) (0.0 where p_eff <= 0). ``details``: ``information_nats``
     (the I used; paper: p_eff as given), ``accuracy_eps``, ``mixture_n_min``.
+
+    Parameters
+    ----------
+    n : int or array_like
+        The number of samples.
+    d : int or array_like
+        The input dimension.
+    p_eff : float or array_like
+        The effective parameter count (``p_eff``), in ``units``.
+    eps : float or array_like
+        The margin below the noise level, in (0, 1).
+    delta : float or array_like
+        The failure probability, in (0, 1).
+    c : float or array_like
+        The isoperimetry constant of each mixture component.
+    k : int or array_like
+        The number of mixture components.
+    variant : {"paper", "rigorous"}
+        The printed constants or the repaired ones.
+    units : {"bits", "nats"}
+        The units of ``p_eff``.
+    sigma2 : float or array_like, optional
+        The noise level; when given, the condition sigma2 > 0 is checked.
+
+    Returns
+    -------
+    BoundResult
+        ``value``: the lower bound on Lip(f^W); ``scaling``; ``details`` as above.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of its domain or ``variant``/``units`` is unknown.
+
+    References
+    ----------
+    NFP Theorem 4 (arXiv:2402.01089v1). docs/theory.md, sections 4.3 and 4.4.
     """
     const = NFP[_variant(variant)]
     _checks.one_of("units", units, UNITS)
@@ -187,6 +339,47 @@ def no_free_prune_inverse(L: RealArg, solve_for: str, *, n: RealArg | None = Non
     ``solve_for="eps"``: eps* = 1152 sqrt(c) L sqrt((I + (delta/2) ln(4/delta)) / (n d delta)) / accuracy, with p_eff
     held fixed (p_eff itself depends on eps through log2(1 + 60 W J/eps); recompute it at eps* if that matters).
     ``valid``: the theorem's conditions at the solution (p_eff > 0 is not required when solving for it).
+
+    Parameters
+    ----------
+    L : float or array_like
+        The target Lipschitz constant, > 0.
+    solve_for : {"p_eff", "n", "eps"}
+        The unknown; it must be left ``None`` and the other two given.
+    n : int or array_like, optional
+        The number of samples.
+    d : int or array_like
+        The input dimension.
+    p_eff : float or array_like, optional
+        The effective parameter count, in ``units``.
+    eps : float or array_like, optional
+        The margin below the noise level.
+    delta : float or array_like
+        The failure probability, in (0, 1).
+    c : float or array_like
+        The isoperimetry constant of each mixture component.
+    k : int or array_like
+        The number of mixture components.
+    variant : {"paper", "rigorous"}
+        The constants, as in ``no_free_prune``.
+    units : {"bits", "nats"}
+        The units of ``p_eff``.
+    sigma2 : float or array_like, optional
+        The noise level; when given, the condition sigma2 > 0 is checked.
+
+    Returns
+    -------
+    BoundResult
+        ``value``: the solution; ``valid``: the theorem's conditions there.
+
+    Raises
+    ------
+    ValueError
+        If ``solve_for`` is unknown, the unknown is given or another is missing, or an argument is out of its domain.
+
+    References
+    ----------
+    NFP Theorem 4. docs/theory.md, section 4.3.
     """
     const = NFP[_variant(variant)]
     _checks.one_of("units", units, UNITS)

@@ -22,6 +22,25 @@ class BoundResult:
     sqrt(n d / p) or sqrt(n d / p_eff) beside a Lipschitz bound (None elsewhere). ``conditions``: condition ->
     bool (a read-only array for array arguments). ``details``: named intermediate numbers (the log term, the
     minimal n of the mixture condition).
+
+    Parameters
+    ----------
+    value : float or numpy.ndarray
+        The number.
+    valid : bool or numpy.ndarray
+        Where every condition of the theorem holds.
+    reason : str
+        The failing conditions ("" when all is valid).
+    variant : str
+        "paper" or "rigorous".
+    theorem : str
+        The source.
+    scaling : float or numpy.ndarray, optional
+        The constant-free scaling beside a Lipschitz bound.
+    conditions : dict
+        Condition -> bool (or read-only bool array).
+    details : dict
+        Named intermediate numbers.
     """
 
     value: float | np.ndarray

@@ -30,13 +30,19 @@ def round_down(value: float, dtype) -> np.ndarray:
 def traced_lower(lower, params, mask, *, key, points, **static) -> Bound:
     """``lower(params, mask, key=key, points=points, **static)`` with traced arrays, through a host callback.
 
-    Args:
-        lower: the concrete ``lipschitz.lower``.
-        params, mask, key, points: as in ``lower``; any of them may be traced (``mask`` may use jaxpruner's
-            format, read by ``nets.as_mask``). ``key``: a typed key or a raw uint32 key.
-        **static: the other keywords of ``lower`` (model, method, domain, config, budget), concrete.
+    Parameters
+    ----------
+    lower
+        the concrete ``lipschitz.lower``.
+    params, mask, key, points
+        as in ``lower``; any of them may be traced (``mask`` may use jaxpruner's
+        format, read by ``nets.as_mask``). ``key``: a typed key or a raw uint32 key.
+    **static
+        the other keywords of ``lower`` (model, method, domain, config, budget), concrete.
 
-    Returns:
+    Returns
+    -------
+    Bound
         A ``Bound`` of kind "lower" whose ``value`` (a scalar) and ``witness`` ([d]; zeros when no candidate
         certified and the bound is the trivial 0) are arrays of the traced computation; ``details`` says
         ``{"traced": True}``.
