@@ -61,6 +61,21 @@ class Estimate(NamedTuple):
 
     ``confidence`` is the probability with which the interval covers the estimand (1.0 for exact values),
     ``method`` names the estimator.
+
+    Parameters
+    ----------
+    value : float
+        The point estimate.
+    low : float
+        The lower end of the interval.
+    high : float
+        The upper end of the interval.
+    units : str
+        "bits" or "nats".
+    method : str
+        The estimator's name.
+    confidence : float
+        The probability with which [low, high] covers the estimand.
     """
 
     value: float
@@ -141,6 +156,31 @@ def plugin_entropy(masks: ArrayLike, *, confidence: float = 0.95, units: str = "
     pipeline can output, given as ``ceiling`` = log2 m (for a pipeline that keeps exactly k of p weights,
     ``mask_ceiling(p, k).value``; default p bits, every 0/1 vector). Without a small support no sample-based
     upper bound on the whole-mask entropy exists (mass spread thinly over unseen masks is invisible).
+
+    Parameters
+    ----------
+    masks : array_like
+        Sampled 0/1 masks, [N, p].
+    confidence : float
+        The interval's confidence, in (0, 1).
+    units : {"bits", "nats"}
+        The units of the estimate.
+    ceiling : float, optional
+        log2 of the number of possible masks (default: p).
+
+    Returns
+    -------
+    Estimate
+        H_N and its distribution-free interval.
+
+    Raises
+    ------
+    ValueError
+        If ``masks`` is not a 2-d 0/1 array or a number is out of range.
+
+    References
+    ----------
+    L. Paninski, *Estimation of entropy and mutual information*, Neural Computation, 2003.
     """
     _checks.one_of("units", units, UNITS)
     alpha = _alpha(confidence)
@@ -158,6 +198,32 @@ def miller_madow_entropy(masks: ArrayLike, *, confidence: float = 0.95, units: s
     correction removes that first-order bias (Paninski 2003, Sec. 3). Capped at ln m (m from ``ceiling`` as in
     ``plugin_entropy``), which H cannot exceed. The interval is the plug-in's distribution-free interval for H:
     both estimate the same quantity and the correction is asymptotic, not a finite-sample guarantee.
+
+    Parameters
+    ----------
+    masks : array_like
+        Sampled 0/1 masks, [N, p].
+    confidence : float
+        The interval's confidence, in (0, 1).
+    units : {"bits", "nats"}
+        The units of the estimate.
+    ceiling : float, optional
+        log2 of the number of possible masks (default: p).
+
+    Returns
+    -------
+    Estimate
+        The corrected point value and the plug-in's interval.
+
+    Raises
+    ------
+    ValueError
+        If ``masks`` is not a 2-d 0/1 array or a number is out of range.
+
+    References
+    ----------
+    G. Miller, *Note on the bias of information estimates*, 1955; L. Paninski, *Estimation of entropy and mutual
+    information*, Neural Computation, 2003.
     """
     _checks.one_of("units", units, UNITS)
     alpha = _alpha(confidence)
@@ -197,6 +263,25 @@ def marginal_entropy(masks: ArrayLike, *, confidence: float = 0.95, units: str =
     sum lies between sum_j min h and sum_j max h over the intervals. The upper end is therefore a certified upper
     bound on H(m) that needs no support size, and it is >= the plug-in value of every whole-mask estimate since
     the empirical distribution is itself subadditive.
+
+    Parameters
+    ----------
+    masks : array_like
+        Sampled 0/1 masks, [N, p].
+    confidence : float
+        The interval's confidence, in (0, 1).
+    units : {"bits", "nats"}
+        The units of the estimate.
+
+    Returns
+    -------
+    Estimate
+        The plug-in marginal sum and its certified interval.
+
+    Raises
+    ------
+    ValueError
+        If ``masks`` is not a 2-d 0/1 array or ``confidence``/``units`` is out of range.
     """
     _checks.one_of("units", units, UNITS)
     alpha = _alpha(confidence)
@@ -265,6 +350,30 @@ def chow_liu_entropy(masks: ArrayLike, *, confidence: float = 0.95, units: str =
     ``_pair_information_range`` over the box, and every H_j between the extremes of h over its interval.
     high = sum_j max H_j - max_T sum_T I_lower (an upper bound for every tree, hence for the data-chosen one);
     low = sum_j min H_j - max_T sum_T I_upper. Cost O(N p^2): meant for masks of up to a few thousand bits.
+
+    Parameters
+    ----------
+    masks : array_like
+        Sampled 0/1 masks, [N, p].
+    confidence : float
+        The interval's confidence, in (0, 1).
+    units : {"bits", "nats"}
+        The units of the estimate.
+
+    Returns
+    -------
+    Estimate
+        The point value and the certified interval.
+
+    Raises
+    ------
+    ValueError
+        If ``masks`` is not a 2-d 0/1 array or ``confidence``/``units`` is out of range.
+
+    References
+    ----------
+    C. Chow and C. Liu, *Approximating discrete probability distributions with dependence trees*, IEEE Trans. Inf.
+    Theory, 1968. docs/theory.md, section 2.5.
     """
     _checks.one_of("units", units, UNITS)
     alpha = _alpha(confidence)
@@ -301,6 +410,29 @@ def mask_ceiling(p: ArrayLike, k: ArrayLike, *, units: str = "bits") -> Estimate
     ``p`` and ``k`` may be sequences (one entry per layer, for layerwise pruning): the ceiling is then
     sum_l log2 C(p_l, k_l), never above the global log2 C(sum p_l, sum k_l) (Vandermonde). Exact: low = high = value
     (each term is ``lawrob.bounds.log2_binomial``: exactly 0 at k = 0 and k = p).
+
+    Parameters
+    ----------
+    p : int or sequence of int
+        The number of weights (per layer).
+    k : int or sequence of int
+        The number kept (per layer).
+    units : {"bits", "nats"}
+        The units of the ceiling.
+
+    Returns
+    -------
+    Estimate
+        The exact ceiling (low = high = value).
+
+    Raises
+    ------
+    ValueError
+        If k is outside [0, p] or the lengths differ.
+
+    References
+    ----------
+    NFP Section 4.1. docs/theory.md, section 4.5.
     """
     _checks.one_of("units", units, UNITS)
     sizes, kept = np.atleast_1d(p), np.atleast_1d(k)
@@ -340,6 +472,33 @@ class MaskInformation(NamedTuple):
         link can fail, see the module docstring).
 
     active: E||m||_1, the mean number of ones per mask (for p_eff's count term).
+
+    Parameters
+    ----------
+    estimates : dict
+        Estimator name -> mean ``Estimate`` over the initializations.
+    per_init : dict
+        Estimator name -> one ``Estimate`` per initialization.
+    upper : float
+        The mean smallest certified upper bound, the I(m; D) for p_eff.
+    chain : tuple
+        (name, mean point value) pairs, plug-in to ceiling.
+    chain_violations : tuple
+        The links of the chain that fail.
+    active : float
+        E||m||_1.
+    datasets : int
+        The number of data sets per initialization.
+    inits : int
+        The number of initializations.
+    confidence : float
+        The joint confidence of all intervals.
+    units : str
+        "bits" or "nats".
+
+    References
+    ----------
+    NFP Section 1.4 and Appendix C.2. docs/theory.md, section 2.5.
     """
 
     estimates: dict
@@ -398,6 +557,35 @@ def estimate_information(masks: ArrayLike, *, confidence: float = 0.95, units: s
     ``estimators``: a subset of ``ESTIMATORS`` (default: all, Chow-Liu only up to ``CHOW_LIU_MAX_BITS`` bits).
     The confidence is split evenly over the three interval families (whole-mask, Chow-Liu, marginal) and the
     initializations, so all intervals hold at once with probability >= ``confidence``.
+
+    Parameters
+    ----------
+    masks : array_like
+        Sampled 0/1 masks, [inits, datasets, p] or [datasets, p].
+    confidence : float
+        The joint confidence of all intervals, in (0, 1).
+    units : {"bits", "nats"}
+        The units of the estimates.
+    ceiling : float, optional
+        log2 of the number of masks the pipeline can output (default: inferred).
+    groups : array_like, optional
+        The block of each bit, for the inferred ceiling.
+    estimators : sequence of str, optional
+        A subset of ``ESTIMATORS``.
+
+    Returns
+    -------
+    MaskInformation
+        Every estimate, the chain and the certified upper bound.
+
+    Raises
+    ------
+    ValueError
+        If ``masks`` is not a 0/1 array of 2 or 3 dimensions, an estimator is unknown or a number is out of range.
+
+    References
+    ----------
+    NFP Section 4.1. docs/theory.md, section 2.5.
     """
     _checks.one_of("units", units, UNITS)
     alpha = _alpha(confidence)
@@ -454,6 +642,45 @@ def mask_information(pipeline: Callable, sample_data: Callable, *, key: jax.Arra
     App. C.2), the quantity estimated here and averaged over the keys. A data-free pipeline (random pruning
     with a fixed key, SynFlow) gives identical masks, hence point values of exactly 0 for every estimator.
     The blocks for the ceiling are the pipeline's mask leaves (one per weight matrix and bias vector).
+
+    Parameters
+    ----------
+    pipeline : callable
+        (key, dataset) -> mask, deterministic given both.
+    sample_data : callable
+        key -> a fresh ``Dataset``.
+    key : jax.Array
+        A ``jax.random.key``.
+    datasets : int
+        The number of data sets per initialization.
+    inits : int
+        The number of pipeline keys.
+    chunk_size : int, None or "auto"
+        Pipelines per vmap (``sample_masks``).
+    devices : sequence, optional
+        The devices to split the runs over.
+    confidence : float
+        The joint confidence of all intervals.
+    units : {"bits", "nats"}
+        The units of the estimates.
+    ceiling : float, optional
+        log2 of the number of masks the pipeline can output.
+    estimators : sequence of str, optional
+        A subset of ``ESTIMATORS``.
+
+    Returns
+    -------
+    MaskInformation
+        The estimates of I(m; D).
+
+    Raises
+    ------
+    ValueError
+        If a count or option is out of range.
+
+    References
+    ----------
+    NFP Section 1.4 and Appendix C.2. docs/theory.md, section 2.5.
     """
     masks = sample_masks(pipeline, sample_data, key=key, datasets=datasets, inits=inits, chunk_size=chunk_size,
                          devices=devices)
@@ -475,6 +702,37 @@ def information_from_correlations(correlations: ArrayLike, *, n: int, d: int, L:
     |X_i|, delta_j is the Clopper-Pearson lower confidence bound on P(|X_W| >= alpha) from j of N samples, at
     level 1 - (1 - confidence) / N (a union bound over the N thresholds), and the best of the N bounds is
     returned. ``value`` = ``low`` = that bound (it may be negative: the data then certify nothing), ``high`` = inf.
+
+    Parameters
+    ----------
+    correlations : array_like
+        The N measured noise correlations X_W.
+    n : int
+        The number of samples of each training.
+    d : int
+        The input dimension.
+    L : float
+        A bound on every trained network's Lipschitz constant.
+    c : float
+        The isoperimetry constant of the data.
+    confidence : float
+        The confidence of the bound, in (0, 1).
+    units : {"bits", "nats"}
+        The units of the bound.
+
+    Returns
+    -------
+    Estimate
+        ``value`` = ``low`` = the certified lower bound, ``high`` = inf.
+
+    Raises
+    ------
+    ValueError
+        If a correlation is not finite or a number is out of range.
+
+    References
+    ----------
+    NFP Lemma 1, inverted. docs/theory.md, section 4.1.
     """
     x = np.abs(np.asarray(_checks.finite_array("correlations", correlations), dtype=float).ravel())
     if x.size < 1:

@@ -137,6 +137,18 @@ def to_flax(params: nets.Params, *, prefix: str = "Dense") -> dict[str, dict[str
     ``nn.Dense`` once per layer (they are then named ``Dense_0, Dense_1, ...``), with the model's activation in
     between; ``prefix`` names the layers otherwise. Kernels are lawrob's w as they are ([in, out]).
 
+    Parameters
+    ----------
+    params : nets.Params
+        The parameters.
+    prefix : str
+        The layer-name prefix.
+
+    Returns
+    -------
+    dict
+        ``{"Dense_0": {"kernel": w, "bias": b}, ...}``.
+
     Raises
     ------
     TypeError/ValueError
@@ -150,6 +162,18 @@ def to_flax(params: nets.Params, *, prefix: str = "Dense") -> dict[str, dict[str
 def activation_name(fn: Callable, *, name: str = "activation") -> str:
     """The name in ``nets.ACTIVATIONS`` of the elementwise function ``fn``, found by evaluating both on a grid of
     points in [-4, 4] (``jax.nn.relu``, ``jnp.tanh``, ``lambda x: x``, ... are recognised whatever object they are).
+
+    Parameters
+    ----------
+    fn : callable
+        The elementwise function.
+    name : str
+        The argument's name in error messages.
+
+    Returns
+    -------
+    str
+        The name in ``nets.ACTIVATIONS``.
 
     Raises
     ------
@@ -210,6 +234,18 @@ def from_equinox(model: Any) -> tuple[nets.Params, nets.MLP]:
 def to_equinox(params: nets.Params, model: nets.MLP) -> Any:
     """The ``equinox.nn.MLP`` computing ``model.apply(params, .)`` on one input [d] (weight = w.T, bias = b).
 
+    Parameters
+    ----------
+    params : nets.Params
+        The parameters.
+    model : nets.MLP
+        The lawrob network.
+
+    Returns
+    -------
+    equinox.nn.MLP
+        The same function as an equinox module.
+
     Raises
     ------
     TypeError/ValueError
@@ -237,6 +273,18 @@ def to_equinox(params: nets.Params, model: nets.MLP) -> Any:
 def mask_from_flax(mask: Any, params: nets.Params) -> nets.Mask:
     """A mask in flax's structure (``{"Dense_0": {"kernel": m, "bias": None}, ...}``, jaxpruner's format: uint8,
     bool or 0/1 float leaves, None meaning unpruned) as a lawrob mask of ``params``' structure and dtypes.
+
+    Parameters
+    ----------
+    mask : Any
+        The mask in flax's structure.
+    params : nets.Params
+        The lawrob parameters it belongs to.
+
+    Returns
+    -------
+    nets.Mask
+        The lawrob mask.
 
     Raises
     ------
