@@ -65,7 +65,23 @@ def leading_size(tree: Any, name: str = "tree", axis: str = "leading") -> int:
 
 
 def stack(trees: list) -> Any:
-    """Stack a non-empty list of same-structure pytrees (params, masks, datasets) along a new leading run axis."""
+    """Stack a non-empty list of same-structure pytrees (params, masks, datasets) along a new leading run axis.
+
+    Parameters
+    ----------
+    trees : list
+        Pytrees of one structure and leaf shapes.
+
+    Returns
+    -------
+    Any
+        One pytree whose leaves carry a new leading axis.
+
+    Raises
+    ------
+    ValueError
+        If ``trees`` is empty or the structures differ.
+    """
     if not isinstance(trees, (list, tuple)) or not trees:
         raise ValueError(f"trees must be a non-empty list of pytrees, got {trees!r:.80}")
     for i, tree in enumerate(trees[1:], start=1):
@@ -74,7 +90,23 @@ def stack(trees: list) -> Any:
 
 
 def unstack(tree: Any) -> list:
-    """Inverse of ``stack``: the list of per-run pytrees (every leaf must carry the same leading run axis)."""
+    """Inverse of ``stack``: the list of per-run pytrees (every leaf must carry the same leading run axis).
+
+    Parameters
+    ----------
+    tree : Any
+        A pytree whose leaves share a leading axis.
+
+    Returns
+    -------
+    list
+        One pytree per index of that axis.
+
+    Raises
+    ------
+    ValueError
+        If the leaves do not share a leading axis.
+    """
     size = leading_size(tree, "tree", "leading run")
     return [jax.tree.map(lambda a: a[i], tree) for i in range(size)]
 

@@ -17,7 +17,18 @@ DEFAULT_CHUNK = _batching.DEFAULT_CHUNKS["masks"]
 
 
 def default_chunk(backend: str | None = None) -> int | None:
-    """Data sets per chunk for ``sample_masks`` on ``backend`` (default: JAX's); None means one full vmap."""
+    """Data sets per chunk for ``sample_masks`` on ``backend`` (default: JAX's); None means one full vmap.
+
+    Parameters
+    ----------
+    backend : str, optional
+        A JAX platform name ("cpu", "gpu", "tpu").
+
+    Returns
+    -------
+    int or None
+        The chunk size.
+    """
     return _batching.default_chunk(DEFAULT_CHUNK, backend)
 
 
@@ -56,6 +67,33 @@ def sample_masks(pipeline: Callable, sample_data: Callable, *, key: jax.Array, d
     before importing jax to use C cores) with ``jax.shard_map``, and on each device go through ``jax.lax.map`` in
     chunks of ``chunk_size`` (a vmap inside each chunk; "auto": ``default_chunk()``, None: one full vmap).
     Both functions are static arguments of the compiled call: pass the same function objects to reuse it.
+
+    Parameters
+    ----------
+    pipeline : callable
+        (key, data) -> 0/1 mask pytree, pure JAX.
+    sample_data : callable
+        key -> one data set.
+    key : jax.Array
+        A ``jax.random.key``.
+    datasets : int
+        The number of data sets per pipeline key.
+    inits : int
+        The number of pipeline keys.
+    chunk_size : int, None or "auto"
+        Data sets per vmap.
+    devices : sequence, optional
+        The devices to split the data sets over.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 masks [inits, datasets, p].
+
+    Raises
+    ------
+    ValueError
+        If a count is not a positive integer or a mask is not 0/1.
     """
     _checks.prng_key("key", key)
     datasets = _checks.positive_int("datasets", datasets)

@@ -35,7 +35,27 @@ from lawrob.lipschitz._upper import (DEFAULT_SDP_MAX_DIM, UPPER_METHODS, UpperCo
 
 
 def region_bound(params: Any, mask: Any = None, *, model: nets.MLP | None = None) -> int:
-    """Upper bound on the number of linear regions (Serra et al. 2018) of the network without dead units."""
+    """Upper bound on the number of linear regions (Serra et al. 2018) of the network without dead units.
+
+    Parameters
+    ----------
+    params : Any
+        The parameters.
+    mask : Any, optional
+        A 0/1 mask (None: dense).
+    model : nets.MLP, optional
+        The network.
+
+    Returns
+    -------
+    int
+        The bound.
+
+    References
+    ----------
+    T. Serra, C. Tjandraatmadja and S. Ramalingam, *Bounding and counting linear regions of deep neural networks*,
+    ICML 2018.
+    """
     return _region_bound(reduce(prepare(params, mask, model)))
 
 

@@ -63,6 +63,34 @@ def exact(
     The witness is the Chebyshev centre of the steepest region (or a better-centred known point), checked on
     the network itself: ``certify`` recomputes the Jacobian norm there and proves the point interior.
     ``details``: regions (leaves), lps, nodes, region_bound and the witness's radius in its region.
+
+    Parameters
+    ----------
+    params : Any
+        The parameters (a sequence of layer dicts).
+    mask : Any, optional
+        A 0/1 mask (None: dense).
+    model : nets.MLP, optional
+        The network (its activation).
+    domain : tuple, optional
+        A box (low, high), or None for R^d.
+    max_regions : int
+        The largest region-count bound enumerated.
+    min_radius : float
+        Regions containing no ball of this radius count as empty.
+    solver : {"auto", "highspy", "scipy"}
+        The LP solver.
+
+    Returns
+    -------
+    Bound
+        The exact constant (``kind="exact"``) with its witness.
+
+    Raises
+    ------
+    ValueError
+        If the activation is not piecewise linear, the region bound exceeds ``max_regions`` or an argument is
+        invalid.
     """
     start = time.perf_counter()
     net = prepare(params, mask, model)

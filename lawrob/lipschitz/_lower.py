@@ -53,7 +53,15 @@ class LowerMethod:
     """A lower-bound method of the registry ``LOWER_METHODS``. Every method proposes witness points and
     ``lower`` certifies the best of them on the exact masked network (``certify``), so any proposal gives a
     certified bound. ``candidates(net, key, points) -> [m, d]`` array of proposals (``points``: the given
-    points or None); None for the built-in modes "search" and "points", which run as one compiled search."""
+    points or None); None for the built-in modes "search" and "points", which run as one compiled search.
+
+    Parameters
+    ----------
+    name : str
+        The method's name.
+    candidates : callable, optional
+        (net, key, points) -> [m, d] proposals; None for the built-in modes.
+    """
 
     name: str
     candidates: Callable | None = None
@@ -64,7 +72,27 @@ LOWER_METHODS: dict[str, LowerMethod] = {"search": LowerMethod("search"), "point
 
 def register_lower(name: str, candidates: Callable, *, replace: bool = False) -> LowerMethod:
     """Add a lower-bound method: ``lower(..., method=name)`` certifies the best of ``candidates(net, key,
-    points)`` (see ``LowerMethod``), and sweep grids accept it as ``lower_method``."""
+    points)`` (see ``LowerMethod``), and sweep grids accept it as ``lower_method``.
+
+    Parameters
+    ----------
+    name : str
+        The method's name, an identifier.
+    candidates : callable
+        (net, key, points) -> [m, d] proposals.
+    replace : bool
+        Allow replacing a registered method.
+
+    Returns
+    -------
+    LowerMethod
+        The registered method.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not an identifier, is a built-in mode, or is taken and ``replace`` is False.
+    """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be an identifier-like string, got {name!r}")
     if name in LOWER_METHODS and not replace:
@@ -98,6 +126,33 @@ class SearchConfig:
     given points); every phase makes and scores its candidates in chunks sized to it (``_search_memory``),
     so any network whose weights fit runs, and the count of candidates only sets the time. Default 1 GiB;
     ``lower_batch`` gives each of the ``chunk`` networks it vmaps at once an equal share.
+
+    Parameters
+    ----------
+    samples : int
+        Multi-scale random points.
+    probes : int
+        First-layer hyperplane probes.
+    segments : int
+        Secants searched.
+    segment_points : int
+        Points per secant.
+    starts : int
+        Starts of the smoothed ascent.
+    steps : int
+        Steps of the smoothed ascent.
+    rounds : int
+        Rounds of region walking.
+    walkers : int
+        Points walked per round.
+    local_probes : int
+        Probes around each walker.
+    radius_min : float
+        The smallest radius of random points, in data scales.
+    radius_max : float
+        The largest radius of random points and far moves, in data scales.
+    memory_budget_bytes : int
+        The most temporary memory of the compiled search.
     """
 
     samples: int = 512
@@ -150,6 +205,37 @@ def lower(
     ``details``: evaluations (true Jacobian norms), smoothed_gradients, certified (of the top 16 candidates).
     Under ``jax.jit``/``jax.vmap`` (traced params, mask, key or points) the same bound is computed on the host
     and ``value``/``witness`` come back as arrays (``lawrob.lipschitz._traced``).
+
+    Parameters
+    ----------
+    params : Any
+        The parameters (a sequence of layer dicts).
+    mask : Any, optional
+        A 0/1 mask (None: dense).
+    key : jax.Array
+        A ``jax.random.key`` for the search.
+    model : nets.MLP, optional
+        The network (its activation).
+    points : array_like, optional
+        Points [n, d] to score (e.g. the training inputs).
+    method : str
+        "search", "points" or a registered method.
+    domain : tuple, optional
+        A box (low, high), or None for R^d.
+    config : SearchConfig, optional
+        The search budget.
+    **budget
+        ``SearchConfig`` fields overriding ``config``'s.
+
+    Returns
+    -------
+    Bound
+        The certified lower bound (``kind="lower"``) with its witness.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is unknown, a budget field is invalid, or the arguments do not fit together.
     """
     if _checks.traced(params, mask, key, points):  # under jit/vmap: certified on the host (lipschitz._traced)
         from lawrob.lipschitz._traced import traced_lower
@@ -178,6 +264,39 @@ def lower_batch(
     over chunks of ``chunk`` networks with ``jax.vmap`` inside (None: one vmap over all). ``key``: one key (network
     b then uses ``jax.random.split(key, B)[b]``) or B stacked keys (network b uses ``key[b]``); either way the
     result for network b equals ``lower(..., key=<its key>)``. Each Bound's seconds is its share of the total.
+
+    Parameters
+    ----------
+    params : Any
+        Stacked parameters, leading axis B.
+    mask : Any, optional
+        Stacked masks (None: dense).
+    key : jax.Array
+        One key, or B stacked keys.
+    model : nets.MLP, optional
+        The network (its activation).
+    points : array_like, optional
+        Shared [n, d] or per-network [B, n, d] points.
+    method : str
+        As in ``lower``.
+    domain : tuple, optional
+        A box (low, high), or None for R^d.
+    config : SearchConfig, optional
+        The search budget.
+    chunk : int, optional
+        Networks per vmap (None: all).
+    **budget
+        ``SearchConfig`` fields overriding ``config``'s.
+
+    Returns
+    -------
+    list of Bound
+        One bound per network.
+
+    Raises
+    ------
+    ValueError
+        As ``lower``, or if the leading axes differ.
     """
     start = time.perf_counter()
     size = batch_size(params, mask)
@@ -299,7 +418,28 @@ def _keep(cfg: SearchConfig) -> int:
 def peak_bytes(params: Any, mask: Any = None, *, model: nets.MLP | None = None, points: Any = None,
                config: SearchConfig | None = None, **budget: Any) -> int:
     """The memory model's estimate of the search's peak temporary bytes (XLA's temp allocation, besides the
-    weights and points passed in) on this network; at most ``memory_budget_bytes`` by construction."""
+    weights and points passed in) on this network; at most ``memory_budget_bytes`` by construction.
+
+    Parameters
+    ----------
+    params : Any
+        The parameters.
+    mask : Any, optional
+        A 0/1 mask (None: dense).
+    model : nets.MLP, optional
+        The network.
+    points : array_like, optional
+        The points ``lower`` would be given.
+    config : SearchConfig, optional
+        The search budget.
+    **budget
+        ``SearchConfig`` fields overriding ``config``'s.
+
+    Returns
+    -------
+    int
+        The estimated peak temporary bytes.
+    """
     net = prepare(params, mask, model)
     cfg = dataclasses.replace(config or SearchConfig(), **budget)
     return _search_memory.peak_bytes(shape_of(net, points), cfg, _keep(cfg))

@@ -33,6 +33,23 @@ class Bound:
     network is affine on a ball around it), "upper" (sound) or "exact". ``witness``: the input point that
     attains ``value`` (lower and exact bounds), else None. ``seconds``: wall time spent. ``details``: what the
     method wants to report (regions visited, LPs solved, the values of the methods "best" compared, ...).
+
+    Parameters
+    ----------
+    value : float
+        The bound.
+    kind : str
+        "lower", "upper" or "exact".
+    method : str
+        The method that computed it.
+    norm : str
+        The norm ("l2").
+    seconds : float
+        Wall time spent.
+    witness : numpy.ndarray, optional
+        The input point attaining ``value``.
+    details : Mapping
+        What the method reports.
     """
 
     value: float
@@ -52,7 +69,17 @@ class Bound:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Net:
-    """A masked MLP in float64: ``weights[k]`` is [fan_in, fan_out], ``biases[k]`` is [fan_out]."""
+    """A masked MLP in float64: ``weights[k]`` is [fan_in, fan_out], ``biases[k]`` is [fan_out].
+
+    Parameters
+    ----------
+    weights : tuple of numpy.ndarray
+        The masked weight matrices.
+    biases : tuple of numpy.ndarray
+        The biases.
+    activation : str
+        The activation's name.
+    """
 
     weights: tuple[np.ndarray, ...]
     biases: tuple[np.ndarray, ...]
@@ -120,6 +147,25 @@ def prepare(params: Any, mask: Any, model: nets.MLP | None) -> Net:
     ``mask`` None means dense; jaxpruner's format (uint8/bool, None leaves unpruned) is read by ``nets.as_mask``.
     The masked weights must be small enough for float64 arithmetic: a ValueError
     naming ``params`` is raised when prod_k ||W_k||_F (an upper bound on Lip(f)) overflows float64.
+
+    Parameters
+    ----------
+    params : Any
+        The parameters.
+    mask : Any
+        A 0/1 mask, or None (dense).
+    model : nets.MLP or None
+        The network (None: ReLU).
+
+    Returns
+    -------
+    Net
+        The masked network in float64.
+
+    Raises
+    ------
+    ValueError
+        If the arguments do not fit together or the weights overflow float64.
     """
     if model is None:
         model = infer_model(params)
@@ -158,6 +204,16 @@ def reduce(net: Net) -> Net:
     layer's bias. A unit whose outgoing weights are all zero never reaches the output: it is dropped. Repeated
     until nothing changes (dropping one unit can make others constant or unused). A hidden layer may end up
     with width 0, which makes the network constant. ``net``: a ``Net`` (from ``prepare``).
+
+    Parameters
+    ----------
+    net : Net
+        The network.
+
+    Returns
+    -------
+    Net
+        The same function without constant or unused hidden units.
     """
     if not isinstance(net, Net):
         raise TypeError(f"net must be a lawrob.lipschitz.Net (from prepare), got {type(net).__name__}")

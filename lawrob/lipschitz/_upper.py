@@ -52,6 +52,37 @@ def upper(
     only costs tightness. ``sdp_max_dim``: "best" runs LipSDP only while N = d + hidden units (after dropping
     dead units and unused inputs) is at most this. ``details`` holds every value computed (a LipSDP whose
     certificate fails verification is reported, not used), N as sdp_dim and the barrier's Newton steps.
+
+    Parameters
+    ----------
+    params : Any
+        The parameters (a sequence of layer dicts).
+    mask : Any, optional
+        A 0/1 mask (None: dense).
+    model : nets.MLP, optional
+        The network (its activation).
+    method : str
+        "best" or a name of ``upper_methods()``.
+    solver : str
+        The LipSDP solver: "auto", "barrier", "CLARABEL" or "SCS".
+    sdp_max_dim : int
+        The largest N for which "best" runs LipSDP.
+
+    Returns
+    -------
+    Bound
+        The sound upper bound (``kind="upper"``).
+
+    Raises
+    ------
+    ValueError
+        If ``method`` or ``solver`` is unknown or the arguments do not fit together.
+    ImportError
+        If a method asked for by name needs a missing extra.
+
+    References
+    ----------
+    M. Fazlyab et al., LipSDP, NeurIPS 2019; Y. Xu and S. Sivaranjani, ECLipsE, NeurIPS 2024.
     """
     start = time.perf_counter()
     net = prepare(params, mask, model)
@@ -68,6 +99,33 @@ def upper_batch(
     The barrier method runs as one compiled call over all of them (``jax.lax.map`` over chunks of ``chunk``,
     ``vmap`` within); every value equals ``upper`` on that network up to float64 rounding. Each Bound's seconds
     is its share of the total.
+
+    Parameters
+    ----------
+    params : Any
+        Stacked parameters, leading axis B.
+    mask : Any, optional
+        Stacked masks (None: dense).
+    model : nets.MLP, optional
+        The network (its activation).
+    method : str
+        As in ``upper``.
+    solver : str
+        As in ``upper``.
+    sdp_max_dim : int
+        As in ``upper``.
+    chunk : int
+        Networks per vmap.
+
+    Returns
+    -------
+    list of Bound
+        One bound per network.
+
+    Raises
+    ------
+    ValueError
+        As ``upper``, or if the leading axes differ.
     """
     start = time.perf_counter()
     chunk = _checks.positive_int("chunk", chunk)
@@ -83,7 +141,19 @@ def upper_batch(
 class UpperContext:
     """What an upper-bound method may need beyond the networks: the LipSDP ``solver``, the batch ``chunk``,
     the architecture ``sizes`` before dead units were dropped (to pad to one compiled shape), and whether the
-    method was asked for by name (``required``: then a missing dependency is an error, not a skip)."""
+    method was asked for by name (``required``: then a missing dependency is an error, not a skip).
+
+    Parameters
+    ----------
+    solver : str
+        The LipSDP solver.
+    chunk : int
+        The batch chunk.
+    sizes : tuple of int
+        The architecture before dead units were dropped.
+    required : bool
+        Whether the method was asked for by name.
+    """
 
     solver: str
     chunk: int
@@ -102,6 +172,23 @@ class UpperMethod:
     many networks (``uniform_method``): LipSDP-Neuron 0 (its optimum is below ECLipsE-Fast's feasible
     certificate), ECLipsE-Fast 10, the spectral product 20 (ECLipsE-Fast with one multiplier per layer is at
     most it in practice); a registered method defaults to 15.
+
+    Parameters
+    ----------
+    name : str
+        The method's name.
+    bounds : callable
+        (nets, context) -> one (value or reason, details) per network.
+    affordable : callable
+        (net, sdp_max_dim) -> whether "best" runs it.
+    tightness : float
+        Its place in the order from the tightest.
+
+    References
+    ----------
+    M. Fazlyab et al., *Efficient and accurate estimation of Lipschitz constants for deep neural networks*
+    (LipSDP), NeurIPS 2019; Y. Xu and S. Sivaranjani, *ECLipsE: Efficient compositional Lipschitz constant
+    estimation for deep neural networks*, NeurIPS 2024.
     """
 
     name: str
@@ -119,7 +206,34 @@ def register_upper(name: str, per_network: Callable[[Net], float] | None = None,
     """Add an upper-bound method: ``upper(..., method=name)`` runs it, "best" takes it into its minimum (where
     ``affordable``), and sweep grids accept it as ``upper_method``. Give ``per_network(net) -> float`` (a sound
     bound for one ``Net``) or the batched ``bounds`` of ``UpperMethod``. The value must be sound: it is taken
-    as a certified upper bound as it is. ``tightness``: see ``UpperMethod``."""
+    as a certified upper bound as it is. ``tightness``: see ``UpperMethod``.
+
+    Parameters
+    ----------
+    name : str
+        The method's name, an identifier other than "best".
+    per_network : callable, optional
+        net -> a sound bound for one ``Net``.
+    bounds : callable, optional
+        The batched form of ``UpperMethod.bounds``.
+    affordable : callable, optional
+        (net, sdp_max_dim) -> whether "best" runs it (default: always).
+    tightness : float
+        See ``UpperMethod``.
+    replace : bool
+        Allow replacing a registered method.
+
+    Returns
+    -------
+    UpperMethod
+        The registered method.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is invalid or taken (without ``replace``), or not exactly one of ``per_network`` and ``bounds``
+        is given.
+    """
     if not isinstance(name, str) or not name.isidentifier() or name == "best":
         raise ValueError(f"name must be an identifier-like string other than 'best', got {name!r}")
     if name in UPPER_METHODS and not replace:
@@ -135,14 +249,33 @@ def register_upper(name: str, per_network: Callable[[Net], float] | None = None,
 
 
 def upper_methods() -> tuple[str, ...]:
-    """The names ``upper`` accepts: "best" and every registered method."""
+    """The names ``upper`` accepts: "best" and every registered method.
+
+    Returns
+    -------
+    tuple of str
+        "best" and the registered methods' names.
+    """
     return ("best", *UPPER_METHODS)
 
 
 def uniform_method(net: Net, sdp_max_dim: int = DEFAULT_SDP_MAX_DIM) -> str:
     """The one upper-bound method for a family of networks whose largest is ``net``: the tightest registered
     method (least ``tightness``, then registration order) that "best" would afford on it. A sweep certifies
-    every run of a grid with it, so that no fit mixes certificate types (smaller networks are cheaper)."""
+    every run of a grid with it, so that no fit mixes certificate types (smaller networks are cheaper).
+
+    Parameters
+    ----------
+    net : Net
+        The largest network of the family.
+    sdp_max_dim : int
+        As in ``upper``.
+
+    Returns
+    -------
+    str
+        The method's name.
+    """
     sdp_max_dim = _checks.positive_int("sdp_max_dim", sdp_max_dim)
     affordable = [m for m in UPPER_METHODS.values() if m.affordable(net, sdp_max_dim)]
     if not affordable:
