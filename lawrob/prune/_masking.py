@@ -24,7 +24,25 @@ class LayerCollapseWarning(UserWarning):
 
 
 def kept_count(density: float, size: int) -> int:
-    """The number of entries a mask of ``density`` in (0, 1] keeps out of ``size`` >= 0: floor(density * size + 0.5)."""
+    """The number of entries a mask of ``density`` in (0, 1] keeps out of ``size`` >= 0: floor(density * size + 0.5).
+
+    Parameters
+    ----------
+    density : float
+        The fraction kept, in (0, 1].
+    size : int
+        The number of entries, >= 0.
+
+    Returns
+    -------
+    int
+        floor(density * size + 0.5).
+
+    Raises
+    ------
+    ValueError
+        If ``density`` or ``size`` is out of range.
+    """
     return math.floor(_check_density(density) * _checks.positive_int("size", size, minimum=0) + 0.5)
 
 
@@ -93,7 +111,18 @@ def _select_runs(scores, mask, counts, keys, **static):
 
 
 def layer_collapse(mask: Mask) -> jax.Array:
-    """Boolean [D] (or [..., D] for stacked masks): True where layer l's weight matrix has no weight left."""
+    """Boolean [D] (or [..., D] for stacked masks): True where layer l's weight matrix has no weight left.
+
+    Parameters
+    ----------
+    mask : Mask
+        A 0/1 mask, possibly stacked.
+
+    Returns
+    -------
+    jax.Array
+        Boolean [D] or [..., D].
+    """
     check_layers("mask", mask)
     return jnp.stack([jnp.all(layer["w"] == 0, axis=(-2, -1)) for layer in mask], axis=-1)
 
@@ -173,6 +202,34 @@ def mask_from_scores(scores: Scores, density: float, scope: str, key: jax.Array,
     "allow". ``layer_collapse(mask)`` tells which matrices are empty (traceable).
     The mask has the dtype of ``mask`` if given, else of the scores (float64 SynFlow scores give the default
     float dtype, float32 unless x64 is on).
+
+    Parameters
+    ----------
+    scores : Scores
+        A pytree like params.
+    density : float
+        The fraction of prunable entries kept, in (0, 1].
+    scope : {"global", "layer"}
+        Rank all entries together or each matrix on its own.
+    key : jax.Array
+        A ``jax.random.key`` for the tie-breaks.
+    mask : Mask, optional
+        A mask whose pruned entries stay pruned.
+    prune_biases : bool
+        Whether biases are prunable.
+    collapse : {"warn", "raise", "keep_one", "allow"}
+        What to do when a weight matrix loses all its weights.
+
+    Returns
+    -------
+    Mask
+        The 0/1 mask.
+
+    Raises
+    ------
+    ValueError
+        If an option is unknown, ``mask`` has fewer active entries than asked for, or (``collapse="raise"``) a
+        matrix collapses.
     """
     density = _check_density(density)
     _checks.one_of("scope", scope, SCOPES)
@@ -202,7 +259,27 @@ def mask_from_scores(scores: Scores, density: float, scope: str, key: jax.Array,
 
 def shuffle_within_layer(mask: Mask, key: jax.Array, *, prune_biases: bool = False) -> Mask:
     """Randomly permute the entries of every weight matrix's mask (and bias mask with ``prune_biases``):
-    per-layer densities are kept, the per-weight choice is destroyed (Frankle et al. 2020's layerwise shuffle)."""
+    per-layer densities are kept, the per-weight choice is destroyed (Frankle et al. 2020's layerwise shuffle).
+
+    Parameters
+    ----------
+    mask : Mask
+        The mask.
+    key : jax.Array
+        A ``jax.random.key``.
+    prune_biases : bool
+        Shuffle the bias masks too.
+
+    Returns
+    -------
+    Mask
+        The shuffled mask.
+
+    References
+    ----------
+    J. Frankle, G. K. Dziugaite, D. M. Roy and M. Carbin, *Pruning neural networks at initialization: why are we
+    missing the mark?*, ICLR 2021 (arXiv 2020).
+    """
     check_layers("mask", mask)
     _checks.prng_key("key", key)
     slots = _slots(mask, prune_biases)
@@ -212,7 +289,27 @@ def shuffle_within_layer(mask: Mask, key: jax.Array, *, prune_biases: bool = Fal
 
 
 def reinit(mask: Mask, key: jax.Array, *, model: MLP) -> Params:
-    """Fresh weights from ``model``'s initialization distribution under the same mask (Frankle et al. 2020)."""
+    """Fresh weights from ``model``'s initialization distribution under the same mask (Frankle et al. 2020).
+
+    Parameters
+    ----------
+    mask : Mask
+        The mask to keep.
+    key : jax.Array
+        A ``jax.random.key``.
+    model : MLP
+        The network whose initialization is drawn.
+
+    Returns
+    -------
+    Params
+        Fresh masked parameters.
+
+    References
+    ----------
+    J. Frankle, G. K. Dziugaite, D. M. Roy and M. Carbin, *Pruning neural networks at initialization: why are we
+    missing the mark?*, ICLR 2021 (arXiv 2020).
+    """
     if not isinstance(model, MLP):
         raise TypeError(f"model must be a lawrob.nets.MLP, got {type(model).__name__}")
     params = model.init(key)

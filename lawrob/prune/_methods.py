@@ -29,6 +29,21 @@ class Method:
     MagAfter). A method has one of the two; "dense" has neither (the mask keeps everything). ``data_free``: the
     mask does not depend on the data, so I(m; D) = 0 in p_eff. ``options``: the score keywords ``prune``
     accepts. ``iterations``: the default number of pruning iterations (SynFlow: 100).
+
+    Parameters
+    ----------
+    name : str
+        The method's name.
+    score : callable, optional
+        The one-shot score function.
+    pipeline : callable, optional
+        The training-based pipeline on stacked runs.
+    data_free : bool
+        Whether the mask ignores the data.
+    options : tuple of str
+        The score keywords ``prune`` accepts.
+    iterations : int
+        The default number of pruning iterations.
     """
 
     name: str
@@ -53,6 +68,33 @@ def register_method(name: str, *, score: Callable | None = None, pipeline: Calla
 
     Give ``score`` (one-shot) or ``pipeline`` (training-based), see ``Method``. ``replace=True`` overwrites a
     method of the same name; otherwise a name already taken is an error.
+
+    Parameters
+    ----------
+    name : str
+        The method's name.
+    score : callable, optional
+        A one-shot score function.
+    pipeline : callable, optional
+        A training-based pipeline.
+    data_free : bool
+        Whether the mask ignores the data.
+    options : sequence of str
+        The score keywords ``prune`` accepts.
+    iterations : int
+        The default number of pruning iterations.
+    replace : bool
+        Allow replacing a registered method.
+
+    Returns
+    -------
+    Method
+        The registered method.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is taken (without ``replace``) or not exactly one of ``score`` and ``pipeline`` is given.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be an identifier-like string, got {name!r}")
@@ -70,7 +112,13 @@ def register_method(name: str, *, score: Callable | None = None, pipeline: Calla
 
 
 def one_shot_methods() -> list[str]:
-    """Names of the registered methods ``prune`` runs (those with a score)."""
+    """Names of the registered methods ``prune`` runs (those with a score).
+
+    Returns
+    -------
+    list of str
+        The names.
+    """
     return [name for name, m in METHODS.items() if m.score is not None]
 
 
@@ -89,7 +137,29 @@ register_method("synflow", score=lambda params, mask, data, key, *, model, loss,
 
 def schedule(density: float, iterations: int) -> list[float]:
     """The exponential schedule density^((k+1)/K), k = 0..K-1, of iterated pruning (Tanaka et al. 2020);
-    ``density`` in (0, 1], ``iterations`` K >= 1."""
+    ``density`` in (0, 1], ``iterations`` K >= 1.
+
+    Parameters
+    ----------
+    density : float
+        The final density, in (0, 1].
+    iterations : int
+        K >= 1.
+
+    Returns
+    -------
+    list of float
+        The K densities.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+
+    References
+    ----------
+    Tanaka et al., SynFlow, NeurIPS 2020.
+    """
     density, iterations = _check_density(density), _checks.positive_int("iterations", iterations)
     return [density ** ((k + 1) / iterations) for k in range(iterations)]
 
@@ -120,6 +190,52 @@ def prune(method: str, params: Params, data: Dataset | None, density: float, key
     (its pruned entries stay pruned). ``invert``: remove the highest scores (ablation). ``options`` go to the
     score: ``temperature`` (grasp), ``include_biases`` (synflow). Scope, biases, ties and collapse are those
     of ``mask_from_scores``. Jitted inside; also works under ``jax.jit``/``jax.vmap`` of the caller.
+
+    Parameters
+    ----------
+    method : str
+        A scored method of ``METHODS``.
+    params : Params
+        The parameters scored.
+    data : Dataset or None
+        The data (None for data-free methods).
+    density : float
+        The fraction of prunable entries kept, in (0, 1].
+    key : jax.Array
+        A ``jax.random.key``.
+    model : MLP
+        The network.
+    scope : {"global", "layer"}
+        As in ``mask_from_scores``.
+    loss : str
+        The loss of the data-dependent scores.
+    mask : Mask, optional
+        A mask to start from.
+    iterations : int, optional
+        The number K of pruning iterations.
+    prune_biases : bool
+        Whether biases are prunable.
+    collapse : str
+        As in ``mask_from_scores``.
+    invert : bool
+        Remove the highest scores (ablation).
+    **options
+        Keywords of the score (``temperature``, ``include_biases``).
+
+    Returns
+    -------
+    Mask
+        The 0/1 mask.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is unknown or not one-shot, an option is not the method's, or ``data`` is missing.
+
+    References
+    ----------
+    H. Tanaka, D. Kunin, D. L. K. Yamins and S. Ganguli, *Pruning neural networks without any data by iteratively
+    conserving synaptic flow*, NeurIPS 2020.
     """
     _checks.one_of("method", method, one_shot_methods())
     entry = METHODS[method]

@@ -22,7 +22,20 @@ SYNFLOW_ITERATIONS = 100  # Tanaka et al. 2020, Sec. 6: 100 pruning iterations
 
 
 def random(params: Params, key: jax.Array) -> Scores:
-    """i.i.d. U(0, 1) scores, independent of the parameters' values: random pruning (``key``: a jax.random key)."""
+    """i.i.d. U(0, 1) scores, independent of the parameters' values: random pruning (``key``: a jax.random key).
+
+    Parameters
+    ----------
+    params : Params
+        The parameters (only their shapes are read).
+    key : jax.Array
+        A ``jax.random.key``.
+
+    Returns
+    -------
+    Scores
+        U(0, 1) scores.
+    """
     check_layers("params", params)
     _checks.prng_key("key", key)
     leaves, tree = jax.tree.flatten(params)
@@ -31,7 +44,25 @@ def random(params: Params, key: jax.Array) -> Scores:
 
 
 def magnitude(params: Params, mask: Mask | None = None) -> Scores:
-    """|theta * m|: magnitude pruning (Han et al. 2015), the criterion of IMP (Frankle & Carbin 2019)."""
+    """|theta * m|: magnitude pruning (Han et al. 2015), the criterion of IMP (Frankle & Carbin 2019).
+
+    Parameters
+    ----------
+    params : Params
+        The parameters.
+    mask : Mask, optional
+        A 0/1 mask (None: dense).
+
+    Returns
+    -------
+    Scores
+        |theta * m|.
+
+    References
+    ----------
+    S. Han, J. Pool, J. Tran and W. Dally, *Learning both weights and connections for efficient neural networks*,
+    NeurIPS 2015; J. Frankle and M. Carbin, *The lottery ticket hypothesis*, ICLR 2019.
+    """
     mask = _check_scored("params", params, mask)
     return jax.tree.map(jnp.abs, params if mask is None else apply_mask(params, mask))
 
@@ -46,6 +77,29 @@ def snip(params: Params, data: Dataset, *, model: MLP, loss: str = "mse", mask: 
 
     The derivative is taken with respect to theta through the mask, dL/dtheta = m * dL/dw, so pruned entries
     score 0 (as the Synaptic-Flow code, which differentiates with respect to the mask).
+
+    Parameters
+    ----------
+    params : Params
+        The parameters.
+    data : Dataset
+        The batch.
+    model : MLP
+        The network.
+    loss : str
+        The loss.
+    mask : Mask, optional
+        A 0/1 mask (None: dense).
+
+    Returns
+    -------
+    Scores
+        |w * dL/dw|.
+
+    References
+    ----------
+    N. Lee, T. Ajanthan and P. H. S. Torr, *SNIP: single-shot network pruning based on connection sensitivity*,
+    ICLR 2019.
     """
     mask = _check_data_scored(params, data, model, loss, mask)
     mask = dense_mask(params) if mask is None else mask
@@ -54,7 +108,18 @@ def snip(params: Params, data: Dataset, *, model: MLP, loss: str = "mse", mask: 
 
 
 def default_temperature(loss: str) -> float:
-    """GraSP's logit temperature: 200 for the classification losses, 1 for "mse" (no softmax to soften)."""
+    """GraSP's logit temperature: 200 for the classification losses, 1 for "mse" (no softmax to soften).
+
+    Parameters
+    ----------
+    loss : str
+        The loss name.
+
+    Returns
+    -------
+    float
+        The temperature T.
+    """
     return 1.0 if loss == "mse" else CLASSIFICATION_TEMPERATURE
 
 
@@ -65,6 +130,31 @@ def grasp(params: Params, data: Dataset, *, model: MLP, loss: str = "mse", mask:
     L(theta) = mean loss of f_{theta * m}(x) / T (T from ``default_temperature`` unless given), g = grad L(theta)
     and H its Hessian, both restricted to the active weights by the mask. Removing the lowest theta * Hg is
     GraSP's rule of removing the highest -theta * Hg (see the module docstring for the two reference codes).
+
+    Parameters
+    ----------
+    params : Params
+        The parameters.
+    data : Dataset
+        The batch.
+    model : MLP
+        The network.
+    loss : str
+        The loss.
+    mask : Mask, optional
+        A 0/1 mask (None: dense).
+    temperature : float, optional
+        T (default: ``default_temperature(loss)``).
+
+    Returns
+    -------
+    Scores
+        The scores, a pytree like params.
+
+    References
+    ----------
+    C. Wang, G. Zhang and R. Grosse, *Picking winning tickets before training by preserving gradient flow*,
+    ICLR 2020.
     """
     mask = _check_data_scored(params, data, model, loss, mask)
     mask = dense_mask(params) if mask is None else mask
@@ -83,6 +173,24 @@ def synflow(params: Params, mask: Mask | None = None, *, include_biases: bool = 
     Evaluated in float64 (``jax.enable_x64`` in this function's scope only) so that products over many layers
     neither overflow nor underflow; the scores are float64 arrays. ``mask_from_scores`` ranks them in
     float64 too, but arithmetic on them outside an x64 scope truncates them to float32.
+
+    Parameters
+    ----------
+    params : Params
+        The parameters.
+    mask : Mask, optional
+        A 0/1 mask (None: dense).
+    include_biases : bool
+        Add the |b_l| paths to R.
+
+    Returns
+    -------
+    Scores
+        float64 scores.
+
+    References
+    ----------
+    Tanaka et al., SynFlow, NeurIPS 2020.
     """
     mask = _check_scored("params", params, mask)
     with jax.enable_x64(True):
@@ -100,7 +208,22 @@ def synflow(params: Params, mask: Mask | None = None, *, include_biases: bool = 
 
 def invert(scores: Scores) -> Scores:
     """-scores: masking then removes the highest scores instead of the lowest, at the same density
-    (the inversion ablation of Frankle et al. 2020). Safe for float64 SynFlow scores."""
+    (the inversion ablation of Frankle et al. 2020). Safe for float64 SynFlow scores.
+
+    Parameters
+    ----------
+    scores : Scores
+        The scores.
+
+    Returns
+    -------
+    Scores
+        Their negation.
+
+    References
+    ----------
+    Frankle et al., *Pruning neural networks at initialization: why are we missing the mark?*, ICLR 2021.
+    """
     check_layers("scores", scores)
     with jax.enable_x64(True):
         return jax.tree.map(jnp.negative, scores)

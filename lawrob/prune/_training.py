@@ -33,6 +33,21 @@ class ImpResult(NamedTuple):
     ``rewind_params`` for steps - rewind_step steps (its "step" counts from the rewind point).
     rewind_params: the saved weights every round restarts from: the initialization, or the dense network
     after ``rewind_step`` steps.
+
+    Parameters
+    ----------
+    masks : tuple
+        The mask of each round.
+    params : tuple
+        The trained parameters of each round.
+    histories : tuple
+        The training history of each round.
+    dense_params : Params
+        The dense training's parameters.
+    dense_history : dict
+        The dense training's history.
+    rewind_params : Params
+        The weights every round restarts from.
     """
 
     masks: tuple
@@ -141,6 +156,50 @@ def imp(params: Params, data: Dataset, *, model: MLP, rounds: int, steps: int, k
     ``lawrob.train.fit_batched`` call (``fit_options`` may include its ``chunk_size``), each pruning one vmapped
     selection; run i equals the unbatched call on run i with ``key[i]`` (up to the float rounding differences
     between ``fit_batched`` and ``fit``). Every entry of the result then has a leading run axis.
+
+    Parameters
+    ----------
+    params : Params
+        The initialization (stacked with ``batched``).
+    data : Dataset
+        The training data (stacked with ``batched``).
+    model : MLP
+        The network.
+    rounds : int
+        R, the number of pruning rounds.
+    steps : int
+        Training steps of the dense training and of each round.
+    key : jax.Array
+        A ``jax.random.key`` (one per run with ``batched``).
+    rate : float
+        The fraction pruned per round, in (0, 1).
+    rewind_step : int
+        The step rewound to, 0 <= rewind_step < steps.
+    scope : {"global", "layer"}
+        As in ``mask_from_scores``.
+    prune_biases : bool
+        Whether biases are prunable.
+    collapse : str
+        As in ``mask_from_scores``.
+    batched : bool
+        Run B stacked runs at once.
+    **fit_options
+        Keywords of ``lawrob.train.fit`` (or ``fit_batched``).
+
+    Returns
+    -------
+    ImpResult
+        The masks, trained networks and histories of every round.
+
+    Raises
+    ------
+    ValueError
+        If a count or rate is out of range.
+
+    References
+    ----------
+    J. Frankle and M. Carbin, *The lottery ticket hypothesis*, ICLR 2019; J. Frankle, G. K. Dziugaite, D. M. Roy and
+    M. Carbin, *Linear mode connectivity and the lottery ticket hypothesis*, ICML 2020.
     """
     return _magnitude_rounds(params, data, _imp_densities(rounds, rate), key, model=model, steps=steps,
                              rewind_step=rewind_step, scope=scope, prune_biases=prune_biases, collapse=collapse,
@@ -152,7 +211,40 @@ def mag_after(params: Params, data: Dataset, density: float, *, model: MLP, step
               batched: bool = False, **fit_options: Any) -> ImpResult:
     """Magnitude pruning after training ("MagAfter"): train dense, keep the ``kept_count(density, P)``
     largest-magnitude weights in one shot, retrain from the rewound weights. The ``ImpResult`` has one round.
-    ``batched=True``: B stacked runs, ``key`` of shape [B] (as in ``imp``)."""
+    ``batched=True``: B stacked runs, ``key`` of shape [B] (as in ``imp``).
+
+    Parameters
+    ----------
+    params : Params
+        The initialization (stacked with ``batched``).
+    data : Dataset
+        The training data.
+    density : float
+        The fraction kept, in (0, 1].
+    model : MLP
+        The network.
+    steps : int
+        Training steps of each training.
+    key : jax.Array
+        A ``jax.random.key`` (one per run with ``batched``).
+    rewind_step : int
+        The step rewound to.
+    scope : {"global", "layer"}
+        As in ``mask_from_scores``.
+    prune_biases : bool
+        Whether biases are prunable.
+    collapse : str
+        As in ``mask_from_scores``.
+    batched : bool
+        Run B stacked runs at once.
+    **fit_options
+        Keywords of ``lawrob.train.fit``.
+
+    Returns
+    -------
+    ImpResult
+        One round.
+    """
     return _magnitude_rounds(params, data, [_check_density(density)], key, model=model, steps=steps,
                              rewind_step=rewind_step, scope=scope, prune_biases=prune_biases, collapse=collapse,
                              batched=batched, fit_options=fit_options)
@@ -160,7 +252,20 @@ def mag_after(params: Params, data: Dataset, density: float, *, model: MLP, step
 
 def imp_schedule(density: float, rate: float) -> tuple[int, bool]:
     """(k, exact): the number k of full IMP rounds with (1 - rate)^k >= density, and whether (1 - rate)^k == density
-    (otherwise one more magnitude pruning of round k's trained weights reaches the density exactly)."""
+    (otherwise one more magnitude pruning of round k's trained weights reaches the density exactly).
+
+    Parameters
+    ----------
+    density : float
+        The target density, in (0, 1].
+    rate : float
+        The fraction pruned per round, in (0, 1).
+
+    Returns
+    -------
+    tuple of (int, bool)
+        (k, exact).
+    """
     k = math.floor(math.log(density) / math.log(1 - rate) + 1e-9)
     return k, math.isclose((1 - rate) ** k, density, rel_tol=1e-9)
 
@@ -171,7 +276,30 @@ def imp_to_density(params: Params, data: Dataset, density: float, *, model: MLP,
     (1 - rate)^k >= density (``imp_schedule``), then, unless (1 - rate)^k == density, one magnitude pruning of
     round k's trained weights to exactly ``density`` (tie-breaks from ``fold_in(keys[b], k)``). Layer collapse is
     allowed (the caller reports it). Returns each run's mask and its extra columns ``imp_rounds`` and
-    ``imp_round_noise_peaks`` (the largest noise correlation of each round's training)."""
+    ``imp_round_noise_peaks`` (the largest noise correlation of each round's training).
+
+    Parameters
+    ----------
+    params : Params
+        Stacked initializations.
+    data : Dataset
+        Stacked data.
+    density : float
+        The target density.
+    model : MLP
+        The network.
+    keys : jax.Array
+        One key per run.
+    rate : float
+        The fraction pruned per round.
+    **fit_options
+        Keywords of ``lawrob.train.fit_batched``.
+
+    Returns
+    -------
+    tuple of (list of Mask, list of dict)
+        Each run's mask and extra columns.
+    """
     k, exact = imp_schedule(_check_density(density), rate)
     if k == 0:
         raise ValueError(f"imp at density {density:g} needs rate <= 1 - density (one full round), got rate = {rate:g}")
@@ -190,7 +318,30 @@ def imp_to_density(params: Params, data: Dataset, density: float, *, model: MLP,
 def mag_after_to_density(params: Params, data: Dataset, density: float, *, model: MLP, keys: jax.Array,
                          rate: float | None = None, **fit_options: Any) -> tuple[list[Mask], list[dict]]:
     """The pipeline of the method "mag_after" on B stacked runs (batched ``mag_after``, layer collapse allowed;
-    ``rate`` is not used): each run's mask and no extra columns."""
+    ``rate`` is not used): each run's mask and no extra columns.
+
+    Parameters
+    ----------
+    params : Params
+        Stacked initializations.
+    data : Dataset
+        Stacked data.
+    density : float
+        The density.
+    model : MLP
+        The network.
+    keys : jax.Array
+        One key per run.
+    rate : float, optional
+        Not used (the pipelines share a signature).
+    **fit_options
+        Keywords of ``lawrob.train.fit_batched``.
+
+    Returns
+    -------
+    tuple of (list of Mask, list of dict)
+        Each run's mask and no extra columns.
+    """
     masks = unstack(mag_after(params, data, density, model=model, key=keys, collapse="allow", batched=True,
                               **fit_options).masks[0])
     return masks, [{} for _ in masks]
