@@ -42,7 +42,18 @@ def _num(row, key):
 
 def fitted_runs(rows: list[dict]) -> list[dict]:
     """The runs a Lipschitz-vs-p_eff figure or fit uses: those that fit below the noise level (the theorem says
-    nothing about the others) with a p_eff and both ends of the Lipschitz bracket."""
+    nothing about the others) with a p_eff and both ends of the Lipschitz bracket.
+
+    Parameters
+    ----------
+    rows : list of dict
+        The results rows of a sweep.
+
+    Returns
+    -------
+    list of dict
+        The rows drawn.
+    """
     return [r for r in rows if r.get("fits_below_noise") and _num(r, "p_eff") and _num(r, "lip_lower") and _num(r, "lip_upper")]
 
 
@@ -50,7 +61,26 @@ def lipschitz_vs_peff(rows: list[dict], path: Path, fit: dict | None = None) -> 
     """Measured Lipschitz bracket [lip_lower, lip_upper] (exact as a dot) against p_eff on log-log axes, with the
     rigorous NFP bound of each run, the constant-free law sqrt(n d / p_eff) and, when ``fit`` is
     given (``sweep.report.scaling_fit``: slope, its interval and intercept), the fitted line. Only
-    ``fitted_runs(rows)`` are drawn. Returns the files written and the number of runs drawn."""
+    ``fitted_runs(rows)`` are drawn. Returns the files written and the number of runs drawn.
+
+    Parameters
+    ----------
+    rows : list of dict
+        The results rows of a sweep.
+    path : pathlib.Path
+        The file stem written (``.png`` and ``.pdf``).
+    fit : dict, optional
+        The scaling fit to draw.
+
+    Returns
+    -------
+    dict
+        ``files`` (the paths written) and ``runs`` (the number drawn).
+
+    References
+    ----------
+    NFP Theorem 4. docs/theory.md, section 4.3.
+    """
     fig, ax = _axes((6.4, 4.6))
     fitted = fitted_runs(rows)
     by_method = defaultdict(list)
@@ -93,7 +123,22 @@ def _mean_se(values):
 
 
 def memorization_vs_sparsity(rows: list[dict], path: Path, metric: str = "train_accuracy") -> dict:
-    """Mean (with standard error over seeds) of ``metric`` against sparsity 1 - density, one line per method."""
+    """Mean (with standard error over seeds) of ``metric`` against sparsity 1 - density, one line per method.
+
+    Parameters
+    ----------
+    rows : list of dict
+        The results rows of a sweep.
+    path : pathlib.Path
+        The file stem written.
+    metric : str
+        The column drawn.
+
+    Returns
+    -------
+    dict
+        ``files`` (the paths written).
+    """
     fig, ax = _axes((6.4, 4.2))
     curves = {}
     groups: defaultdict = defaultdict(lambda: defaultdict(list))
@@ -116,7 +161,26 @@ def memorization_vs_sparsity(rows: list[dict], path: Path, metric: str = "train_
 
 def noise_correlation(histories: dict[str, dict], rows: list[dict], path: Path) -> dict:
     """The noise correlation (1/n) sum (f(x_i) - E f) z_i over training steps, averaged per method, with the mean
-    noise level sigma2 for reference. ``histories`` maps config hashes to {"step": [...], "noise_corr": [...]}."""
+    noise level sigma2 for reference. ``histories`` maps config hashes to {"step": [...], "noise_corr": [...]}.
+
+    Parameters
+    ----------
+    histories : dict
+        Config hash -> {"step": [...], "noise_corr": [...]}.
+    rows : list of dict
+        The results rows of the sweep.
+    path : pathlib.Path
+        The file stem written.
+
+    Returns
+    -------
+    dict
+        ``files`` (the paths written).
+
+    References
+    ----------
+    NFP Section 6.2, Figure 2.
+    """
     fig, ax = _axes((6.4, 4.2))
     by_method = defaultdict(list)
     for r in rows:

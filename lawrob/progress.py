@@ -35,7 +35,13 @@ class _StderrHandler(logging.StreamHandler):
 
 def configure_logging(verbosity: int = 0) -> None:
     """Send the ``lawrob`` logger to stderr: WARNING and above with ``verbosity < 0`` (``-q``), INFO at 0,
-    DEBUG above (``-v``). Idempotent: a second call only changes the level."""
+    DEBUG above (``-v``). Idempotent: a second call only changes the level.
+
+    Parameters
+    ----------
+    verbosity : int
+        -1 or less: WARNING; 0: INFO; 1 or more: DEBUG.
+    """
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
     logger.setLevel(level)
     if not any(getattr(h, "_lawrob", False) for h in logger.handlers):
@@ -57,6 +63,17 @@ class Progress:
     logger would print INFO. Log lines (one per ``advance`` and per ``phase``) read
     ``sweep: 12/54 runs, phase upper bound, 1m03s elapsed, ETA 3m40s``; the ETA is the mean time per finished
     unit times the units left.
+
+    Parameters
+    ----------
+    total : int
+        The number of units of work.
+    desc : str
+        What is counted (the line's prefix).
+    unit : str
+        The unit's name.
+    bar : bool, optional
+        A tqdm bar, log lines, or (None) whichever suits stderr.
     """
 
     def __init__(self, total: int, desc: str, unit: str = "run", bar: bool | None = None):

@@ -33,18 +33,18 @@ class Schedule:
 
     Parameters
     ----------
-    name
+    name : str
         one of ``SCHEDULES``.
-    steps
+    steps : int
         the number of optimizer updates of the run (>= 1).
-    warmup
+    warmup : int
         updates of linear warm-up from 0 to 1 (0 <= warmup < steps).
-    end
+    end : float
         the factor reached at the last update, in [0, 1] (> 0 for "exponential").
 
     Raises
     ------
-    ValueError/TypeError
+    ValueError, TypeError
         a bad value, naming the argument and what is allowed.
     """
 

@@ -34,7 +34,29 @@ POSITIVE = sp.Interval.open(0, sp.oo)
 class Claim:
     """One checked statement. ``printed``/``derived``: the constant or expression as printed and as re-derived;
     ``holds``: the printed one is correct (a valid, possibly loose, constant); ``must_hold``: False only for
-    the known slips, whose ``note`` gives the repair used by ``variant="rigorous"``."""
+    the known slips, whose ``note`` gives the repair used by ``variant="rigorous"``.
+
+    Parameters
+    ----------
+    claim : str
+        The statement.
+    source : str
+        Where it is printed.
+    printed : str
+        The constant or expression as printed.
+    derived : str
+        As re-derived.
+    holds : bool
+        Whether the printed one is correct.
+    must_hold : bool
+        False only for the known slips.
+    note : str
+        The repair used by ``variant="rigorous"``.
+
+    References
+    ----------
+    docs/theory.md, sections 3.5, 4.4 and 5.
+    """
 
     claim: str
     source: str
@@ -423,13 +445,34 @@ def _masks() -> list[Claim]:
 
 
 def verify_all() -> list[Claim]:
-    """Every constant of docs/theory.md (section 5) and of lawrob.bounds, re-derived; see ``Claim``."""
+    """Every constant of docs/theory.md (section 5) and of lawrob.bounds, re-derived; see ``Claim``.
+
+    Returns
+    -------
+    list of Claim
+        One row per checked statement.
+
+    References
+    ----------
+    docs/theory.md, section 5.
+    """
     return [*_subgaussian(), _variance_proxy(), *_lemma21(), *_hoeffding(), *_bs_theorem2(), *_bs_theorem3(),
             *_nets(), *_nfp(), *_lemma31(), *_masks()]
 
 
 def failed(rows: list[Claim]) -> list[Claim]:
-    """The must-hold rows that do not hold (empty when the constants check out)."""
+    """The must-hold rows that do not hold (empty when the constants check out).
+
+    Parameters
+    ----------
+    rows : list of Claim
+        The rows of ``verify_all``.
+
+    Returns
+    -------
+    list of Claim
+        The failures.
+    """
     return [row for row in rows if row.must_hold and not row.holds]
 
 
@@ -440,7 +483,18 @@ def _status(row: Claim) -> str:
 
 
 def format_table(rows: list[Claim]) -> str:
-    """The report as text: one block per claim (status, claim and source; printed vs derived; note), then a summary."""
+    """The report as text: one block per claim (status, claim and source; printed vs derived; note), then a summary.
+
+    Parameters
+    ----------
+    rows : list of Claim
+        The rows of ``verify_all``.
+
+    Returns
+    -------
+    str
+        The report.
+    """
     lines = []
     for i, row in enumerate(rows, 1):
         lines.append(f"{i:>2}. [{_status(row)}] {row.claim}   ({row.source})")

@@ -43,7 +43,27 @@ DEFAULT_CHUNK = _batching.DEFAULT_CHUNKS["train"]
 def per_example_loss(loss: str, f: jax.Array, y: jax.Array) -> jax.Array:
     """The loss of each example: ``"mse"`` (f - y)^2 and ``"logistic"`` log(1 + exp(-y f)) for a scalar output f
     [n, 1] and labels y [n]; ``"cross_entropy"`` -log softmax(f)_y for logits f [n, C] and integer classes y.
-    ``loss`` must be one of ``LOSSES``."""
+    ``loss`` must be one of ``LOSSES``.
+
+    Parameters
+    ----------
+    loss : str
+        One of ``LOSSES``.
+    f : jax.Array
+        The outputs.
+    y : jax.Array
+        The labels.
+
+    Returns
+    -------
+    jax.Array
+        The losses, [n].
+
+    Raises
+    ------
+    ValueError
+        If ``loss`` is unknown.
+    """
     _checks.one_of("loss", loss, LOSSES)
     if loss == "cross_entropy":
         return optax.softmax_cross_entropy_with_integer_labels(f, y)
@@ -55,7 +75,22 @@ def per_example_loss(loss: str, f: jax.Array, y: jax.Array) -> jax.Array:
 
 def accuracy(loss: str, f: jax.Array, y: jax.Array) -> jax.Array:
     """Fraction classified right: argmax for cross-entropy, the sign of f against the sign of y otherwise
-    (``loss`` one of ``LOSSES``)."""
+    (``loss`` one of ``LOSSES``).
+
+    Parameters
+    ----------
+    loss : str
+        One of ``LOSSES``.
+    f : jax.Array
+        The outputs.
+    y : jax.Array
+        The labels.
+
+    Returns
+    -------
+    jax.Array
+        The fraction, a scalar.
+    """
     _checks.one_of("loss", loss, LOSSES)
     if loss == "cross_entropy":
         return jnp.mean(jnp.argmax(f, axis=-1) == y)
@@ -67,6 +102,29 @@ def noise_correlation(f: jax.Array, z: jax.Array, mean_f: jax.Array) -> jax.Arra
 
     ``f``: the outputs, [n] or a scalar-output network's [n, 1]; ``z``: the noise [n]; ``mean_f``: a scalar.
     Other shapes raise (a [n, 1] f against a [n] z would otherwise broadcast to [n, n]). Shape checks only: traceable.
+
+    Parameters
+    ----------
+    f : jax.Array
+        The outputs, [n] or [n, 1].
+    z : jax.Array
+        The label noise, [n].
+    mean_f : jax.Array
+        E_mu f, a scalar.
+
+    Returns
+    -------
+    jax.Array
+        The correlation, a scalar.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not match.
+
+    References
+    ----------
+    NFP Section 6.2, Figure 2.
     """
     f, z, mean_f = jnp.asarray(f), jnp.asarray(z), jnp.asarray(mean_f)
     if f.ndim == 2 and f.shape[1] == 1:
@@ -96,7 +154,40 @@ class TrainConfig:
     then owns its learning rate: ``learning_rate`` and ``schedule`` are not used). ``schedule``: None (constant)
     or an optax schedule ``count -> factor`` (``optax.cosine_decay_schedule(1.0, steps)``, a ``lawrob.schedules``
     entry, any callable): the step size at update t is learning_rate * schedule(t), so the per-run learning rate
-    still scales it (and can be vmapped or differentiated). Hashable schedules only recompile when they change."""
+    still scales it (and can be vmapped or differentiated). Hashable schedules only recompile when they change.
+
+    Parameters
+    ----------
+    model : MLP
+        The network.
+    steps : int
+        The number of optimizer steps.
+    loss : str
+        One of ``LOSSES``.
+    optimizer : str, callable or optax.GradientTransformation
+        See above.
+    batch_size : int, optional
+        The minibatch size (None: full batch).
+    log_every : int, optional
+        Steps between logged metrics.
+    stop_loss : float, optional
+        Stop at a logged loss at most this.
+    stop_delta : float, optional
+        Stop when the logged loss changes by less.
+    stop_patience : int, optional
+        Stop after this many logs of unchanged accuracy.
+    constrained : bool
+        Hold every weight matrix's spectral norm at max_lipschitz^(1/L).
+    noisy : bool
+        Draw gradient noise.
+    schedule : callable, optional
+        The learning-rate factor count -> factor.
+
+    Raises
+    ------
+    ValueError
+        If a field is out of range or ``loss``/``optimizer`` is unknown.
+    """
 
     model: MLP
     steps: int
@@ -341,6 +432,45 @@ def fit(
     ValueError/TypeError naming it (values are checked only when concrete, so ``fit`` can be traced). A training
     that diverges does not raise: ``history["diverged"]`` (a bool scalar) is True when the loss or a parameter
     became NaN/inf at some log, and the final loss is then non-finite.
+
+    Parameters
+    ----------
+    params : Params
+        The initial parameters.
+    mask : Mask
+        A 0/1 mask (pruned weights stay zero).
+    data : Dataset
+        The training data.
+    config : TrainConfig, optional
+        The run's settings (else given as keywords).
+    learning_rate : float or callable
+        The step size, or an optax schedule.
+    key : jax.Array, optional
+        A ``jax.random.key`` for minibatches and gradient noise.
+    grad_noise : float
+        The scale of Gaussian gradient noise.
+    reference_x : jax.Array, optional
+        Fresh samples of mu for E f.
+    max_lipschitz : float, optional
+        The Lipschitz constraint (None: none).
+    **options
+        ``TrainConfig`` fields, when ``config`` is not given.
+
+    Returns
+    -------
+    tuple of (Params, dict)
+        The trained parameters and the history.
+
+    Raises
+    ------
+    TypeError
+        If a ``TrainConfig`` field is given next to ``config``, or an argument has the wrong type.
+    ValueError
+        If a concrete argument is out of range.
+
+    References
+    ----------
+    NFP Figure 2c (gradient noise), Section 6.2 (noise correlation).
     """
     cfg = _with_schedule(_config("fit", config, options), learning_rate)
     if callable(learning_rate):
@@ -365,7 +495,18 @@ def fit(
 
 
 def default_chunk(backend: str | None = None) -> int | None:
-    """Runs per chunk for ``fit_batched`` on ``backend`` (default: JAX's); None means one full vmap."""
+    """Runs per chunk for ``fit_batched`` on ``backend`` (default: JAX's); None means one full vmap.
+
+    Parameters
+    ----------
+    backend : str, optional
+        A JAX platform name.
+
+    Returns
+    -------
+    int or None
+        The chunk size.
+    """
     return _batching.default_chunk(DEFAULT_CHUNK, backend)
 
 
@@ -398,6 +539,45 @@ def fit_batched(
 
     Inputs are checked as in ``fit``, every run's values included. One run that diverges does not stop the
     others: ``history["diverged"]`` is a bool array [B], True for each run whose loss or parameters became NaN/inf.
+
+    Parameters
+    ----------
+    params : Params
+        Stacked initial parameters.
+    mask : Mask
+        Stacked masks.
+    data : Dataset
+        Stacked data.
+    keys : jax.Array
+        B keys.
+    config : TrainConfig, optional
+        The settings shared by all runs.
+    learning_rate : float, array_like or callable
+        A scalar, [B] values or a schedule.
+    grad_noise : array_like
+        A scalar or [B] values.
+    reference_x : jax.Array, optional
+        Fresh samples of mu, shared.
+    chunk_size : int, None or "auto"
+        Runs per vmap.
+    devices : sequence, optional
+        The devices to split the runs over.
+    max_lipschitz : array_like, optional
+        A scalar or [B] values (None: unconstrained).
+    **options
+        ``TrainConfig`` fields, when ``config`` is not given.
+
+    Returns
+    -------
+    tuple of (Params, dict)
+        The stacked trained parameters and histories.
+
+    Raises
+    ------
+    TypeError
+        As ``fit``.
+    ValueError
+        As ``fit``, or if the leading axes differ.
     """
     cfg = _with_schedule(_switched(_config("fit_batched", config, options), max_lipschitz is not None, False),
                          learning_rate)
