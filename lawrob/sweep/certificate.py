@@ -27,7 +27,18 @@ def _size(run: Run) -> int:
 
 
 def certificates(runs: list[Run]) -> dict[str, tuple[str, str]]:
-    """{run hash: (upper-bound method, the rule that chose it)} for the runs of one grid."""
+    """{run hash: (upper-bound method, the rule that chose it)} for the runs of one grid.
+
+    Parameters
+    ----------
+    runs : list of Run
+        The runs of one grid.
+
+    Returns
+    -------
+    dict
+        Run hash -> (method, rule).
+    """
     out = {r.hash: (r.config.upper_method, NAMED) for r in runs if r.config.upper_method != "best"}
     best = [r for r in runs if r.config.upper_method == "best"]
     if best:

@@ -39,7 +39,13 @@ def _schema_type(default) -> str:
 
 
 def column_types() -> dict[str, str]:
-    """Every declared column -> its type: the grid keys (typed by their defaults) and the measured columns."""
+    """Every declared column -> its type: the grid keys (typed by their defaults) and the measured columns.
+
+    Returns
+    -------
+    dict
+        Column name -> "int", "float", "bool", "str" or "list".
+    """
     types = {key: _schema_type(default) for key, (default, _) in SCHEMA.items()}
     clash = set(types) & set(MEASURED)
     if clash:  # a grid key and a result column with one name would lose the setting in the table

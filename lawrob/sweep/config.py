@@ -57,7 +57,90 @@ class RunConfig:
     warm-up) and ``schedule_end`` (the learning-rate factor at the last update) give ``train``'s schedule
     (``schedules.Schedule``). ``objective``: "fit" (train as configured) or "robust" (then search for the most robust network
     that fits: ``robust.frontier`` with ``robust_trials`` bisection steps over a factor ``robust_spread``). Build it with ``RunConfig.from_mapping`` (each value checked by its key's validator, then the
-    cross-key rules); a directly constructed one is checked by the cross-key rules only."""
+    cross-key rules); a directly constructed one is checked by the cross-key rules only.
+
+    Parameters
+    ----------
+    measure : str
+        The input distribution, a key of ``data.MEASURES``.
+    intrinsic_dim : int
+        The embedded sphere's dimension.
+    d : int
+        The input dimension.
+    n : int
+        The number of samples.
+    target : str
+        The labels' target (``data.make_dataset``).
+    noise : str
+        The noise model.
+    amplitude : float
+        The noise amplitude.
+    flip : float
+        The flip probability.
+    width : int
+        The hidden width.
+    depth : int
+        The number of hidden layers.
+    activation : str
+        The activation.
+    method : str
+        The pruning method.
+    density : float
+        The fraction of weights kept.
+    imp_rate : float
+        IMP's pruning rate per round.
+    loss : str
+        The training loss.
+    optimizer : str
+        The optimizer's name.
+    learning_rate : float
+        The step size.
+    schedule : str
+        The learning-rate schedule.
+    schedule_warmup : int
+        Updates of linear warm-up.
+    schedule_end : float
+        The schedule's last factor.
+    steps : int
+        Training steps.
+    log_every : int
+        Steps between logged metrics.
+    batch_size : int
+        The minibatch size (0: full batch).
+    stop_loss : float
+        Stop at a logged loss at most this (0: never).
+    eps : float
+        The margin below the noise level.
+    delta : float
+        The bounds' failure probability.
+    lip_exact_max_hidden : int
+        The most hidden units for ``lip_exact``.
+    lip_search_starts : int
+        The lower-bound search's starts.
+    upper_method : str
+        The upper-bound method.
+    lower_method : str
+        The lower-bound method.
+    param_box : float
+        The parameter box of (W, J) (0: read off the trained weights).
+    info : str
+        How I(m; D) is bounded ("ceiling" or "estimate").
+    info_datasets : int
+        Data sets of the information estimate.
+    seed : int
+        The run's seed.
+    objective : str
+        "fit" or "robust".
+    robust_trials : int
+        Bisection steps of the robust search.
+    robust_spread : float
+        The factor the robust search spans.
+
+    Raises
+    ------
+    ValueError
+        If a cross-key rule fails.
+    """
 
     measure: str = _key("gaussian", _one_of(lambda: data.MEASURES))
     intrinsic_dim: int = _key(2, _int(1))
@@ -152,7 +235,25 @@ OBJECTIVES: tuple[str, ...] = ("fit", "robust")
 
 def validate(key: str, value: Any) -> Any:
     """Check one grid setting and return it in its key's type (an integral number for an integer key becomes an
-    int, an integer for a float key a float). Raises ValueError naming the key and what is allowed."""
+    int, an integer for a float key a float). Raises ValueError naming the key and what is allowed.
+
+    Parameters
+    ----------
+    key : str
+        A key of ``SCHEMA``.
+    value : Any
+        Its value.
+
+    Returns
+    -------
+    Any
+        The value in the key's type.
+
+    Raises
+    ------
+    ValueError
+        Naming the key and what is allowed.
+    """
     if key not in SCHEMA:
         raise ValueError(f"unknown grid key {key!r}; allowed keys: {', '.join(sorted(SCHEMA))}")
     default, check = SCHEMA[key]
@@ -165,7 +266,18 @@ def validate(key: str, value: Any) -> Any:
 
 def config_hash(config: Mapping[str, Any]) -> str:
     """A stable 16-hex-digit hash of a full run configuration (sorted JSON, renamed keys under their old names,
-    later keys only when they differ from their default)."""
+    later keys only when they differ from their default).
+
+    Parameters
+    ----------
+    config : Mapping
+        A full run configuration.
+
+    Returns
+    -------
+    str
+        16 hex digits.
+    """
     named = {_HASH_NAMES.get(k, k): v for k, v in config.items() if not (k in _LATER_KEYS and v == SCHEMA[k][0])}
     return hashlib.sha256(json.dumps(dict(sorted(named.items())), sort_keys=True).encode()).hexdigest()[:16]
 
@@ -196,7 +308,23 @@ def _check_cross_keys(config: RunConfig) -> None:
 
 
 class RunKeys(NamedTuple):
-    """A run's PRNG keys, one per stage, all derived from its seed."""
+    """A run's PRNG keys, one per stage, all derived from its seed.
+
+    Parameters
+    ----------
+    data : jax.Array
+        The data's key.
+    init : jax.Array
+        The initialization's key.
+    mask : jax.Array
+        The pruning's key.
+    train : jax.Array
+        The training's key.
+    lipschitz : jax.Array
+        The Lipschitz search's key.
+    info : jax.Array
+        The information estimate's key.
+    """
 
     data: jax.Array
     init: jax.Array
@@ -208,14 +336,33 @@ class RunKeys(NamedTuple):
 
 def run_keys(seed: int) -> RunKeys:
     """Keys derived from the seed alone (fold_in of the stage's index), so runs that differ only in method or
-    density share their data and initialization."""
+    density share their data and initialization.
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed.
+
+    Returns
+    -------
+    RunKeys
+        One key per stage.
+    """
     base = jax.random.key(seed)
     return RunKeys(*(jax.random.fold_in(base, i) for i in range(len(RunKeys._fields))))
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One run of a grid: its configuration and the configuration's hash (its row's ``config_hash``)."""
+    """One run of a grid: its configuration and the configuration's hash (its row's ``config_hash``).
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run's settings.
+    hash : str
+        ``config_hash`` of them.
+    """
 
     config: RunConfig
     hash: str

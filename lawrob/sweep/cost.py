@@ -76,7 +76,18 @@ def group_seconds(configs: list[RunConfig], multiplicity: int) -> float:
 def plan(grid: Grid) -> dict:
     """What ``run`` would do: runs, shape groups and a cost estimate with compilation, computed from the grid's
     outline (no run is listed, so a grid of millions of runs plans at once); ``warnings`` says when the grid is
-    very large or very costly."""
+    very large or very costly.
+
+    Parameters
+    ----------
+    grid : Grid
+        The sweep.
+
+    Returns
+    -------
+    dict
+        Runs, shape groups, the cost estimate and ``warnings``.
+    """
     configs, multiplicity = grid.outline(set(PLAN_KEYS) | set(SHAPE_KEYS) | set(_COST_KEYS))
     groups: dict[tuple, list] = {}
     for config in configs:

@@ -270,6 +270,35 @@ def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices: Sequence
     accelerator; the rows are the same either way, up to float64 rounding). ``progress``: a tqdm bar (True), log
     lines (False) or a bar on a terminal (None). The folder gets ``manifest.json`` (versions, devices, commit,
     times, grids) and ``grids/<id>.json``.
+
+    Parameters
+    ----------
+    grid : Grid
+        The sweep.
+    out_dir : str or pathlib.Path
+        The results folder.
+    add : bool
+        Add to a folder holding another grid's results.
+    devices : sequence, optional
+        The devices to shard each group over.
+    workers : int, optional
+        Threads measuring the trained runs.
+    batch_lipschitz : bool, optional
+        Batch a group's Lipschitz lower bounds.
+    progress : bool, optional
+        A bar, log lines, or (None) a bar on a terminal.
+
+    Returns
+    -------
+    list of dict
+        The merged results table.
+
+    Raises
+    ------
+    ValueError
+        If ``out_dir`` holds another grid's results and ``add`` is False.
+    FolderLocked
+        If another process writes into ``out_dir``.
     """
     out_dir = Path(out_dir)
     if workers is not None:

@@ -38,6 +38,24 @@ class Grid:
     ``params/``); it does not change what a run computes, so it is not part of the configuration hash.
     ``from_toml`` reads ``[axes]`` and ``[fixed]`` tables and the optional top-level ``seeds`` and ``save_params``.
     Equal values of an axis are listed once, and runs at density 1 are the method ``dense`` (``normalized``).
+
+    Parameters
+    ----------
+    axes : Mapping
+        Key -> list of values.
+    fixed : Mapping
+        Key -> value.
+    seeds : int, optional
+        Shorthand for the axis ``seed = [0..seeds-1]``.
+    save_params : bool
+        Keep every run's trained parameters and mask.
+
+    Raises
+    ------
+    ValueError
+        If a key is unknown, a value is not allowed, or a key is both an axis and fixed.
+    TypeError
+        If ``save_params`` is not a bool.
     """
 
     axes: Mapping[str, list] = dataclasses.field(default_factory=dict)

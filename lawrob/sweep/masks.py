@@ -21,7 +21,18 @@ __all__ = ["error_text", "estimated_information", "information_bits", "make_mask
 
 
 def error_text(error: Exception) -> str:
-    """One line (at most 500 characters) naming an exception and its message, for a run's ``fit_reason``."""
+    """One line (at most 500 characters) naming an exception and its message, for a run's ``fit_reason``.
+
+    Parameters
+    ----------
+    error : Exception
+        The exception.
+
+    Returns
+    -------
+    str
+        One line.
+    """
     return f"{type(error).__name__}: {error}".splitlines()[0][:500]
 
 
@@ -37,7 +48,24 @@ def _batched_masks(method: str, runs: list[Run], model: nets.MLP, inits: list, d
 
 
 def make_masks(runs: list[Run], model: nets.MLP, inits: list, datasets: list) -> tuple[list, list[dict], dict[int, str]]:
-    """Every run's mask and extra columns, and {run index: why its pruning failed}; a failed run's mask is None."""
+    """Every run's mask and extra columns, and {run index: why its pruning failed}; a failed run's mask is None.
+
+    Parameters
+    ----------
+    runs : list of Run
+        The runs of one shape group.
+    model : nets.MLP
+        Their network.
+    inits : list
+        Their initializations.
+    datasets : list
+        Their data sets.
+
+    Returns
+    -------
+    tuple of (list, list of dict, dict)
+        The masks, extra columns and failures.
+    """
     masks: list[Any]
     extras: list[dict]
     failed: dict[int, str]
@@ -80,6 +108,24 @@ def estimated_information(run: Run, model: nets.MLP, init: nets.Params) -> tuple
     from the run's generator; for a pipeline deterministic given (init, D), I(m; D) <= H(m | init) (NFP Sec. 1.4),
     bounded above by ``lawrob.info.estimate_information``'s ``upper``: the least 95 % upper confidence bound
     among the plug-in, Chow-Liu and marginal estimators and the count ceiling.
+
+    Parameters
+    ----------
+    run : Run
+        The run.
+    model : nets.MLP
+        Its network.
+    init : nets.Params
+        Its initialization.
+
+    Returns
+    -------
+    tuple of (float, str)
+        The bound in bits and what it is.
+
+    References
+    ----------
+    NFP Section 1.4. docs/theory.md, section 2.5.
     """
     count = run.config.info_datasets
     datasets = [dataset_of(run.config, key) for key in jax.random.split(run.keys.info, count)]
@@ -95,7 +141,24 @@ def estimated_information(run: Run, model: nets.MLP, init: nets.Params) -> tuple
 
 def information_bits(run: Run, model: nets.MLP, init: nets.Params, mask: nets.Mask) -> tuple[float, str]:
     """The I(m; D) that goes into the run's p_eff, in bits, and what it is: 0 for a mask fixed without the data,
-    else the ceiling log2 C(p, k) or, with ``info = "estimate"``, ``estimated_information``."""
+    else the ceiling log2 C(p, k) or, with ``info = "estimate"``, ``estimated_information``.
+
+    Parameters
+    ----------
+    run : Run
+        The run.
+    model : nets.MLP
+        Its network.
+    init : nets.Params
+        Its initialization.
+    mask : nets.Mask
+        Its mask.
+
+    Returns
+    -------
+    tuple of (float, str)
+        The bits and what they are.
+    """
     config = run.config
     if prune.METHODS[config.method].data_free or config.density == 1.0:
         return 0.0, "mask fixed without the data (data-free method or dense): I(m;D) = 0"

@@ -41,7 +41,31 @@ class RunState:
     """What the stages of a sweep know of one run so far: its inputs, mask, trained parameters, training
     history, information term and the upper-bound method its grid certifies it with (``certificate.
     certificates``: (method, rule)). ``failure`` is its failure row once a stage failed for it (the later
-    stages skip it)."""
+    stages skip it).
+
+    Parameters
+    ----------
+    run : Run
+        The run.
+    dataset : Dataset
+        Its data.
+    init : nets.Params
+        Its initialization.
+    upper : tuple of (str, str)
+        Its upper-bound method and the rule that chose it.
+    mask : nets.Mask, optional
+        Its mask, once made.
+    params : nets.Params, optional
+        Its trained parameters.
+    history : dict, optional
+        Its training history.
+    information : tuple of (float, str), optional
+        Its information term.
+    columns : dict
+        Its extra columns.
+    failure : dict, optional
+        Its failure row.
+    """
 
     run: Run
     dataset: Dataset
@@ -60,14 +84,48 @@ class RunState:
 
 def failure_row(stage: str, reason: str, **columns: object) -> dict:
     """The row of a run that could not be measured: it does not fit, ``fit_reason`` says why, ``failed_stage``
-    names the stage (masks, train, information, measure); the other measured columns stay empty."""
+    names the stage (masks, train, information, measure); the other measured columns stay empty.
+
+    Parameters
+    ----------
+    stage : str
+        The stage that failed.
+    reason : str
+        Why.
+    **columns
+        Columns to keep.
+
+    Returns
+    -------
+    dict
+        The row.
+    """
     return {"fits_below_noise": False, "fit_reason": f"{stage}: {reason}", "failed_stage": stage,
             "diverged": False, **columns}
 
 
 def fit_columns(config: RunConfig, dataset: Dataset, history: dict) -> dict:
     """The fit of the trained network: it fits below the noise level when train MSE <= sigma2 - eps (the
-    theorems' hypothesis, BS21 Thm 3 / NFP Thm 4), with the reason when it does not."""
+    theorems' hypothesis, BS21 Thm 3 / NFP Thm 4), with the reason when it does not.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run's settings.
+    dataset : Dataset
+        Its data.
+    history : dict
+        Its training history.
+
+    Returns
+    -------
+    dict
+        The fit's columns.
+
+    References
+    ----------
+    BS Theorem 3; NFP Theorem 4.
+    """
     sigma2 = _float(dataset.sigma2)
     mse = _float(history["mse"][-1])
     steps = int(history["steps_run"])
@@ -85,7 +143,24 @@ def bracket(state: RunState, model: nets.MLP, lower: lipschitz.Bound | None = No
     ``lip_exact`` when the activation is one ``lipschitz.exact`` handles and the hidden units are at most
     ``lip_exact_max_hidden``. ``lower``/``upper``: bounds already computed by a batched call, else computed here.
     Where the grid's method gives no bound (a LipSDP certificate that does not verify in float64), "best" does,
-    and ``lip_upper_rule`` says so: the row then has another certificate type and is fitted apart."""
+    and ``lip_upper_rule`` says so: the row then has another certificate type and is fitted apart.
+
+    Parameters
+    ----------
+    state : RunState
+        The trained run.
+    model : nets.MLP
+        Its network.
+    lower : lipschitz.Bound, optional
+        A lower bound already computed.
+    upper : lipschitz.Bound, optional
+        An upper bound already computed.
+
+    Returns
+    -------
+    dict
+        The bracket's columns.
+    """
     config, params, mask = state.run.config, state.params, state.mask
     if lower is None:
         lower = lipschitz.lower(params, mask, model=model, key=state.run.keys.lipschitz, points=state.dataset.x,
@@ -112,7 +187,32 @@ def bound_columns(config: RunConfig, model: nets.MLP, dataset: Dataset, params: 
     variants. ``information``: (bits, source) from ``masks.information_bits``. The parameter box is
     ``param_box``, or max(1, max |w|) of the trained weights when 0 (a class read off after training); a bound
     is None with its reason when the measure is not c-isoperimetric, the labels are unbounded or the weights
-    leave the box."""
+    leave the box.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run's settings.
+    model : nets.MLP
+        Its network.
+    dataset : Dataset
+        Its data.
+    params : nets.Params
+        Its trained parameters.
+    mask : nets.Mask
+        Its mask.
+    information : tuple of (float, str)
+        (bits, source).
+
+    Returns
+    -------
+    dict
+        The p_eff and bound columns.
+
+    References
+    ----------
+    BS Theorem 3; NFP Theorem 4. docs/theory.md, sections 3.3 and 4.3.
+    """
     active = nets.count_active(mask, include_biases=True)
     radius = float(jnp.max(jnp.linalg.norm(dataset.x, axis=1)))
     box = config.param_box or None
@@ -146,7 +246,24 @@ def margins(row: dict, config: RunConfig) -> dict:
     """How far the certified upper bound U = lip_upper sits above what the law asks: ``upper_over_bound`` =
     U / the largest valid rigorous bound (BS or NFP; None when neither is valid), a check ``bound <= U`` is only
     as informative as this ratio is close to 1; and ``upper_over_scaling`` = U / sqrt(n d / active), the
-    constant-free law (Bubeck & Sellke 2021, Thm 1 with p = active weights)."""
+    constant-free law (Bubeck & Sellke 2021, Thm 1 with p = active weights).
+
+    Parameters
+    ----------
+    row : dict
+        A measured row.
+    config : RunConfig
+        The run's settings.
+
+    Returns
+    -------
+    dict
+        ``upper_over_bound`` and ``upper_over_scaling``.
+
+    References
+    ----------
+    Bubeck & Sellke 2021, Theorem 1.
+    """
     rigorous = [row[key] for key in ("bound_bs_rigorous", "bound_nfp_rigorous") if row.get(key) is not None]
     upper = row["lip_upper"]
     return {"upper_over_bound": upper / max(rigorous) if rigorous and max(rigorous) > 0 else None,
@@ -155,7 +272,18 @@ def margins(row: dict, config: RunConfig) -> dict:
 
 def verdict(row: dict) -> bool:
     """A counterexample to a theorem (or a bug): the run fits below the noise level and its certified upper
-    bound is below a valid rigorous bound (BS or NFP)."""
+    bound is below a valid rigorous bound (BS or NFP).
+
+    Parameters
+    ----------
+    row : dict
+        A measured row.
+
+    Returns
+    -------
+    bool
+        Whether the row contradicts a valid rigorous bound.
+    """
     rigorous = [row[key] for key in ("bound_bs_rigorous", "bound_nfp_rigorous") if row.get(key) is not None]
     return bool(row.get("fits_below_noise") and rigorous and row["lip_upper"] < max(rigorous))
 
@@ -163,7 +291,24 @@ def verdict(row: dict) -> bool:
 def measure_row(state: RunState, model: nets.MLP, lower: lipschitz.Bound | None = None,
                 upper: lipschitz.Bound | None = None) -> dict:
     """One trained run's measured columns: ``fit_columns``, ``bracket``, ``bound_columns`` and the verdict
-    ``bound_violation``."""
+    ``bound_violation``.
+
+    Parameters
+    ----------
+    state : RunState
+        The trained run.
+    model : nets.MLP
+        Its network.
+    lower : lipschitz.Bound, optional
+        A lower bound already computed.
+    upper : lipschitz.Bound, optional
+        An upper bound already computed.
+
+    Returns
+    -------
+    dict
+        The measured columns.
+    """
     config = state.run.config
     row = fit_columns(config, state.dataset, state.history)  # type: ignore[arg-type]  # set by training before measuring
     row |= bracket(state, model, lower, upper)

@@ -45,7 +45,23 @@ def scaling_fit(rows: list[dict]) -> dict:
     """The scaling law's fit: log of the bracket's geometric midpoint sqrt(lip_lower lip_upper) against log p_eff
     over ``plots.fitted_runs(rows)`` (``fit_loglog_slope``), to be read beside the theory's -1/2. The rows must
     share one upper-bound method (``lip_upper_method``): a fit across certificate types would measure the
-    change of certificate as much as the law (``scaling_fits`` fits each type apart)."""
+    change of certificate as much as the law (``scaling_fits`` fits each type apart).
+
+    Parameters
+    ----------
+    rows : list of dict
+        Rows of one upper-bound method.
+
+    Returns
+    -------
+    dict
+        Slope, its interval, intercept and the number of points.
+
+    Raises
+    ------
+    ValueError
+        If the rows mix upper-bound methods.
+    """
     fitted = plots.fitted_runs(rows)
     kinds = {r.get("lip_upper_method") for r in fitted}
     if len(kinds) > 1:
@@ -229,7 +245,18 @@ def _section(rows: list[dict], histories: dict, figures: Path, prefix: str) -> t
 def write_report(out_dir: str | Path) -> Path:
     """Draw the standard figures for ``out_dir`` and write ``report.md`` and ``verdicts.json`` (atomically);
     returns the report's path. A folder holding several grids (``sweep.run(..., add=True)``) gets one section
-    per grid, each with its own figures (``figures/<grid id>/``) and fits: no slope is fitted across grids."""
+    per grid, each with its own figures (``figures/<grid id>/``) and fits: no slope is fitted across grids.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The results folder.
+
+    Returns
+    -------
+    pathlib.Path
+        The report's path.
+    """
     out_dir = Path(out_dir)
     table = out_dir / "results.csv"
     if not table.is_file():

@@ -29,7 +29,25 @@ def save_group(path: Path, runs: list[Run], per_run: list) -> None:
 
 
 def load_params(out_dir: str | Path, config_hash: str) -> tuple[list[dict], list[dict]]:
-    """(params, mask) of a run of a sweep with ``save_params = true``, as ``nets.MLP`` pytrees (float32)."""
+    """(params, mask) of a run of a sweep with ``save_params = true``, as ``nets.MLP`` pytrees (float32).
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The results folder.
+    config_hash : str
+        The run's hash.
+
+    Returns
+    -------
+    tuple of (list of dict, list of dict)
+        The parameters and the mask.
+
+    Raises
+    ------
+    ValueError
+        If the run's parameters were not saved.
+    """
     folder = Path(out_dir) / "params"
     for path in sorted(folder.glob("group-*.npz")):
         with np.load(path) as saved:

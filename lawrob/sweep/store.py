@@ -35,7 +35,15 @@ HASH = re.compile(r"[0-9a-f]{16}")
 
 
 class DamagedFile(ValueError):
-    """A results file that cannot be read whole; ``path`` names it."""
+    """A results file that cannot be read whole; ``path`` names it.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file.
+    reason : str
+        What is wrong with it.
+    """
 
     def __init__(self, path: Path, reason: str):
         super().__init__(f"{path}: {reason}")
@@ -121,7 +129,23 @@ def read_rows(path: Path) -> tuple[list[dict], list[str]]:
 
 
 def read_csv(path: str | Path) -> list[dict]:
-    """The rows of a results CSV, typed by column; raises ``DamagedFile`` naming the file if any row is damaged."""
+    """The rows of a results CSV, typed by column; raises ``DamagedFile`` naming the file if any row is damaged.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The CSV file.
+
+    Returns
+    -------
+    list of dict
+        The typed rows.
+
+    Raises
+    ------
+    DamagedFile
+        If a row is damaged.
+    """
     rows, bad = read_rows(Path(path))
     if bad:
         raise DamagedFile(Path(path), "; ".join(bad[:3]) + (f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""))
@@ -166,6 +190,20 @@ class ResultStore:
 
     ``writer=True`` takes this process's lock (released by ``close``, or when the process ends), removes this
     process's stale temporary files, and sets damaged files aside. Use as a context manager.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The results folder.
+    process : int
+        This process's index.
+    writer : bool
+        Take the lock and write.
+
+    Raises
+    ------
+    FolderLocked
+        If ``writer`` and another process holds the lock.
     """
 
     def __init__(self, out_dir: str | Path, process: int = 0, writer: bool = False):
@@ -304,7 +342,23 @@ def load(out_dir: str | Path) -> pd.DataFrame:
     """The results table of a sweep folder as a pandas DataFrame, each column in its declared type: pandas'
     nullable dtypes (``string``, ``Int64``, ``Float64``, ``boolean``; lists as ``object``), so a value that was
     not computed is ``pd.NA``, never a NaN or a guessed type. Reads ``results.csv``; raises ``DamagedFile``
-    naming the file if a row is damaged."""
+    naming the file if a row is damaged.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The results folder.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The typed table.
+
+    Raises
+    ------
+    DamagedFile
+        If a row is damaged.
+    """
     import pandas as pd
 
     path = Path(out_dir) / "results.csv"
