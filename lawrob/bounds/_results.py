@@ -110,8 +110,8 @@ def _inputs(**specs) -> tuple[list[np.ndarray], tuple[int, ...]]:
     kind: "count" (>= 1), "nonneg" (>= 0), "positive" (> 0) or "real"; a violation raises naming the argument.
     A trailing "?" marks an optional argument, whose None stays None.
     """
-    arrays: list  # float64 arrays (None for an optional argument left out)
-    arrays, shape = [], ()
+    arrays: list = []  # float64 arrays (None for an optional argument left out)
+    shape: tuple[int, ...] = ()
     for name, (value, kind) in specs.items():
         if value is None and kind.endswith("?"):
             arrays.append(None)

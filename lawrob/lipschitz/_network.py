@@ -22,7 +22,7 @@ from lawrob import _checks, nets
 KINDS = ("lower", "upper", "exact")
 # Activations with two linear pieces, slope alpha below 0 and 1 above (identity: alpha = 1, one piece).
 PIECEWISE_LINEAR = ("relu", "leaky_relu", "identity")
-_U = np.finfo(np.float64).eps / 2  # unit roundoff of float64
+_U = float(np.finfo(np.float64).eps) / 2  # unit roundoff of float64
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

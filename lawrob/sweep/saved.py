@@ -25,7 +25,7 @@ def save_group(path: Path, runs: list[Run], per_run: list) -> None:
                 arrays[f"{name}/{layer}/{leaf}"] = np.stack([np.asarray(item[index][layer][leaf]) for _, item in kept])
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds are arrays too
+            np.savez_compressed(f, **arrays)  # type: ignore[arg-type, unused-ignore]  # numpy >= 2.1 stubs: **kwds are arrays too
 
 
 def load_params(out_dir: str | Path, config_hash: str) -> tuple[list[dict], list[dict]]:
