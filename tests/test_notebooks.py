@@ -5,8 +5,8 @@ Each notebook is executed with nbclient in a fresh kernel of this interpreter (t
 working directory and TMPDIR in the test's tmp_path. Its last cell prints its key numbers as JSON. The committed
 notebook must hold the outputs of one top-to-bottom run (so it reads on a web page without running), small enough
 to read there (``MAX_NOTEBOOK_BYTES``, ``MAX_IMAGE_BYTES``); the key numbers of a fresh run must equal the committed
-ones (floats to ``REL_TOL``: the same versions on the same kind of CPU reproduce them to the last bits, and the
-tolerance leaves room for another machine's XLA kernels and summation orders, not for a changed result). The tests
+ones (floats to ``REL_TOL``, room for another machine's XLA kernels and summation orders at the locked versions,
+not for a changed result; other versions of jax may train to other numbers, then re-execute and commit). The tests
 then recompute the numbers from the closed forms of docs/theory.md, exact integer binomials and the results table
 the sweep wrote, and check the statements the notebooks' text makes about them.
 
@@ -57,7 +57,8 @@ def differences(committed, fresh, path: str = "") -> list[str]:
     if isinstance(committed, list) and isinstance(fresh, list) and len(committed) == len(fresh):
         return [d for i, (a, b) in enumerate(zip(committed, fresh)) for d in differences(a, b, f"{path}[{i}]")]
     if isinstance(committed, float) and isinstance(fresh, (int, float)) and not isinstance(fresh, bool):
-        same = math.isclose(committed, fresh, rel_tol=REL_TOL, abs_tol=ABS_TOL) or (math.isnan(committed) and math.isnan(fresh))
+        same = (math.isclose(committed, fresh, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+                or (math.isnan(committed) and math.isnan(fresh)))
         return [] if same else [f"{path}: committed {committed!r}, fresh {fresh!r}"]
     return [] if committed == fresh else [f"{path}: committed {committed!r}, fresh {fresh!r}"]
 
