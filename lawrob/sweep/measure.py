@@ -40,7 +40,8 @@ def _float(x) -> float:
 class RunState:
     """What the stages of a sweep know of one run so far: its inputs, mask, trained parameters, training
     history, information term and the upper-bound method its grid certifies it with (``certificate.
-    certificates``: (method, rule)). ``failure`` is its failure row once a stage failed for it (the later
+    certificates``: (method, rule)); ``upper_bound``, when a stage already certified the network with that
+    method (the frontier's restart selection). ``failure`` is its failure row once a stage failed for it (the later
     stages skip it)."""
 
     run: Run
@@ -53,9 +54,18 @@ class RunState:
     information: tuple[float, str] | None = None
     columns: dict = dataclasses.field(default_factory=dict)
     failure: dict | None = None
+    upper_bound: lipschitz.Bound | None = None
 
     def fail(self, stage: str, reason: str, **columns) -> None:
         self.failure = failure_row(stage, reason, **columns)
+
+
+def split_by(states: list[RunState], key) -> list[list[RunState]]:
+    """The states split by ``key(state)``, in first-appearance order (one batched call per part)."""
+    parts: dict = {}
+    for state in states:
+        parts.setdefault(key(state), []).append(state)
+    return list(parts.values())
 
 
 def failure_row(stage: str, reason: str, **columns) -> dict:
