@@ -34,7 +34,7 @@ from lawrob import _checks, train
 from lawrob.data import Dataset
 from lawrob.nets import MLP, Mask, Params
 
-__all__ = ["Frontier", "frontier", "spectral_product"]
+__all__ = ["Frontier", "fits_below_noise", "frontier", "spectral_product"]
 
 
 def spectral_product(params: Params) -> jax.Array:
@@ -57,7 +57,24 @@ class Frontier:
     steps: np.ndarray
 
 
-def _fits(history: dict, sigma2: np.ndarray, eps: float) -> np.ndarray:
+def fits_below_noise(history: dict, sigma2: np.ndarray, eps: float) -> np.ndarray:
+    """Which runs of a stacked training ``history`` fit below the noise level: final train MSE <= sigma2 - eps
+    (the hypothesis of Bubeck & Sellke 2021, Thm 3, and No Free Prune, Thm 4).
+
+    Parameters
+    ----------
+    history : dict
+        A ``train.fit_batched`` history; ``history["mse"]`` has shape [B, logs].
+    sigma2 : numpy.ndarray
+        The noise variance of each run's data set, shape [B].
+    eps : float
+        The margin below the noise level.
+
+    Returns
+    -------
+    numpy.ndarray
+        Booleans, shape [B].
+    """
     return np.asarray(history["mse"][:, -1]) <= sigma2 - eps
 
 
@@ -80,7 +97,7 @@ def frontier(params: Params, history: dict, mask: Mask, data: Dataset, *, model:
     sigma2 = np.asarray(data.sigma2, np.float64).reshape(-1)
     train_kwargs = dict(model=model, learning_rate=learning_rate, **options)
     best = params
-    eligible = _fits(history, sigma2, eps) & ~np.asarray(history["diverged"])
+    eligible = fits_below_noise(history, sigma2, eps) & ~np.asarray(history["diverged"])
     hi = np.asarray(spectral_product(params), np.float64)
     floor = hi / spread
     lo = np.full(hi.shape, np.nan)  # the largest L that failed, once one did
@@ -94,7 +111,7 @@ def frontier(params: Params, history: dict, mask: Mask, data: Dataset, *, model:
             best, mask, data, keys=jax.vmap(lambda k: jax.random.fold_in(k, t))(keys),
             max_lipschitz=jnp.asarray(level, jnp.float32), **train_kwargs))
         steps += np.asarray(trial_history["steps_run"])
-        ok = eligible & _fits(trial_history, sigma2, eps) & ~np.asarray(trial_history["diverged"])
+        ok = eligible & fits_below_noise(trial_history, sigma2, eps) & ~np.asarray(trial_history["diverged"])
         pick = lambda new, old: np.where(ok.reshape((-1,) + (1,) * (np.ndim(new) - 1)), new, old)  # noqa: E731
         best = jax.tree.map(pick, trained, best)
         history = jax.tree.map(pick, trial_history, history)

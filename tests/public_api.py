@@ -11,8 +11,9 @@ import pkgutil
 
 import lawrob
 
-# Modules other engineers are editing; their docstrings and annotations are checked once this entry is removed.
-NOT_YET = ("lawrob.checks", "lawrob.robust")
+# Modules other engineers are editing (sweep.frontier: the robust frontier's sweep stage, new on main); their
+# docstrings and annotations are checked once this entry is removed.
+NOT_YET = ("lawrob.checks", "lawrob.robust", "lawrob.sweep.frontier")
 
 
 def _public_modules() -> list:

@@ -79,12 +79,14 @@ def test_a_registered_lower_bound_is_certified(registered, tmp_path):
 def test_a_key_added_later_keeps_old_hashes_at_its_default():
     config = Grid(fixed={"d": 3}).runs()[0].config.as_dict()
     later = ("lower_method", "objective", "robust_trials", "robust_spread", "schedule", "schedule_warmup",
-             "schedule_end")  # the keys added after the first folders
+             "schedule_end", "robust_restarts")  # the keys added after the first folders
     old = {("lip_upper" if k == "upper_method" else k): v for k, v in config.items() if k not in later}
     assert Grid(fixed={"d": 3}).runs()[0].hash == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
     for key, value in (("lower_method", "points"), ("objective", "robust"), ("robust_trials", 3), ("robust_spread", 10.0),
                        ("schedule", "cosine"), ("schedule_warmup", 5), ("schedule_end", 0.5)):
         assert Grid(fixed={"d": 3, key: value}).runs()[0].hash != Grid(fixed={"d": 3}).runs()[0].hash
+    robust = {"d": 3, "objective": "robust"}
+    assert Grid(fixed=robust | {"robust_restarts": 2}).runs()[0].hash != Grid(fixed=robust).runs()[0].hash
 
 
 @pytest.mark.parametrize("call,match", [

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lawrob import data, lipschitz, nets, robust, train
-from lawrob.sweep import Grid, load_params, run
+from lawrob.sweep import Grid, load, load_params, plan, run
 
 OPTS = dict(steps=1000, learning_rate=1e-2, log_every=250)
 
@@ -102,3 +102,48 @@ def test_the_grid_objective_robust_is_certified_resumed_and_validated(tmp_path, 
         Grid(fixed={"objective": "robustest"})
     with pytest.raises(ValueError, match="grid key 'robust_spread' must lie in"):
         Grid(fixed={"robust_spread": 1.0})
+
+
+def test_restarts_keep_the_restart_with_the_smallest_certified_upper_bound(tmp_path):
+    """The row of a run with robust_restarts = 3 against the search redone here from the documented restart keys:
+    restart r starts from init key fold_in(init key, r) with training key fold_in(training key, r); the row keeps
+    the fitting restart whose certificate by the grid's method is smallest."""
+    fixed = {"d": 3, "n": 32, "width": 8, "depth": 1, "steps": 300, "log_every": 100, "learning_rate": 1e-2,
+             "lip_search_starts": 8, "robust_trials": 3, "lip_exact_max_hidden": 8, "objective": "robust",
+             "upper_method": "lipsdp", "robust_restarts": 3}
+    grid = Grid(fixed=fixed, seeds=1, save_params=True)
+    row, = run(grid, tmp_path, progress=False)
+    config, keys = grid.runs()[0].config, grid.runs()[0].keys
+    model = nets.MLP((3, 8, 1))
+    dataset = data.make_dataset(keys.data, data.Gaussian(3), 32)
+    init_keys = [keys.init] + [jax.random.fold_in(keys.init, r) for r in (1, 2)]
+    train_keys = jnp.stack([keys.train] + [jax.random.fold_in(keys.train, r) for r in (1, 2)])
+    mask = jax.tree.map(jnp.ones_like, model.init(keys.init))
+    opts = dict(steps=300, log_every=100, learning_rate=1e-2)
+    own = train.fit_batched(train.stack([model.init(keys.init)]), train.stack([mask]), train.stack([dataset]),
+                            model=model, keys=train_keys[:1], **opts)
+    more = train.fit_batched(train.stack([model.init(k) for k in init_keys[1:]]), train.stack([mask] * 2),
+                             train.stack([dataset] * 2), model=model, keys=train_keys[1:], **opts)
+    plain, history = (jax.tree.map(lambda a, b: np.concatenate([a, b]), x, y) for x, y in zip(own, more))
+    found = robust.frontier(plain, history, train.stack([mask] * 3), train.stack([dataset] * 3), model=model,
+                            keys=train_keys, eps=config.eps, trials=3, **opts)
+    mse = np.asarray(found.history["mse"][:, -1])
+    fitted = [r for r in range(3) if mse[r] <= float(dataset.sigma2) - config.eps]
+    uppers = {r: lipschitz.upper(jax.tree.map(lambda a: a[r], found.params), mask, model=model, method="lipsdp").value
+              for r in fitted}
+    best = min(uppers, key=uppers.get)
+    assert row["fits_below_noise"] and row["robust_restarts_fit"] == len(fitted) >= 2
+    assert row["robust_restart"] == best and row["lip_upper"] == pytest.approx(uppers[best], rel=1e-6)
+    assert row["robust_restart_spread"] == pytest.approx(max(uppers.values()) / min(uppers.values()), rel=1e-6)
+    assert row["train_steps_total"] == int(found.steps.sum())
+    saved, _ = load_params(tmp_path, row["config_hash"])
+    for got, want in zip(jax.tree.leaves(saved), jax.tree.leaves(jax.tree.map(lambda a: a[best], found.params))):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
+    frame = load(tmp_path)  # the new columns read back with their declared types
+    assert str(frame["robust_restart"].dtype) == "Int64" and str(frame["robust_restart_spread"].dtype) == "Float64"
+    one = plan(Grid(fixed=fixed | {"robust_restarts": 1}))["estimated_seconds"]
+    assert plan(grid)["estimated_seconds"] > one  # the plan counts the restarts' fits, searches and certificates
+    with pytest.raises(ValueError, match="'robust_restarts' .* needs objective = 'robust'"):
+        Grid(fixed={"robust_restarts": 2}).runs()
+    with pytest.raises(ValueError, match="grid key 'robust_restarts'"):
+        Grid(fixed={"objective": "robust", "robust_restarts": 0})

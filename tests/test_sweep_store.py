@@ -146,7 +146,7 @@ def test_old_grid_key_lip_upper_is_renamed_and_keeps_its_hash(caplog):
     run, = old.runs()
     assert run.config.upper_method == "product" and "lip_upper" not in run.config.as_dict()
     later = ("lower_method", "objective", "robust_trials", "robust_spread", "schedule", "schedule_warmup",
-             "schedule_end")  # added after lip_upper was renamed
+             "schedule_end", "robust_restarts")  # added after lip_upper was renamed
     legacy = {("lip_upper" if k == "upper_method" else k): v for k, v in run.config.as_dict().items() if k not in later}
     assert run.hash == hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:16]
     assert run.hash == Grid(fixed={"upper_method": "product"}).runs()[0].hash

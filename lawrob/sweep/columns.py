@@ -22,6 +22,7 @@ MEASURED: dict[str, str] = {
     "diverged": "bool", "collapsed": "bool", "failed_stage": "str",
     "train_accuracy": "float", "memorized": "float", "noise_corr": "float", "steps_run": "int",
     "train_steps_total": "int", "robust_target": "float", "robust_trials_fit": "int",
+    "robust_restart": "int", "robust_restarts_fit": "int", "robust_restart_spread": "float",
     "lip_lower": "float", "lip_upper": "float", "lip_exact": "float",
     "lip_lower_method": "str", "lip_upper_method": "str", "lip_upper_rule": "str", "lip_seconds": "float",
     "active": "int", "p": "int", "W": "float", "J": "float", "radius": "float", "max_abs_weight": "float",

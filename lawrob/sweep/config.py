@@ -56,7 +56,8 @@ class RunConfig:
     key table. ``schedule`` (one of ``lawrob.schedules.SCHEDULES``), ``schedule_warmup`` (updates of linear
     warm-up) and ``schedule_end`` (the learning-rate factor at the last update) give ``train``'s schedule
     (``schedules.Schedule``). ``objective``: "fit" (train as configured) or "robust" (then search for the most robust network
-    that fits: ``robust.frontier`` with ``robust_trials`` bisection steps over a factor ``robust_spread``). Build it with ``RunConfig.from_mapping`` (each value checked by its key's validator, then the
+    that fits: ``robust.frontier`` with ``robust_trials`` bisection steps over a factor ``robust_spread``, from each of
+    ``robust_restarts`` initializations, keeping the one with the smallest certified upper bound; ``sweep.frontier``). Build it with ``RunConfig.from_mapping`` (each value checked by its key's validator, then the
     cross-key rules); a directly constructed one is checked by the cross-key rules only.
 
     Parameters
@@ -135,6 +136,8 @@ class RunConfig:
         Bisection steps of the robust search.
     robust_spread : float
         The factor the robust search spans.
+    robust_restarts : int
+        Initializations the robust search starts from.
 
     Raises
     ------
@@ -179,6 +182,7 @@ class RunConfig:
     objective: str = _key("fit", _one_of(lambda: OBJECTIVES))
     robust_trials: int = _key(8, _int(1))
     robust_spread: float = _key(1000.0, _real(1, math.inf, low_open=True, high_open=True))
+    robust_restarts: int = _key(1, _int(1))
 
     def __post_init__(self):
         _check_cross_keys(self)
@@ -227,7 +231,7 @@ _HASH_NAMES = {new: old for old, new in RENAMED_KEYS.items()}
 # Keys added after a folder format was in use: at their default they are left out of the hash, so the runs of
 # folders written before them keep their hashes (and resume).
 _LATER_KEYS = ("lower_method", "objective", "robust_trials", "robust_spread", "schedule", "schedule_warmup",
-               "schedule_end")
+               "schedule_end", "robust_restarts")
 
 # What a run's training looks for: a plain fit, or the most robust network that fits (``lawrob.robust``).
 OBJECTIVES: tuple[str, ...] = ("fit", "robust")
@@ -303,6 +307,9 @@ def _check_cross_keys(config: RunConfig) -> None:
                          "pruning after training")
     if config.measure == "embedded_sphere" and config.intrinsic_dim >= config.d:
         raise ValueError("grid key 'intrinsic_dim' must be < d for measure='embedded_sphere'")
+    if config.robust_restarts > 1 and config.objective != "robust":
+        raise ValueError(f"grid key 'robust_restarts' ({config.robust_restarts}) needs objective = 'robust' (the "
+                         "restarts of the frontier search); a plain fit has no restarts")
     if config.loss == "logistic" and config.noise not in ("rademacher", "flip"):
         raise ValueError("grid: loss='logistic' needs +-1 labels (noise 'rademacher' with amplitude 1, or 'flip')")
 

@@ -20,7 +20,7 @@ EVAL_SECONDS_PER_RUN = 0.3
 EVAL_REFERENCE_N = 130
 WARN_RUNS, WARN_SECONDS = 100_000, 24 * 3600.0
 _COST_KEYS = ("upper_method", "lip_search_starts", "lip_exact_max_hidden", "width", "depth", "n", "d", "steps",
-              "objective", "robust_trials")
+              "objective", "robust_trials", "robust_restarts")
 
 
 def _call_seconds(config: RunConfig, batch: int) -> float:
@@ -54,23 +54,28 @@ def compile_seconds(configs: list[RunConfig]) -> float:
 def group_seconds(configs: list[RunConfig], multiplicity: int) -> float:
     """Estimated seconds of one shape group: compilation, its batched training calls (the group's training, one
     pipeline per (method, density, imp_rate) batched over its runs, and an information estimate's pipelines on
-    ``info_datasets`` fresh data sets per run, the frontier search's trials), and each run's measurement."""
+    ``info_datasets`` fresh data sets per run, the frontier search's trials and restarts), and each run's measurement."""
     pipelines = _pipelines(configs)
     seconds = compile_seconds(configs) + _call_seconds(configs[0], len(configs) * multiplicity)
     for members in pipelines.values():
         seconds += _pipeline_calls(members[0]) * _call_seconds(members[0], len(members) * multiplicity)
         estimated = [c for c in members if c.info == "estimate"]
         seconds += sum(_pipeline_calls(c) * _call_seconds(c, c.info_datasets) for c in estimated) * multiplicity
-    searches: dict[int, int] = {}  # the frontier's trials (objective "robust"): one batched training each
+    searches: dict[tuple[int, int], int] = {}  # the frontier (objective "robust"): one batched training per trial
     for c in configs:
         if c.objective == "robust":
-            searches[c.robust_trials] = searches.get(c.robust_trials, 0) + 1
-    for trials, count in searches.items():
-        seconds += trials * _call_seconds(configs[0], count * multiplicity)
-    for c in configs:
-        n_sdp = sum(model_of(c).sizes[:-1])
-        seconds += multiplicity * EVAL_SECONDS_PER_RUN * max(1.0, n_sdp / EVAL_REFERENCE_N) ** 3
-    return seconds
+            searches[c.robust_trials, c.robust_restarts] = searches.get((c.robust_trials, c.robust_restarts), 0) + 1
+    for (trials, restarts), count in searches.items():
+        runs = count * multiplicity
+        seconds += trials * _call_seconds(configs[0], restarts * runs)  # every restart searches, batched
+        if restarts > 1:  # the restarts' plain fits in one call, and a certificate per extra restart
+            seconds += _call_seconds(configs[0], (restarts - 1) * runs) + (restarts - 1) * runs * _eval_seconds(configs[0])
+    return seconds + multiplicity * sum(_eval_seconds(c) for c in configs)
+
+
+def _eval_seconds(config: RunConfig) -> float:
+    """One run's measurement (or one restart's certificate): grows with the cube of N = d + hidden units."""
+    return EVAL_SECONDS_PER_RUN * max(1.0, sum(model_of(config).sizes[:-1]) / EVAL_REFERENCE_N) ** 3
 
 
 def plan(grid: Grid) -> dict:

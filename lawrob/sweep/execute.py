@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lawrob import _checks, lipschitz, nets, prune, robust, train
+from lawrob import _checks, lipschitz, nets, prune, train
 from lawrob.progress import Progress, logger
 from lawrob.sweep import manifest, saved
 from lawrob.sweep.config import Run
@@ -32,7 +32,8 @@ from lawrob.sweep.grid import Grid, grid_id, groups_of
 from lawrob.sweep.inputs import dataset_of, model_of, train_options
 from lawrob.sweep.masks import error_text, information_bits, make_masks
 from lawrob.sweep.certificate import certificates
-from lawrob.sweep.measure import RunState, failure_row, measure_row
+from lawrob.sweep.frontier import frontier_stage
+from lawrob.sweep.measure import RunState, failure_row, measure_row, split_by
 from lawrob.sweep.store import ResultStore
 
 
@@ -87,42 +88,6 @@ def _train_stage(states: list[RunState], model: nets.MLP, devices) -> None:
                            f"(learning_rate = {state.run.config.learning_rate:g})", diverged=True)
 
 
-def _by(states: list[RunState], key) -> list[list[RunState]]:
-    """The states split by ``key(state)``, in first-appearance order (one batched call per part)."""
-    parts: dict = {}
-    for state in states:
-        parts.setdefault(key(state), []).append(state)
-    return list(parts.values())
-
-
-def _frontier_stage(states: list[RunState], model: nets.MLP) -> None:
-    """For the healthy runs whose objective is "robust": the most robust network that fits, found from their
-    plain fit by ``robust.frontier`` (one batched training per bisection trial, per (trials, spread));
-    ``robust_target`` and ``robust_trials_fit`` record the search, ``train_steps_total`` its cost."""
-    for state in _healthy(states):
-        state.columns["train_steps_total"] = int(state.history["steps_run"])  # type: ignore[index]  # healthy runs are trained
-    todo = [s for s in _healthy(states) if s.run.config.objective == "robust"]
-    for part in _by(todo, lambda s: (s.run.config.robust_trials, s.run.config.robust_spread)):
-        config = part[0].run.config
-        trials, spread = config.robust_trials, config.robust_spread
-        try:
-            found = robust.frontier(
-                train.stack([s.params for s in part]), train.stack([s.history for s in part]),
-                train.stack([s.mask for s in part]), train.stack([s.dataset for s in part]), model=model,
-                keys=jnp.stack([s.run.keys.train for s in part]), eps=config.eps, trials=trials, spread=spread,
-                learning_rate=jnp.asarray([s.run.config.learning_rate for s in part]), **train_options(config))
-        except Exception as error:  # noqa: BLE001 - recorded in the runs' rows
-            for state in part:
-                state.fail("frontier", error_text(error))
-            continue
-        for b, state in enumerate(part):
-            state.params = jax.tree.map(lambda a: a[b], found.params)
-            state.history = jax.tree.map(lambda a: a[b], found.history)
-            target = float(found.target[b])
-            state.columns |= {"robust_target": target if np.isfinite(target) else None,
-                              "robust_trials_fit": int(found.trials_fit[b]), "train_steps_total": int(found.steps[b])}
-
-
 def _information_stage(states: list[RunState], model: nets.MLP) -> None:
     for state in _healthy(states):
         try:
@@ -143,7 +108,8 @@ def _batched_bounds(states: list[RunState], model: nets.MLP, batch_lipschitz: bo
     progress.phase("upper bound")
     # One batched call before the threads: on CPU it costs what one call per run does, and the barrier
     # method's linear algebra already keeps every core busy (threads made it 1.3x slower).
-    for part in _by(states, lambda s: s.upper[0]):
+    uppers |= {s.run.hash: s.upper_bound for s in states if s.upper_bound is not None}
+    for part in split_by([s for s in states if s.upper_bound is None], lambda s: s.upper[0]):
         try:
             found = lipschitz.upper_batch(train.stack([s.params for s in part]), train.stack([s.mask for s in part]),
                                           model=model, method=part[0].upper[0])
@@ -154,7 +120,7 @@ def _batched_bounds(states: list[RunState], model: nets.MLP, batch_lipschitz: bo
         batch_lipschitz = jax.default_backend() != "cpu"
     if batch_lipschitz:
         progress.phase("lower bound")
-        for part in _by(states, lambda s: (s.run.config.lower_method, s.run.config.lip_search_starts)):
+        for part in split_by(states, lambda s: (s.run.config.lower_method, s.run.config.lip_search_starts)):
             config = part[0].run.config
             try:
                 found = lipschitz.lower_batch(train.stack([s.params for s in part]),
@@ -223,7 +189,7 @@ def run_group(runs: list[Run], devices=None, workers: int | None = None, batch_l
     _train_stage(states, model, devices)
     if any(r.config.objective == "robust" for r in runs):
         progress.phase("frontier")
-    _frontier_stage(states, model)
+    frontier_stage(states, model, devices)
     if save_to is not None:  # the networks measured: the frontier's where the objective is "robust"
         saved.save_group(save_to, runs, [None if s.params is None else (s.params, None, s.mask) for s in states])
     progress.phase("information")

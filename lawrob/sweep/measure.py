@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +42,8 @@ def _float(x) -> float:
 class RunState:
     """What the stages of a sweep know of one run so far: its inputs, mask, trained parameters, training
     history, information term and the upper-bound method its grid certifies it with (``certificate.
-    certificates``: (method, rule)). ``failure`` is its failure row once a stage failed for it (the later
+    certificates``: (method, rule)); ``upper_bound``, when a stage already certified the network with that
+    method (the frontier's restart selection). ``failure`` is its failure row once a stage failed for it (the later
     stages skip it).
 
     Parameters
@@ -65,6 +68,8 @@ class RunState:
         Its extra columns.
     failure : dict, optional
         Its failure row.
+    upper_bound : lipschitz.Bound, optional
+        Its certified upper bound, when a stage already computed it.
     """
 
     run: Run
@@ -77,9 +82,18 @@ class RunState:
     information: tuple[float, str] | None = None
     columns: dict = dataclasses.field(default_factory=dict)
     failure: dict | None = None
+    upper_bound: lipschitz.Bound | None = None
 
     def fail(self, stage: str, reason: str, **columns: object) -> None:
         self.failure = failure_row(stage, reason, **columns)
+
+
+def split_by(states: list[RunState], key: Callable[[RunState], Any]) -> list[list[RunState]]:
+    """The states split by ``key(state)``, in first-appearance order (one batched call per part)."""
+    parts: dict = {}
+    for state in states:
+        parts.setdefault(key(state), []).append(state)
+    return list(parts.values())
 
 
 def failure_row(stage: str, reason: str, **columns: object) -> dict:
