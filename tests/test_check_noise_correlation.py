@@ -19,9 +19,29 @@ def test_e3_correlation_rises_within_rounds_and_collapses_at_rewind(tmp_path):
     verdict = smoke(e3_noise_correlation_imp, tmp_path)
     assert verdict["experiment"] == "E3" and verdict["passed"], verdict["parts"]
     assert "late_decay" not in verdict["parts"]  # only the full scale reaches round 9
-    assert "not tested at this scale" in verdict["measured"]["late_decay"]
-    end = np.array(verdict["measured"]["mean_end_of_round"])
-    assert np.all(end > 0.5 * verdict["measured"]["sigma2"])
+    m, setup = verdict["measured"], verdict["setup"]
+    assert "not tested at this scale" in m["late_decay"]
+    corr = np.array(verdict["raw"]["corr"])  # [seeds, rounds + 1, logs]
+    assert corr.shape[:2] == (setup["seeds"], setup["rounds"] + 1) and setup["steps_per_epoch"] == 4
+    start, end = corr[:, :, 0], corr[:, :, -1]
+    assert np.all(end.mean(axis=0) > 0.5 * m["sigma2"])
+    # the one-epoch trainings start from the same rewound, masked network as the logged rounds
+    np.testing.assert_allclose(verdict["raw"]["first_epoch_start"], start, atol=1e-5)
+    after = np.array(verdict["raw"]["first_epoch_end"])
+    np.testing.assert_allclose(m["mean_after_first_epoch"], after.mean(axis=0))
+    # effect sizes and their t-intervals, recomputed from the raw curves
+    rise = end - start
+    low, high = stats.t.interval(0.95, len(rise) - 1, loc=rise.mean(axis=0), scale=stats.sem(rise, axis=0))
+    np.testing.assert_allclose(m["rise_end_minus_start"]["ci95_low"], low, rtol=1e-6)
+    np.testing.assert_allclose(m["rise_end_minus_start"]["ci95_high"], high, rtol=1e-6)
+    assert np.all(low >= 0.5 * m["sigma2"])  # every smoke round lies before the decay window
+    lost = (end[:, :-1] - start[:, 1:]) / end[:, :-1]
+    low, _ = stats.t.interval(0.95, len(lost) - 1, loc=lost.mean(axis=0), scale=stats.sem(lost, axis=0))
+    np.testing.assert_allclose(m["fraction_lost_at_rewind"]["ci95_low"], low, rtol=1e-6)
+    assert np.all(low >= 0.9)
+    lost_epoch = (end[:, :-1] - after[:, 1:]) / end[:, :-1]
+    np.testing.assert_allclose(m["fraction_lost_after_first_epoch"]["mean"], lost_epoch.mean(axis=0), rtol=1e-6)
+    assert (tmp_path / "e3.pdf").stat().st_size > 0
 
 
 def test_e4_larger_learning_rate_correlates_sooner_and_gradient_noise_suppresses_gradually(tmp_path):
