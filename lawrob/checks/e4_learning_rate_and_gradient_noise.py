@@ -249,17 +249,17 @@ def run(scale: str, out: Path, seed: int = 0) -> dict:
     model = nets.MLP((s["d"], *s["student"], 1))
     levels = np.asarray(s["levels"])
     settings = [(lr, 0.0) for lr in LEARNING_RATES] + [(NOISE_LR, r) for r in levels]
-    params, masks, sets, keys, lrs, noises, rms = [], [], [], [], [], [], []
+    params, masks, sets, keys, lrs, noises, rms_by_seed = [], [], [], [], [], [], []
     for k in range(s["seeds"]):
         init, ds, key_train = make_seed(jax.random.fold_in(jax.random.key(seed), k), s, model)
-        rms.append(gradient_rms(model, init, ds))
+        rms_by_seed.append(gradient_rms(model, init, ds))
         for lr, relative in settings:
             params.append(init)
             masks.append(nets.dense_mask(init))
             sets.append(ds)
             keys.append(key_train)
             lrs.append(lr)
-            noises.append(relative * rms[-1])
+            noises.append(relative * rms_by_seed[-1])
     reference = data.Gaussian(s["d"]).sample(jax.random.key(seed + 10_000), s["reference"])
     # progress in runs (seeds x settings), all trained in one batched call: the count moves once, at its end
     progress = Progress(len(params), f"E4 {scale}", unit="run")
@@ -279,7 +279,7 @@ def run(scale: str, out: Path, seed: int = 0) -> dict:
     noise_part = judge_noise(levels, noise_free, noise_curves[:, :, -1], seed=seed)
     plot(epochs, lr_curves, noise_curves, noise_free, levels, noise_part, out / "e4.png")
     final_mean, final_low, final_high = mean_ci(noise_curves[:, :, -1])
-    rms = np.asarray(rms)
+    rms = np.asarray(rms_by_seed)
     passed = {"learning_rate": lr_part["passed"], "gradient_noise": noise_part["passed"]}
     return write_verdict(
         out, "E4", scale=scale, start=start,
