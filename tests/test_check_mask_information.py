@@ -7,6 +7,7 @@ import math
 import jax
 import numpy as np
 import pytest
+from scipy import stats
 
 from lawrob import nets
 
@@ -63,17 +64,45 @@ def test_nested_masks_remove_the_lowest_scores_with_random_tie_breaks(e5):
 def test_smoke_scale_runs_and_post_training_carries_more_information(e5, tmp_path):
     verdict = e5.run("smoke", tmp_path)
     saved = json.loads((tmp_path / "verdict.json").read_text())
-    assert (tmp_path / "e5.png").stat().st_size > 5000
-    assert saved["claim"] and saved["criterion"] and isinstance(saved["passed"], bool)
+    assert (tmp_path / "e5.png").stat().st_size > 5000 and (tmp_path / "e5.pdf").stat().st_size > 0
+    assert saved["claim"] and saved["criterion"] and saved["passed"] == all(saved["parts"].values())
+    assert saved["parts"]["sanity_synflow_zero_bits"]
     for loss, summary in verdict["measured"].items():
         curves = saved["curves"][loss]
-        n = curves["datasets"]
-        # the claim's direction holds at smoke scale: min(IMP, MagAfter) > max(SNIP, GraSP) at every 1 <= k <= p-1
-        assert summary["gap_positive_at"] == summary["interior_sparsities"] == curves["p"] - 1
+        n, p, inits = curves["datasets"], curves["p"], curves["inits"]
+        assert inits == e5.SCALES["smoke"]["inits"] >= 2
+        # the per-initialization gaps at matched sparsity, recomputed from the raw per-init estimates
+        per = {m: np.array(curves["per_init"][m]) for m in e5.METHODS}
+        assert all(v.shape == (inits, p + 1) for v in per.values())
+        gap = (np.minimum(per["imp"], per["mag_after"]) - np.maximum(per["snip"], per["grasp"]))[:, 1:p]
+        g = gap.mean(axis=1)
+        np.testing.assert_allclose(summary["per_init_mean_gap_bits"], g)
+        assert [summary["min"], summary["median"], summary["max"]] == pytest.approx([g.min(), np.median(g), g.max()])
+        low, high = stats.t.interval(0.95, inits - 1, loc=g.mean(), scale=stats.sem(g))
+        assert summary["ci95"] == pytest.approx([low, high], rel=1e-9)
+        assert summary["inits_positive_at_every_k"] == int(np.sum(np.all(gap > 0, axis=1)))
+        # the claim's direction holds at smoke scale: the interval lies above 0, the mean gap is positive at every k
+        assert summary["passed"] == (low > 0 and bool(np.all(gap.mean(axis=0) > 0))) and summary["passed"]
         assert summary["synflow_max_bits"] == 0.0
         for method in e5.METHODS:
             c = curves["curves"][method]
-            assert c["plugin"][0] == c["plugin"][-1] == 0.0  # the dense and the empty mask are fixed
-            assert max(c["plugin"]) <= math.log2(n) + 1e-9
+            np.testing.assert_allclose(c["plugin"], per[method].mean(axis=0))  # the curve is the mean over inits
+            assert np.all(per[method][:, 0] == 0) and np.all(per[method][:, -1] == 0)  # the dense and empty masks
+            assert per[method].max() <= math.log2(n) + 1e-9
             assert all(lo <= v <= hi for lo, v, hi in zip(c["plugin_low"], c["plugin"], c["plugin_high"]))
-            assert all(v <= cap + 1e-9 for v, cap in zip(c["plugin"], curves["ceiling"]))
+            assert np.all(per[method] <= np.array(curves["ceiling"]) + 1e-9)
+
+
+def test_gap_judge_fails_on_the_wrong_sign_and_on_a_sparsity_where_the_order_flips(e5):
+    rng = np.random.default_rng(0)
+    positive = 1.5 + 0.3 * rng.standard_normal((8, 20))
+    assert e5.judge_gaps(positive)["passed"]
+    assert not e5.judge_gaps(-positive)["passed"]
+    flipped = positive.copy()
+    flipped[:, 7] = -0.5  # the mean over initializations is below 0 at one matched sparsity
+    verdict = e5.judge_gaps(flipped)
+    assert verdict["ci95"][0] > 0 and verdict["min_mean_gap_over_k"] < 0 and not verdict["passed"]
+    spread = np.concatenate([positive[:4], -positive[4:] + 0.5])  # half the initializations reverse the order
+    assert not e5.judge_gaps(spread)["passed"]
+    with pytest.raises(ValueError, match="gap must be"):
+        e5.judge_gaps(positive[:1])

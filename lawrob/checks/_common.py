@@ -200,6 +200,44 @@ def mean_se(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return values.mean(axis=axis), se
 
 
+def mean_ci(values, axis: int = 0, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over ``axis`` (the seeds) and its two-sided Student-t confidence interval.
+
+    Parameters
+    ----------
+    values : array_like
+        Samples, independent along ``axis``; at least two along it.
+    axis : int
+        The axis of the independent samples.
+    level : float
+        Confidence level in (0, 1).
+
+    Returns
+    -------
+    mean, low, high : numpy.ndarray
+        mean -+ t_{(1 + level)/2, m - 1} s / sqrt(m), with s the sample standard deviation (ddof 1) of the m
+        samples.
+
+    Raises
+    ------
+    ValueError
+        If ``level`` is not in (0, 1) or fewer than two samples lie along ``axis``.
+
+    References
+    ----------
+    W. S. Gosset ("Student"), "The probable error of a mean", Biometrika 6 (1908) 1-25.
+    """
+    values = np.asarray(values, float)
+    if not 0 < level < 1:
+        raise ValueError(f"mean_ci: level must lie in (0, 1), got {level!r}")
+    count = values.shape[axis]
+    if count < 2:
+        raise ValueError(f"mean_ci: values needs at least 2 samples along axis {axis}, got {count}")
+    mean = values.mean(axis=axis)
+    half = stats.t.ppf((1 + level) / 2, count - 1) * values.std(axis=axis, ddof=1) / math.sqrt(count)
+    return mean, mean - half, mean + half
+
+
 def label_axes(ax, xlabel: str, ylabel: str, title: str, *, legend: float = 8, **title_options) -> None:
     """Axis labels, a title and a legend of font size ``legend`` on a pyplot axes."""
     ax.set_xlabel(xlabel)
