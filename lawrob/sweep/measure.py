@@ -29,7 +29,8 @@ from lawrob.data import Dataset
 from lawrob.sweep.config import Run, RunConfig
 from lawrob.sweep.inputs import measure_of
 
-__all__ = ["RunState", "bound_columns", "bracket", "failure_row", "fit_columns", "margins", "measure_row", "verdict"]
+__all__ = ["RunState", "bound_columns", "bracket", "failure_row", "fit_columns", "margins", "measure_row", "split_by",
+           "verdict"]
 
 _VARIANTS = ("paper", "rigorous")
 
@@ -89,7 +90,20 @@ class RunState:
 
 
 def split_by(states: list[RunState], key: Callable[[RunState], Any]) -> list[list[RunState]]:
-    """The states split by ``key(state)``, in first-appearance order (one batched call per part)."""
+    """The states split by ``key(state)``, in first-appearance order (one batched call per part).
+
+    Parameters
+    ----------
+    states : list of RunState
+        The states.
+    key : callable
+        state -> a hashable part key.
+
+    Returns
+    -------
+    list of list of RunState
+        The parts.
+    """
     parts: dict = {}
     for state in states:
         parts.setdefault(key(state), []).append(state)
