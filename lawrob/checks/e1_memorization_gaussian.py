@@ -58,25 +58,33 @@ SCALES: dict[str, dict[str, Any]] = {
 }
 
 
-def measure(s: dict, seed: int, label: str = "E1") -> dict:
-    """Train every method at every grid sparsity on ``s["seeds"]`` seeds.
+def measure(s: dict, seed: int, budgets=None, label: str = "E1") -> dict[int, dict]:
+    """Train every method at every grid sparsity on ``s["seeds"]`` seeds, at each training budget.
+
+    The masks found at initialization do not depend on the budget: they are drawn once and trained at every budget;
+    IMP is run once per budget (its masks depend on the trained weights).
 
     Parameters
     ----------
     s : dict
-        A setting: ``n``, ``d``, ``width``, ``seeds``, ``steps`` (full-batch Adam steps per training) and
-        ``exponents`` (sparsities 1 - 0.8^k).
+        A setting: ``n``, ``d``, ``width``, ``seeds``, ``steps`` (full-batch Adam steps per training, the default
+        budget) and ``exponents`` (sparsities 1 - 0.8^k).
     seed : int
-        Base PRNG seed; seed k of the run uses ``fold_in(key(seed), k)``.
+        Base PRNG seed; seed k of the run uses ``fold_in(key(seed), k)`` (the same data and networks at every
+        budget).
+    budgets : sequence of int, optional
+        Training budgets (default: ``(s["steps"],)``).
     label : str
         Name of the progress lines.
 
     Returns
     -------
     dict
-        ``sparsity`` [S], ``memorized`` and ``collapsed``: method -> array [seeds, S] (fraction of labels memorized
-        at the end of training; whether a layer lost all its weights), ``dense_memorized`` (mean over seeds).
+        Budget -> {``sparsity`` [S], ``memorized`` and ``collapsed``: method -> array [seeds, S] (fraction of labels
+        memorized at the end of training; whether a layer lost all its weights), ``dense_memorized`` (mean over
+        seeds)}.
     """
+    budgets = tuple(budgets or (s["steps"],))
     model = nets.MLP((s["d"], s["width"], s["width"], 1))
     fit_options: dict[str, Any] = dict(loss="logistic", learning_rate=1e-2)
 
@@ -87,26 +95,36 @@ def measure(s: dict, seed: int, label: str = "E1") -> dict:
 
     params, sets, train_keys, prune_keys = seed_runs(seed, s["seeds"], make)
     rounds_imp = max(s["exponents"])
-    progress = Progress(rounds_imp + 1 + len(PAI) * len(s["exponents"]), label, unit="training")
-    imp = batched_imp(progress, params, sets, model=model, rounds=rounds_imp, steps=s["steps"], key=train_keys,
-                      **fit_options)
-    rounds = [k - 1 for k in s["exponents"]]  # IMP round r keeps 0.8^(r + 1)
-    memorized = {"imp": np.stack([np.asarray(imp.histories[r]["memorized"][:, -1]) for r in rounds], 1)}
-    collapsed = {"imp": np.stack([np.asarray(prune.layer_collapse(imp.masks[r])).any(-1) for r in rounds], 1)}
-    for method in PAI:  # one training call per sparsity, shaped like IMP's, so training compiles only once
-        mem, col = [], []
-        for k in s["exponents"]:
-            progress.phase(f"{method} at sparsity {1 - 0.8**k:.4f}")
-            mask = prune_runs(method, params, sets, 0.8**k, prune_keys, model=model, loss="logistic")
-            history = train.fit_batched(params, mask, sets, model=model, steps=s["steps"], keys=train_keys,
-                                        **fit_options)[1]
-            mem.append(np.asarray(history["memorized"][:, -1]))
-            col.append(np.asarray(prune.layer_collapse(mask)).any(-1))
-            progress.advance()
-        memorized[method], collapsed[method] = np.stack(mem, 1), np.stack(col, 1)  # [seeds, sparsities]
+    per_budget = rounds_imp + 1 + len(PAI) * len(s["exponents"])
+    progress = Progress(len(PAI) * len(s["exponents"]) + len(budgets) * per_budget, label, unit="mask or training")
+    masks = {}
+    for method, k in itertools.product(PAI, s["exponents"]):
+        progress.phase(f"{method} mask at sparsity {1 - 0.8**k:.4f}")
+        masks[method, k] = prune_runs(method, params, sets, 0.8**k, prune_keys, model=model, loss="logistic")
+        progress.advance()
+    results = {}
+    for steps in budgets:
+        imp = batched_imp(progress, params, sets, model=model, rounds=rounds_imp, steps=steps, key=train_keys,
+                          **fit_options)
+        rounds = [k - 1 for k in s["exponents"]]  # IMP round r keeps 0.8^(r + 1)
+        memorized = {"imp": np.stack([np.asarray(imp.histories[r]["memorized"][:, -1]) for r in rounds], 1)}
+        collapsed = {"imp": np.stack([np.asarray(prune.layer_collapse(imp.masks[r])).any(-1) for r in rounds], 1)}
+        for method in PAI:  # one training call per sparsity, shaped like IMP's, so training compiles only once
+            mem = []
+            for k in s["exponents"]:
+                progress.phase(f"{method} at sparsity {1 - 0.8**k:.4f}, {steps} steps")
+                history = train.fit_batched(params, masks[method, k], sets, model=model, steps=steps, keys=train_keys,
+                                            **fit_options)[1]
+                mem.append(np.asarray(history["memorized"][:, -1]))
+                progress.advance()
+            memorized[method] = np.stack(mem, 1)  # [seeds, sparsities]
+            collapsed[method] = np.stack([np.asarray(prune.layer_collapse(masks[method, k])).any(-1)
+                                          for k in s["exponents"]], 1)
+        results[steps] = {"sparsity": np.array([1 - 0.8**k for k in s["exponents"]]), "memorized": memorized,
+                          "collapsed": collapsed,
+                          "dense_memorized": float(np.asarray(imp.dense_history["memorized"][:, -1]).mean())}
     progress.close()
-    return {"sparsity": np.array([1 - 0.8**k for k in s["exponents"]]), "memorized": memorized,
-            "collapsed": collapsed, "dense_memorized": float(np.asarray(imp.dense_history["memorized"][:, -1]).mean())}
+    return results
 
 
 def compare(memorized: dict, sparsity, *, margin: float = MARGIN, alpha: float = ALPHA) -> dict:
@@ -231,6 +249,23 @@ def figure(sparsity, memorized: dict, primary: dict, path: Path, title: str) -> 
     save_figure(fig, path)
 
 
+def setting(scale: str, seeds: int | None = None, steps: int | None = None, width: int | None = None) -> dict:
+    """The scale's setting (``SCALES``) with the seed count, budget and width overridden where given.
+
+    Raises
+    ------
+    ValueError
+        If ``scale`` is unknown, or ``seeds`` < 2, ``steps`` < 1 or ``width`` < 1.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
+    overrides = {k: v for k, v in (("seeds", seeds), ("steps", steps), ("width", width)) if v is not None}
+    for name, value in overrides.items():
+        if not isinstance(value, int) or value < (2 if name == "seeds" else 1):
+            raise ValueError(f"{name} must be an integer >= {2 if name == 'seeds' else 1}, got {value!r}")
+    return SCALES[scale] | overrides
+
+
 def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None, steps: int | None = None,
         width: int | None = None) -> dict:
     """Run E1 at ``scale`` (optionally with another seed count, budget or width) and write its verdict and figure.
@@ -254,17 +289,37 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None, steps: i
     Raises
     ------
     ValueError
-        If ``scale`` is unknown, or ``seeds`` < 2, ``steps`` < 1 or ``width`` < 1.
+        As ``setting``.
     """
     start = time.perf_counter()
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
-    overrides = {k: v for k, v in (("seeds", seeds), ("steps", steps), ("width", width)) if v is not None}
-    for name, value in overrides.items():
-        if not isinstance(value, int) or value < (2 if name == "seeds" else 1):
-            raise ValueError(f"{name} must be an integer >= {2 if name == 'seeds' else 1}, got {value!r}")
-    s = SCALES[scale] | overrides
-    result = measure(s, seed, f"E1 {scale} steps {s['steps']} width {s['width']}")
+    s = setting(scale, seeds, steps, width)
+    result = measure(s, seed, label=f"E1 {scale} steps {s['steps']} width {s['width']}")[s["steps"]]
+    return judge(result, Path(out), scale=scale, s=s, seed=seed, start=start)
+
+
+def judge(result: dict, out: Path, *, scale: str, s: dict, seed: int, start: float) -> dict:
+    """The criteria on one setting's measurements (``measure``), its figure and its verdict file in ``out``.
+
+    Parameters
+    ----------
+    result : dict
+        One budget's entry of ``measure``.
+    out : Path
+        Output folder.
+    scale : str
+        Recorded in the verdict.
+    s : dict
+        The setting measured (``setting``), with ``steps`` the budget of ``result``.
+    seed : int
+        Its base PRNG seed.
+    start : float
+        ``time.perf_counter()`` when its measurement began.
+
+    Returns
+    -------
+    dict
+        The verdict, as written to ``out/verdict.json``.
+    """
     sparsity, memorized = result["sparsity"], result["memorized"]
     primary, order = compare(memorized, sparsity), ordering(memorized, sparsity)
     below_half = first_below_half(memorized, sparsity)
@@ -293,7 +348,7 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None, steps: i
                   f"the family at {ALPHA:g}) and which method first falls below half memorized.",
         passed=primary["holds"],
         parts={f"imp - pai > {MARGIN:g} at {e['sparsity']:.1%}": e["holds"] for e in primary["per_sparsity"]},
-        setup=s | {"exponents": list(s["exponents"]), "activation": "relu", "optimizer": "adam (full batch)",
+        setup=s | {"seed": seed, "exponents": list(s["exponents"]), "activation": "relu", "optimizer": "adam (full batch)",
                    "learning_rate": 1e-2, "loss": "logistic", "memorized_if_loss_below": train.MEMORIZED_LOSS,
                    "synflow_iterations": prune.SYNFLOW_ITERATIONS, "figure": "e1.png"})
 
@@ -312,27 +367,35 @@ def summary(verdict: dict) -> dict:
             "seconds": verdict["seconds"]}
 
 
-def choose(settings: list[dict]) -> dict:
-    """The setting that reproduces the paper's ordering best, by a rule fixed before the sweep: among the settings
-    whose dense network memorizes >= 99 % of the labels, the most (relation, sparsity) pairs of ``ordering`` that
-    hold; ties by the most sparsities where the primary criterion holds, then the smaller budget, then the smaller
-    width.
+CHOICE_RULE = ("among the settings whose dense network memorizes >= 99 % of the labels, the most (relation, sparsity) "
+               "pairs of the ordering that hold; ties by the most sparsities where the primary criterion holds, then "
+               "the smaller budget, then the smaller width")
 
-    Raises
-    ------
-    ValueError
-        If no setting's dense network memorizes >= 99 % of the labels.
+
+def choose(settings: list[dict]) -> dict:
+    """The setting that reproduces the paper's ordering best, by ``CHOICE_RULE`` (fixed before the sweep).
+
+    Parameters
+    ----------
+    settings : list of dict
+        One ``summary`` per setting.
+
+    Returns
+    -------
+    dict or None
+        The chosen setting's summary; None if no setting's dense network memorizes >= 99 % of the labels.
     """
     eligible = [x for x in settings if x["dense_memorized"] >= 0.99]
     if not eligible:
-        raise ValueError("settings: no setting's dense network memorizes >= 99 % of the labels")
+        return None
     return max(eligible, key=lambda x: (x["ordering_held"], x["primary_held"], -x["steps"], -x["width"]))
 
 
 def setting_sweep(scale: str, out: Path, seed: int = 0, seeds: int | None = None, budgets=(100, 200, 500),
                   widths=(25, 50, 100)) -> dict:
-    """E1 at every (budget, width): ``run`` into ``out/steps<S>-width<W>``, then ``sweep.json``, ``sweep.md`` and
-    ``sweep.png`` comparing the settings, with the one ``choose`` picks.
+    """E1 at every (budget, width) into ``out/steps<S>-width<W>`` (``measure`` once per width, ``judge`` per
+    setting), then ``sweep.json``, ``sweep.md`` and ``sweep.png`` comparing the settings, with the one ``choose``
+    picks. A setting whose folder already holds its verdict (same setting and seed) is not measured again.
 
     Parameters
     ----------
@@ -353,22 +416,47 @@ def setting_sweep(scale: str, out: Path, seed: int = 0, seeds: int | None = None
         ``settings`` (one ``summary`` each) and ``chosen``.
     """
     out = Path(out)
-    settings = []
-    for steps, width in itertools.product(budgets, widths):
-        folder = out / f"steps{steps}-width{width}"
-        folder.mkdir(parents=True, exist_ok=True)
-        settings.append(summary(run(scale, folder, seed, seeds, steps, width)))
+    verdicts = {}
+    for width in widths:  # the masks at initialization are drawn once per width and trained at every budget
+        s = setting(scale, seeds, None, width)
+        folders = {steps: out / f"steps{steps}-width{width}" for steps in budgets}
+        verdicts |= {(steps, width): v for steps, folder in folders.items() if (v := _finished(folder, s | {"steps": steps}, seed))}
+        todo = [steps for steps in budgets if (steps, width) not in verdicts]
+        if not todo:
+            continue
+        start = time.perf_counter()
+        results = measure(s, seed, todo, label=f"E1 {scale} sweep, width {width}")
+        for steps in todo:
+            folders[steps].mkdir(parents=True, exist_ok=True)
+            verdicts[steps, width] = judge(results[steps], folders[steps], scale=scale, s=s | {"steps": steps},
+                                           seed=seed, start=start)
+    settings = [summary(verdicts[steps, width]) for steps, width in itertools.product(budgets, widths)]
     chosen = choose(settings)
     result = {"scale": scale, "seed": seed, "settings": settings,
-              "chosen": {"steps": chosen["steps"], "width": chosen["width"]}, "rule": choose.__doc__.split("\n\n")[0]}
+              "chosen": chosen and {"steps": chosen["steps"], "width": chosen["width"]}, "rule": CHOICE_RULE}
     atomic_write_text(out / "sweep.json", json.dumps(result, indent=2, default=_plain))
     atomic_write_text(out / "sweep.md", sweep_table(result))
     sweep_figure(result, out / "sweep.png")
     return result
 
 
+def _finished(folder: Path, s: dict, seed: int) -> dict | None:
+    """The verdict already in ``folder`` if it is of setting ``s`` and ``seed`` (a resumed sweep), else None."""
+    try:
+        verdict = json.loads((folder / "verdict.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    wanted = {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()} | {"seed": seed}
+    return verdict if all(verdict["setup"].get(k) == v for k, v in wanted.items()) else None
+
+
 def _plain(x):
     return x.tolist() if isinstance(x, np.ndarray) else x.item()
+
+
+def _is_chosen(x: dict, result: dict) -> bool:
+    return result["chosen"] is not None and (x["steps"], x["width"]) == (result["chosen"]["steps"],
+                                                                         result["chosen"]["width"])
 
 
 def sweep_table(result: dict) -> str:
@@ -378,7 +466,7 @@ def sweep_table(result: dict) -> str:
              + " | ".join(names) + " | mean at >= 95 %: " + ", ".join(("imp", *PAI)) + " |",
              "| " + " | ".join(["---"] * (7 + len(names))) + " |"]
     for x in result["settings"]:
-        mark = " (chosen)" if (x["steps"], x["width"]) == tuple(result["chosen"].values()) else ""
+        mark = " (chosen)" if _is_chosen(x, result) else ""
         high = x["mean_memorized_at_high_sparsity"]
         lines.append(f"| {x['steps']}{mark} | {x['width']} | {x['seeds']} | {x['dense_memorized']:.3f} | "
                      f"{'PASS' if x['primary_holds'] else 'FAIL'} ({x['primary_held']}) | "
@@ -399,7 +487,7 @@ def sweep_figure(result: dict, path: Path) -> None:
         ax = axes[widths.index(x["width"])][budgets.index(x["steps"])]
         for i, (method, mean) in enumerate(x["curves"].items()):
             ax.plot(x["sparsity"], mean, marker="o", ms=2, color=f"C{i}", label=method)
-        chosen = (x["steps"], x["width"]) == tuple(result["chosen"].values())
+        chosen = _is_chosen(x, result)
         ax.set_title(f"{x['steps']} steps, width {x['width']}: order {x['ordering_held']}/{x['ordering_tested']}"
                      + (" (chosen)" if chosen else ""), fontsize=8, fontweight="bold" if chosen else "normal")
         ax.axvline(HIGH_SPARSITY, color="gray", ls=":", lw=1)
