@@ -189,6 +189,32 @@ def paired_equivalent(a, b, *, margin: float, level: float = 0.95) -> dict:
     return effect | {"margin": margin, "p_value": max(effect["p_value"], above)}
 
 
+def holm_tests(pairs: dict, *, margin: float = 0.0, alpha: float = 0.05) -> dict:
+    """Paired tests of mean(a - b) > ``margin`` for every named pair, Holm-adjusted together.
+
+    Parameters
+    ----------
+    pairs : dict
+        Name -> (a, b), paired values over seeds (``paired_effect``'s arguments).
+    margin : float
+        The effect size each difference must exceed.
+    alpha : float
+        The family-wise level: a pair's test holds when its Holm-adjusted p-value is below it.
+
+    Returns
+    -------
+    dict
+        Name -> ``paired_effect`` (with its 95 % t interval and unadjusted p-value) plus ``holm_p`` and ``holds``.
+
+    References
+    ----------
+    S. Holm (1979), see ``holm``.
+    """
+    effects = {name: paired_effect(a, b, margin=margin) for name, (a, b) in pairs.items()}
+    adjusted = holm([e["p_value"] for e in effects.values()]) if effects else []
+    return {name: e | {"holm_p": p, "holds": p < alpha} for (name, e), p in zip(effects.items(), adjusted)}
+
+
 def spearman(x, y) -> float:
     return float(stats.spearmanr(x, y).statistic)
 
@@ -280,6 +306,43 @@ def mean_se(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     count = values.shape[axis]
     se = values.std(axis=axis, ddof=1) / math.sqrt(count) if count > 1 else np.zeros_like(values.mean(axis=axis))
     return values.mean(axis=axis), se
+
+
+def write_per_seed(path: Path, values: dict, sparsity) -> None:
+    """Write per-seed results as CSV (atomically): one row per (method, sparsity), one column per seed.
+
+    Parameters
+    ----------
+    path : Path
+        The CSV file.
+    values : dict
+        Method -> array [seeds, S] (e.g. the fraction memorized of every seed at every grid sparsity).
+    sparsity : array_like
+        The S grid sparsities.
+    """
+    seeds = len(next(iter(values.values())))
+    lines = ["method,sparsity," + ",".join(f"seed_{k}" for k in range(seeds))]
+    for method, array in values.items():
+        for j, x in enumerate(np.asarray(sparsity)):
+            lines.append(f"{method},{float(x)!r}," + ",".join(repr(float(v)) for v in np.asarray(array)[:, j]))
+    atomic_write_text(Path(path), "\n".join(lines) + "\n")
+
+
+def read_per_seed(path: Path) -> tuple[dict, np.ndarray]:
+    """The per-seed results ``write_per_seed`` wrote: (method -> array [seeds, S], sparsities [S]).
+
+    Raises
+    ------
+    ValueError
+        If the file's methods do not share one sparsity grid.
+    """
+    rows = [line.split(",") for line in Path(path).read_text().splitlines()[1:]]
+    methods = list(dict.fromkeys(r[0] for r in rows))
+    grids = {m: [float(r[1]) for r in rows if r[0] == m] for m in methods}
+    if len({tuple(g) for g in grids.values()}) != 1:
+        raise ValueError(f"path {path}: the methods do not share one sparsity grid")
+    values = {m: np.array([[float(v) for v in r[2:]] for r in rows if r[0] == m]).T for m in methods}
+    return values, np.array(grids[methods[0]])
 
 
 def label_axes(ax, xlabel: str, ylabel: str, title: str, *, legend: float = 8, **title_options) -> None:

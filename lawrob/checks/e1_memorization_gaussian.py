@@ -41,7 +41,7 @@ from lawrob import data, nets, prune, train
 from lawrob._io import atomic_write_text
 from lawrob.checks._common import (
     batched_imp, holm, label_axes, mean_se, paired_effect, paired_equivalent, parse_args, print_verdict, prune_runs,
-    pyplot, save_figure, script, seed_runs, seeds_option, write_verdict)
+    pyplot, save_figure, script, seed_runs, seeds_option, write_per_seed, write_verdict)
 from lawrob.progress import Progress
 
 PAI = ("synflow", "snip", "grasp", "random")  # pruning at initialization, in the claimed order
@@ -327,6 +327,7 @@ def judge(result: dict, out: Path, *, scale: str, s: dict, seed: int, start: flo
     first = [m for m, x in reached.items() if x == min(reached.values())]
     figure(sparsity, memorized, primary, out / "e1.png",
            f"E1: n = d = {s['n']}, width {s['width']}, {s['steps']} steps, {s['seeds']} seeds (NFP Fig. 1a)")
+    write_per_seed(out / "per_seed.csv", memorized, sparsity)
     high = sparsity >= HIGH_SPARSITY
     curves = {m: {"mean": mean_se(v)[0], "se": mean_se(v)[1], "collapsed_fraction": result["collapsed"][m].mean(0)}
               for m, v in memorized.items()}
@@ -350,7 +351,8 @@ def judge(result: dict, out: Path, *, scale: str, s: dict, seed: int, start: flo
         parts={f"imp - pai > {MARGIN:g} at {e['sparsity']:.1%}": e["holds"] for e in primary["per_sparsity"]},
         setup=s | {"seed": seed, "exponents": list(s["exponents"]), "activation": "relu", "optimizer": "adam (full batch)",
                    "learning_rate": 1e-2, "loss": "logistic", "memorized_if_loss_below": train.MEMORIZED_LOSS,
-                   "synflow_iterations": prune.SYNFLOW_ITERATIONS, "figure": "e1.png"})
+                   "synflow_iterations": prune.SYNFLOW_ITERATIONS, "figure": "e1.png",
+                   "per_seed": "per_seed.csv"})
 
 
 def summary(verdict: dict) -> dict:
