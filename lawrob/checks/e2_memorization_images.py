@@ -229,7 +229,7 @@ def measure(s: dict, seed: int, images: np.ndarray, labels: np.ndarray, source: 
     dict
         ``accuracy`` and ``epochs``: method -> [seeds, S]; ``structure``: method -> list over sparsities of
         ``structure(mask)``; ``sparsity``, ``chance`` [seeds], ``dense_accuracy``, ``images``, ``steps_per_epoch``,
-        ``schedule``.
+        ``schedule``, ``layer_sizes``.
     """
     n = len(images) if s["images"] is None else min(s["images"], len(images))
     classes = int(labels.max()) + 1
@@ -280,7 +280,7 @@ def measure(s: dict, seed: int, images: np.ndarray, labels: np.ndarray, source: 
     progress.close()
     return {"accuracy": accuracy, "epochs": epochs, "structure": shape, "chance": np.asarray(chance, float),
             "sparsity": np.array([1 - 0.8**k for k in s["exponents"]]), "images": n, "steps_per_epoch": per_epoch,
-            "schedule": plan, "dense_accuracy": float(np.asarray(imp.dense_history["accuracy"][:, -1]).mean())}
+            "schedule": plan, "layer_sizes": list(model.sizes), "dense_accuracy": float(np.asarray(imp.dense_history["accuracy"][:, -1]).mean())}
 
 
 def figure(result: dict, path: Path, title: str) -> None:
@@ -361,6 +361,7 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None, data_pat
         claim="At extreme sparsity (97 % to 99.7 %) the training accuracy of IMP and MagAfter subnetworks on noisy "
               "images stays far above that of the pruning-at-initialization methods (SynFlow, SNIP, GraSP, random).",
         measured={"data": source, "what_the_data_can_test": scope, "class_signal": signal, "images": result["images"],
+                  "layer_sizes": result["layer_sizes"],
                   "chance": float(np.mean(result["chance"])), "sparsity": result["sparsity"],
                   "dense_accuracy": result["dense_accuracy"],
                   "accuracy_by_method": {m: {"mean": mean_se(v)[0], "se": mean_se(v)[1]}
