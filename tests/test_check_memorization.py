@@ -12,6 +12,7 @@ import pytest
 from check_support import smoke
 from scipy import stats
 
+from lawrob.checks import _e1_sweep as sweep
 from lawrob.checks import e1_memorization_gaussian as e1
 from lawrob.checks import e2_memorization_images as e2
 from lawrob.checks._common import read_per_seed
@@ -122,7 +123,7 @@ def test_e1_setting_sweep_writes_its_comparison_and_resumes(tmp_path, monkeypatc
         return results
 
     monkeypatch.setattr(e1, "measure", fake_measure)
-    result = e1.setting_sweep("smoke", tmp_path, seeds=8, budgets=(100, 200), widths=(20, 30))
+    result = sweep.setting_sweep("smoke", tmp_path, seeds=8, budgets=(100, 200), widths=(20, 30))
     assert calls == [(20, (100, 200)), (30, (100, 200))]  # masks drawn once per width
     assert {(x["steps"], x["width"]) for x in result["settings"]} == {(100, 20), (200, 20), (100, 30), (200, 30)}
     assert result["chosen"]["steps"] == 200  # the budget where the ordering holds
@@ -132,17 +133,17 @@ def test_e1_setting_sweep_writes_its_comparison_and_resumes(tmp_path, monkeypatc
     assert saved["chosen"] == result["chosen"] and "(chosen)" in (tmp_path / "sweep.md").read_text()
     assert (tmp_path / "sweep.png").stat().st_size > 0 and (tmp_path / "sweep.pdf").exists()
     assert (tmp_path / "steps100-width20" / "per_seed.csv").is_file()
-    e1.setting_sweep("smoke", tmp_path, seeds=8, budgets=(100, 200), widths=(20, 30))
+    sweep.setting_sweep("smoke", tmp_path, seeds=8, budgets=(100, 200), widths=(20, 30))
     assert len(calls) == 2  # every setting finished: resumed without measuring
-    e1.setting_sweep("smoke", tmp_path, seeds=8, budgets=(100, 200, 300), widths=(20,))
+    sweep.setting_sweep("smoke", tmp_path, seeds=8, budgets=(100, 200, 300), widths=(20,))
     assert calls[-1] == (20, (300,))  # only the missing budget
 
 
 def test_e1_choose_needs_a_dense_network_that_memorizes():
     base = {"ordering_held": 5, "primary_held": 1, "steps": 100, "width": 50}
-    assert e1.choose([base | {"dense_memorized": 0.9}]) is None
+    assert sweep.choose([base | {"dense_memorized": 0.9}]) is None
     best = base | {"ordering_held": 6, "dense_memorized": 1.0}
-    assert e1.choose([base | {"dense_memorized": 1.0}, best, base | {"ordering_held": 9, "dense_memorized": 0.5}]) is best
+    assert sweep.choose([base | {"dense_memorized": 1.0}, best, base | {"ordering_held": 9, "dense_memorized": 0.5}]) is best
     with pytest.raises(ValueError, match="seeds must be an integer >= 2"):
         e1.run("smoke", "unused", seeds=1)
 
