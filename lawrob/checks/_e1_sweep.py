@@ -36,7 +36,7 @@ CHOICE_RULE = ("among the settings whose dense network memorizes >= 99 % of the 
                "the smaller budget, then the smaller width")
 
 
-def choose(settings: list[dict]) -> dict:
+def choose(settings: list[dict]) -> dict | None:
     """The setting that reproduces the paper's ordering best, by ``CHOICE_RULE`` (fixed before the sweep).
 
     Parameters
@@ -80,7 +80,7 @@ def setting_sweep(scale: str, out: Path, seed: int = 0, seeds: int | None = None
         ``settings`` (one ``summary`` each) and ``chosen``.
     """
     out = Path(out)
-    verdicts = {}
+    verdicts: dict[tuple[int, int], dict] = {}
     for width in widths:  # the masks at initialization are drawn once per width and trained at every budget
         s = e1.setting(scale, seeds, None, width)
         folders = {steps: out / f"steps{steps}-width{width}" for steps in budgets}
