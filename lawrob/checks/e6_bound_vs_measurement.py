@@ -354,8 +354,7 @@ def redraw(out: Path, scale: str = "full") -> dict:
     setup = {k: previous["setup"][k] for k in ("widths", "amplitudes", "methods", "densities", "seeds", "steps")}
     return conclude(out, folder, sweep.read_csv(folder / "results.csv"), scale=scale, setup=setup,
                     seed=previous["setup"]["seed"], start=start, seconds=previous["seconds"],
-                    redrawn={"from": f"sweep_{scale}/results.csv", "seconds": round(time.perf_counter() - start, 1),
-                             "note": "verdict, figure and sweep report recomputed from the committed table by "
+                    redrawn={"from": f"sweep_{scale}/results.csv", "note": "verdict, figure and sweep report recomputed from the committed table by "
                                      "redraw(); the sweep was not rerun"})
 
 
