@@ -52,7 +52,8 @@ ALPHA = 0.05  # family-wise, Holm
 ORDER = (("synflow", "snip", "greater"), ("synflow", "grasp", "greater"), ("snip", "grasp", "equivalent"),
          ("snip", "random", "greater"), ("grasp", "random", "greater"))
 SCALES: dict[str, dict[str, Any]] = {
-    "full": dict(n=30, d=30, width=50, seeds=250, steps=500, exponents=tuple(range(9, 24))),
+    # full: the setting the budget x width sweep picked (paper_checks/README_e123.md, E1)
+    "full": dict(n=30, d=30, width=50, seeds=250, steps=100, exponents=tuple(range(9, 24))),
     "smoke": dict(n=30, d=30, width=50, seeds=16, steps=200, exponents=(14, 17, 20)),
 }
 
@@ -217,13 +218,42 @@ def _high(sparsity) -> list[int]:
 
 
 def first_below_half(memorized: dict, sparsity) -> dict:
-    """Method -> the first grid sparsity where its mean fraction memorized falls below one half (None: never)."""
+    """Where each method collapses: the first grid sparsity at which its mean fraction memorized is below 1/2.
+
+    Parameters
+    ----------
+    memorized : dict
+        Method -> array [seeds, S] of fractions memorized.
+    sparsity : array_like
+        The S grid sparsities, increasing.
+
+    Returns
+    -------
+    dict
+        Method -> that sparsity, or None where the mean never falls below one half.
+    """
     return {m: next((float(x) for x, v in zip(sparsity, memorized[m].mean(0)) if v < 0.5), None) for m in memorized}
 
 
 def figure(sparsity, memorized: dict, primary: dict, path: Path, title: str) -> None:
-    """Left: mean fraction memorized (+- se) against sparsity per method. Right: IMP minus each PaI method at the
-    sparsities >= 95 %, with 95 % t intervals, beside the margin of the primary criterion."""
+    """Draw E1's figure into ``path`` (PNG, and a PDF beside it).
+
+    Left: mean fraction memorized (+- standard error over seeds) against sparsity per method. Right: IMP minus
+    each PaI method at the sparsities >= 95 %, with 95 % t intervals, beside the margin of the primary criterion.
+
+    Parameters
+    ----------
+    sparsity : array_like
+        The S grid sparsities.
+    memorized : dict
+        Method -> array [seeds, S] of fractions memorized.
+    primary : dict
+        ``compare(memorized, sparsity)``.
+    path : Path
+        The PNG to write.
+    title : str
+        Title of the left panel.
+    """
     plt = pyplot()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for i, method in enumerate(memorized):
@@ -249,6 +279,18 @@ def figure(sparsity, memorized: dict, primary: dict, path: Path, title: str) -> 
 
 def setting(scale: str, seeds: int | None = None, steps: int | None = None, width: int | None = None) -> dict:
     """The scale's setting (``SCALES``) with the seed count, budget and width overridden where given.
+
+    Parameters
+    ----------
+    scale : {"smoke", "full"}
+        The scale.
+    seeds, steps, width : int, optional
+        Overrides (None: the scale's).
+
+    Returns
+    -------
+    dict
+        The setting.
 
     Raises
     ------
@@ -355,7 +397,18 @@ def judge(result: dict, out: Path, *, scale: str, s: dict, seed: int, start: flo
 
 def main(argv=None) -> int:
     """``python -m lawrob.checks.e1_memorization_gaussian``: one run, or with ``--budgets``/``--widths`` of more
-    than one value together, the setting sweep. Returns 0."""
+    than one value together, the setting sweep (``lawrob.checks._e1_sweep``).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The command line (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0.
+    """
     def options(parser):
         seeds_option(parser)
         parser.add_argument("--budgets", type=int, nargs="+", default=None,

@@ -71,7 +71,20 @@ SCALES: dict[str, dict[str, Any]] = {
 
 
 def load_images(path, key) -> tuple[np.ndarray, np.ndarray, str]:
-    """FashionMNIST from ``path`` or the environment; else the digits; else a synthetic stand-in (named so)."""
+    """The images of E2: FashionMNIST from ``path`` or the environment; else the digits; else a synthetic stand-in.
+
+    Parameters
+    ----------
+    path : path or None
+        Folder of the FashionMNIST IDX files (None: ``$LAWROB_FASHION_MNIST``).
+    key : jax.Array
+        PRNG key of the synthetic stand-in.
+
+    Returns
+    -------
+    tuple
+        (images [n, d] in [0, 1], labels [n], a sentence naming the data and why it was chosen).
+    """
     try:
         x, y = data.load_fashion_mnist(path, "train")
         return x, y, "FashionMNIST training images (local IDX files)"
@@ -284,8 +297,20 @@ def measure(s: dict, seed: int, images: np.ndarray, labels: np.ndarray, source: 
 
 
 def figure(result: dict, path: Path, title: str) -> None:
-    """Left: mean training accuracy (+- se) against sparsity per method, with the chance level. Right: live hidden
-    units of each hidden layer per method at the highest sparsity."""
+    """Draw E2's figure into ``path`` (PNG, and a PDF beside it).
+
+    Left: mean training accuracy (+- standard error over seeds) against sparsity per method, with the chance
+    level. Right: live hidden units of each hidden layer per method at the highest sparsity.
+
+    Parameters
+    ----------
+    result : dict
+        ``measure``'s result.
+    path : Path
+        The PNG to write.
+    title : str
+        Title of the left panel.
+    """
     plt = pyplot()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), width_ratios=(3, 2))
     sparsity = result["sparsity"]
@@ -384,7 +409,18 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None, data_pat
 
 
 def main(argv=None) -> int:
-    """``python -m lawrob.checks.e2_memorization_images``: run the check; returns 0."""
+    """``python -m lawrob.checks.e2_memorization_images``: run the check.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The command line (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0.
+    """
     def options(parser):
         seeds_option(parser)
         parser.add_argument("--data", type=Path, default=None,
