@@ -75,7 +75,20 @@ THEORY_SLOPE = -0.5
 
 def grids(s: dict, seed: int) -> list[sweep.Grid]:
     """E6's one grid: methods x densities, and density 1, which the grid lists once per network as the method
-    "dense" (the same runs, and hashes, as the separate dense grid of earlier versions)."""
+    "dense" (the same runs, and hashes, as the separate dense grid of earlier versions).
+
+    Parameters
+    ----------
+    s : dict
+        A ``SCALES`` entry.
+    seed : int
+        The first seed.
+
+    Returns
+    -------
+    list of lawrob.sweep.Grid
+        The grid, in a list (``lawrob.sweep.run`` takes one grid at a time).
+    """
     fixed = FIXED | {"steps": s["steps"]}
     axes = {"width": list(s["widths"]), "amplitude": list(s["amplitudes"]), "seed": [seed + i for i in range(s["seeds"])],
             "method": list(s["methods"]), "density": [*s["densities"], 1.0]}
@@ -88,7 +101,18 @@ def _num(row: dict, key: str) -> float | None:
 
 
 def rigorous_bounds(row: dict) -> list[float]:
-    """The valid rigorous theorem bounds of a run (an empty list where neither theorem's conditions hold)."""
+    """The valid rigorous theorem bounds of a run.
+
+    Parameters
+    ----------
+    row : dict
+        A row of the sweep's results table.
+
+    Returns
+    -------
+    list of float
+        Its finite ``bound_nfp_rigorous`` and ``bound_bs_rigorous`` (empty where neither theorem's conditions hold).
+    """
     return [v for key in ("bound_nfp_rigorous", "bound_bs_rigorous") if (v := _num(row, key)) is not None]
 
 
@@ -97,8 +121,20 @@ def _spread(values: list[float]) -> dict | None:
 
 
 def resolution(fitted: list[dict]) -> dict:
-    """The law's predicted change of Lip across ``fitted`` (slope -1/2 in p_eff: sqrt(max p_eff / min p_eff))
-    beside the bracket's resolution (median lip_upper / lip_lower), and whether the first exceeds the second."""
+    """The law's predicted change of Lip across ``fitted`` beside the bracket's resolution.
+
+    Parameters
+    ----------
+    fitted : list of dict
+        Rows of runs that fit below the noise level.
+
+    Returns
+    -------
+    dict
+        ``predicted_effect`` sqrt(max p_eff / min p_eff) (slope -1/2 in p_eff), ``bracket_median_ratio`` and
+        ``bracket_worst_ratio`` (lip_upper / lip_lower), and ``effect_exceeds_resolution`` (None where not
+        computable).
+    """
     ratios = [r["lip_upper"] / r["lip_lower"] for r in fitted if r["lip_lower"] > 0]
     p_eff = [r["p_eff"] for r in fitted]
     predicted = math.sqrt(max(p_eff) / min(p_eff)) if p_eff and min(p_eff) > 0 else None
@@ -108,7 +144,19 @@ def resolution(fitted: list[dict]) -> dict:
 
 
 def analyse(rows: list[dict]) -> dict:
-    """Every number of the verdict, recomputed from the results table alone."""
+    """Every number of the verdict, recomputed from the results table alone.
+
+    Parameters
+    ----------
+    rows : list of dict
+        The runs to judge (rows of ``results.csv``).
+
+    Returns
+    -------
+    dict
+        The verdict's ``measured`` block: counts, violations, margins, the slope per the grid's certificate type
+        with its 95 % interval, the resolution and a per-method summary.
+    """
     certificate_counts = Counter(str(r.get("lip_upper_method")) for r in rows)
     certificate = certificate_counts.most_common(1)[0][0] if rows else None
     fitted_all = [r for r in rows if r["fits_below_noise"]]
