@@ -144,11 +144,9 @@ def paired_effect(a, b, *, margin: float = 0.0, level: float = 0.95) -> dict:
         raise ValueError(f"paired_effect: a and b must be 1-d of equal length >= 2, got shapes {a.shape} and {b.shape}")
     if not 0 < level < 1:
         raise ValueError(f"paired_effect: level must be in (0, 1), got {level}")
-    test = paired_greater(a, b + margin)
-    half = float(stats.t.ppf((1 + level) / 2, len(a) - 1)) * test["se"]
-    mean = float(np.mean(a - b))
-    return {"mean_difference": mean, "ci_low": mean - half, "ci_high": mean + half, "level": level,
-            "margin": margin, "p_value": test["p_value"], "seeds": len(a)}
+    mean, low, high = (float(v) for v in mean_ci(a - b, level=level))
+    return {"mean_difference": mean, "ci_low": low, "ci_high": high, "level": level, "margin": margin,
+            "p_value": paired_greater(a, b + margin)["p_value"], "seeds": len(a)}
 
 
 def paired_equivalent(a, b, *, margin: float, level: float = 0.95) -> dict:
