@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import jax
 import jax.numpy as jnp
@@ -176,6 +176,8 @@ class TrainConfig:
         Stop when the logged loss changes by less.
     stop_patience : int, optional
         Stop after this many logs of unchanged accuracy.
+    min_steps : int, optional
+        Steps before the stop rules apply.
     constrained : bool
         Hold every weight matrix's spectral norm at max_lipschitz^(1/L).
     noisy : bool
@@ -198,6 +200,7 @@ class TrainConfig:
     stop_loss: float | None = None
     stop_delta: float | None = None
     stop_patience: int | None = None
+    min_steps: int | None = None
     constrained: bool = False
     noisy: bool = False
     schedule: Callable | None = None
@@ -231,6 +234,10 @@ class TrainConfig:
             _checks.real_in("stop_delta", self.stop_delta, 0.0, math.inf, low_open=True, high_open=True)
         if self.stop_patience is not None:
             _checks.positive_int("stop_patience", self.stop_patience)
+        if self.min_steps is not None:
+            _checks.positive_int("min_steps", self.min_steps)
+            if self.min_steps > self.steps:
+                raise ValueError(f"min_steps must be at most steps={self.steps}, got {self.min_steps}")
         if self.loss != "cross_entropy" and self.model.sizes[-1] != 1:
             raise ValueError(f"loss={self.loss!r} needs a scalar-output network, got output width {self.model.sizes[-1]}")
 
@@ -291,7 +298,8 @@ def _project(params, vectors, max_lipschitz):
     return type(params)(out), new_vectors
 
 
-def _train(cfg: TrainConfig, params, mask, data, key, learning_rate, grad_noise, reference_x, max_lipschitz):
+def _train(cfg: TrainConfig, params, mask, data, key, learning_rate, grad_noise, reference_x, max_lipschitz,
+           state=None):
     optimizer = cfg.make_optimizer(learning_rate)
     batch_key, noise_key = jax.random.split(key)
 
@@ -330,18 +338,20 @@ def _train(cfg: TrainConfig, params, mask, data, key, learning_rate, grad_noise,
             stop |= jnp.abs(last_loss - m["loss"]) < cfg.stop_delta
         if cfg.stop_patience is not None:
             stop |= stale >= cfg.stop_patience
+        if cfg.min_steps is not None:  # a fixed budget first: the rules apply from min_steps on
+            stop &= (b + 1) * cfg.log_every >= cfg.min_steps
         stopped_at = jnp.where(done | ~stop, stopped_at, (b + 1) * cfg.log_every)
         m = m | {"step": (b + 1) * cfg.log_every, "stopped": done | stop}
         return (params, state, done | stop, m["loss"], m["accuracy"], stale, stopped_at, diverged, vectors), m
 
     params, vectors = constrain(apply_mask(params, mask), _power_vectors(params))
     first = _metrics(cfg, params, mask, data, reference_x)
-    carry = (params, optimizer.init(params), jnp.asarray(False), first["loss"], first["accuracy"], jnp.asarray(0),
-             jnp.asarray(cfg.steps), _non_finite(params, first["loss"]), vectors)
-    (params, *_, stopped_at, diverged, _), history = jax.lax.scan(block, carry, jnp.arange(cfg.steps // cfg.log_every))  # type: ignore[operator]  # log_every: an int after __post_init__
+    carry = (params, optimizer.init(params) if state is None else state, jnp.asarray(False), first["loss"],
+             first["accuracy"], jnp.asarray(0), jnp.asarray(cfg.steps), _non_finite(params, first["loss"]), vectors)
+    (params, state, *_, stopped_at, diverged, _), history = jax.lax.scan(block, carry, jnp.arange(cfg.steps // cfg.log_every))  # type: ignore[operator]  # log_every: an int after __post_init__
     first = first | {"step": jnp.asarray(0), "stopped": jnp.asarray(False)}
     history = jax.tree.map(lambda a, h: jnp.concatenate([a[None], h]), first, history)
-    return params, history | {"steps_run": stopped_at, "diverged": diverged}
+    return params, history | {"steps_run": stopped_at, "diverged": diverged}, state
 
 
 def _non_finite(params, loss) -> jax.Array:
@@ -395,11 +405,25 @@ def _switched(config: TrainConfig, constrained: bool, noisy: bool) -> TrainConfi
 _CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(TrainConfig))
 
 
+@overload
+def fit(params: Params, mask: Mask, data: Dataset, *, config: TrainConfig | None = ..., learning_rate: float = ...,
+        key: jax.Array | None = ..., grad_noise: float = ..., reference_x: jax.Array | None = ...,
+        max_lipschitz: float | None = ..., optimizer_state: Any = ..., return_state: Literal[False] = ...,
+        **options: Any) -> tuple[Params, dict[str, jax.Array]]: ...
+
+
+@overload
+def fit(params: Params, mask: Mask, data: Dataset, *, config: TrainConfig | None = ..., learning_rate: float = ...,
+        key: jax.Array | None = ..., grad_noise: float = ..., reference_x: jax.Array | None = ...,
+        max_lipschitz: float | None = ..., optimizer_state: Any = ..., return_state: Literal[True],
+        **options: Any) -> tuple[Params, dict[str, jax.Array], Any]: ...
+
+
 def fit(
     params: Params, mask: Mask, data: Dataset, *, config: TrainConfig | None = None, learning_rate: float = 1e-3,
     key: jax.Array | None = None, grad_noise: float = 0.0, reference_x: jax.Array | None = None,
-    max_lipschitz: float | None = None, **options: Any,
-) -> tuple[Params, dict[str, jax.Array]]:
+    max_lipschitz: float | None = None, optimizer_state: Any = None, return_state: bool = False, **options: Any,
+) -> tuple[Params, dict[str, jax.Array]] | tuple[Params, dict[str, jax.Array], Any]:
     """Train one masked network for ``steps`` optimizer steps; returns (params, history).
 
     The run's settings are a ``TrainConfig``: pass ``config=TrainConfig(model=..., steps=..., ...)``, or its
@@ -422,7 +446,11 @@ def fit(
     noise correlation (1/n) sum (f(x_i) - E f) z_i with E f averaged over ``reference_x`` (fresh samples from
     mu; the training inputs when None). Training stops (parameters frozen) at the first log where the loss is
     <= ``stop_loss``, changed by less than ``stop_delta``, or the accuracy was unchanged for ``stop_patience``
-    logs; ``history["steps_run"]`` says when. The history's first entry is step 0. ``max_lipschitz`` (> 0):
+    logs, from step ``min_steps`` on (a fixed budget before the rules apply; None: from the first log);
+    ``history["steps_run"]`` says when. The history's first entry is step 0. ``optimizer_state``: the optimizer's
+    state to start from (default a fresh ``init(params)``; e.g. the state a previous ``fit`` of the same optimizer
+    returned, to continue its training: Adam's moments and step count carry over); ``return_state=True`` returns
+    (params, history, final optimizer state). ``max_lipschitz`` (> 0):
     Lipschitz-constrained training, every weight matrix held at spectral norm <= max_lipschitz^(1/L) after every
     update (``TrainConfig.constrained``), so prod_k ||W_k||_2 <= max_lipschitz up to the power iteration's
     estimate; the result's Lipschitz constant is to be certified afterwards (``lipschitz.upper``).
@@ -453,13 +481,17 @@ def fit(
         Fresh samples of mu for E f.
     max_lipschitz : float, optional
         The Lipschitz constraint (None: none).
+    optimizer_state : Any, optional
+        An optimizer state to continue from.
+    return_state : bool
+        Also return the final optimizer state.
     **options
         ``TrainConfig`` fields, when ``config`` is not given.
 
     Returns
     -------
-    tuple of (Params, dict)
-        The trained parameters and the history.
+    tuple
+        (params, history), and the final optimizer state with ``return_state``.
 
     Raises
     ------
@@ -491,7 +523,9 @@ def fit(
     _checks.prng_key("key", key)
     cfg = _switched(cfg, constrained, _checks.traced(grad_noise) or bool(grad_noise > 0))
     reference_x = data.x if reference_x is None else jnp.asarray(reference_x, data.x.dtype)
-    return _train_jit(cfg, params, mask, data, key, learning_rate, grad_noise, reference_x, max_lipschitz)
+    params, history, state = _train_jit(cfg, params, mask, data, key, learning_rate, grad_noise, reference_x,
+                                        max_lipschitz, optimizer_state)
+    return (params, history, state) if return_state else (params, history)
 
 
 def default_chunk(backend: str | None = None) -> int | None:
@@ -519,12 +553,28 @@ def _train_many(cfg: TrainConfig, chunk: int | None, devices: tuple, args: tuple
 _train_batched = jax.jit(_train_many, static_argnums=(0, 1, 2))
 
 
+@overload
+def fit_batched(params: Params, mask: Mask, data: Dataset, *, keys: jax.Array, config: TrainConfig | None = ...,
+                learning_rate: Any = ..., grad_noise: ArrayLike = ..., reference_x: jax.Array | None = ...,
+                chunk_size: int | None | str = ..., devices: Sequence | None = ..., max_lipschitz: ArrayLike | None = ...,
+                optimizer_state: Any = ..., return_state: Literal[False] = ...,
+                **options: Any) -> tuple[Params, dict[str, jax.Array]]: ...
+
+
+@overload
+def fit_batched(params: Params, mask: Mask, data: Dataset, *, keys: jax.Array, config: TrainConfig | None = ...,
+                learning_rate: Any = ..., grad_noise: ArrayLike = ..., reference_x: jax.Array | None = ...,
+                chunk_size: int | None | str = ..., devices: Sequence | None = ..., max_lipschitz: ArrayLike | None = ...,
+                optimizer_state: Any = ..., return_state: Literal[True],
+                **options: Any) -> tuple[Params, dict[str, jax.Array], Any]: ...
+
+
 def fit_batched(
     params: Params, mask: Mask, data: Dataset, *, keys: jax.Array, config: TrainConfig | None = None,
     learning_rate: Any = 1e-3, grad_noise: ArrayLike = 0.0, reference_x: jax.Array | None = None,
     chunk_size: int | None | str = "auto", devices: Sequence | None = None, max_lipschitz: ArrayLike | None = None,
-    **options: Any,
-) -> tuple[Params, dict[str, jax.Array]]:
+    optimizer_state: Any = None, return_state: bool = False, **options: Any,
+) -> tuple[Params, dict[str, jax.Array]] | tuple[Params, dict[str, jax.Array], Any]:
     """Train B independent runs in one compiled call; every argument carries a leading run axis of size B.
 
     ``params``, ``mask`` and ``data`` are stacked pytrees (see ``stack``), ``keys`` has B keys, and
@@ -539,6 +589,7 @@ def fit_batched(
 
     Inputs are checked as in ``fit``, every run's values included. One run that diverges does not stop the
     others: ``history["diverged"]`` is a bool array [B], True for each run whose loss or parameters became NaN/inf.
+    ``optimizer_state`` (stacked, a leading run axis on every leaf) and ``return_state`` as in ``fit``.
 
     Parameters
     ----------
@@ -564,13 +615,17 @@ def fit_batched(
         The devices to split the runs over.
     max_lipschitz : array_like, optional
         A scalar or [B] values (None: unconstrained).
+    optimizer_state : Any, optional
+        Stacked optimizer states to continue from.
+    return_state : bool
+        Also return the final optimizer states.
     **options
         ``TrainConfig`` fields, when ``config`` is not given.
 
     Returns
     -------
-    tuple of (Params, dict)
-        The stacked trained parameters and histories.
+    tuple
+        The stacked (params, history), and the final optimizer states with ``return_state``.
 
     Raises
     ------
@@ -602,8 +657,14 @@ def fit_batched(
         chunk_size = default_chunk(devices[0].platform)
     if chunk_size is not None:
         chunk_size = _checks.positive_int("chunk_size", chunk_size)
-    args = (params, mask, data, keys, learning_rate, grad_noise, reference_x, max_lipschitz)
-    return _train_batched(cfg, chunk_size, devices, args)
+    if optimizer_state is not None:
+        size = _batching.leading_size(optimizer_state, "optimizer_state", "leading run")
+        if size != batch:
+            raise ValueError(f"optimizer_state must have a leading run axis of size {batch} (len(keys)) on every "
+                             f"leaf, got {size}")
+    args = (params, mask, data, keys, learning_rate, grad_noise, reference_x, max_lipschitz, optimizer_state)
+    params, history, state = _train_batched(cfg, chunk_size, devices, args)
+    return (params, history, state) if return_state else (params, history)
 
 
 def _per_run(name: str, value, batch: int, valid: Callable, rule: str) -> jax.Array:

@@ -112,6 +112,43 @@ def test_stop_delta_and_patience(run_inputs):
     assert k < 20 and acc[k] == acc[k - 1] == acc[k - 2] == acc[k - 3]
 
 
+def test_min_steps_is_a_fixed_budget_before_the_stop_rules(run_inputs):
+    params, mask, ds = run_inputs
+    # stop_loss 100 stops every run at its first log; with min_steps 60 the rule waits until step 60
+    _, hist = train.fit(params, mask, ds, model=MODEL, steps=100, log_every=20, stop_loss=100.0, min_steps=60)
+    assert int(hist["steps_run"]) == 60 and list(np.asarray(hist["stopped"])) == [False, False, False, True, True, True]
+    _, hist = train.fit(params, mask, ds, model=MODEL, steps=100, log_every=20, stop_loss=1e-9, min_steps=60)
+    assert int(hist["steps_run"]) == 100  # the rule never fires: the cap
+    with pytest.raises(ValueError, match="min_steps must be at most steps=100"):
+        train.fit(params, mask, ds, model=MODEL, steps=100, min_steps=120)
+    with pytest.raises(ValueError, match="min_steps"):
+        train.fit(params, mask, ds, model=MODEL, steps=100, min_steps=0)
+
+
+def test_optimizer_state_continues_a_training(run_inputs):
+    params, mask, ds = run_inputs
+    options = dict(model=MODEL, learning_rate=1e-2)
+    whole, _ = train.fit(params, mask, ds, steps=60, **options)
+    half, _, state = train.fit(params, mask, ds, steps=30, return_state=True, **options)
+    assert int(state[0].count) == 30  # Adam's step count
+    continued, _ = train.fit(half, mask, ds, steps=30, optimizer_state=state, **options)
+    restarted, _ = train.fit(half, mask, ds, steps=30, **options)  # a fresh state: another trajectory
+    for x, y, z in zip(jax.tree.leaves(whole), jax.tree.leaves(continued), jax.tree.leaves(restarted)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    assert max(float(np.max(np.abs(np.asarray(x) - np.asarray(z))))
+               for x, z in zip(jax.tree.leaves(whole), jax.tree.leaves(restarted))) > 1e-3
+    # batched: one state per run, the same continuation run by run
+    stacked = train.stack([params, params])
+    masks, sets, keys = train.stack([mask, mask]), train.stack([ds, ds]), jax.random.split(jax.random.key(3), 2)
+    whole_b, _ = train.fit_batched(stacked, masks, sets, keys=keys, steps=60, **options)
+    half_b, _, state_b = train.fit_batched(stacked, masks, sets, keys=keys, steps=30, return_state=True, **options)
+    continued_b, _ = train.fit_batched(half_b, masks, sets, keys=keys, steps=30, optimizer_state=state_b, **options)
+    for x, y in zip(jax.tree.leaves(whole_b), jax.tree.leaves(continued_b)):
+        np.testing.assert_allclose(y, x, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="optimizer_state must .*leading run axis"):
+        train.fit_batched(stacked, masks, sets, keys=keys, steps=30, optimizer_state=state, **options)
+
+
 def test_fits_random_labels_below_the_noise_level():
     """An overparametrized MLP memorizes pure +-1 labels: train MSE < sigma2 - eps with eps = 0.5."""
     ds = data.make_dataset(jax.random.key(5), data.Gaussian(16), 128)

@@ -107,6 +107,112 @@ def paired_greater(a, b) -> dict:
     return {"mean_difference": float(diff.mean()), "se": float(se), "p_value": p, "seeds": len(diff)}
 
 
+def paired_effect(a, b, *, margin: float = 0.0, level: float = 0.95) -> dict:
+    """Effect size of a paired comparison over seeds, with a test of it exceeding a margin.
+
+    With D_i = a_i - b_i over the n seeds, mean D, se = sd(D) / sqrt(n) and t = t_{(1 + level)/2, n - 1}, the
+    interval is mean +- t se (two-sided, at ``level``), and the p-value is the one-sided paired t-test of
+    H0: E[D] <= margin against E[D] > margin, i.e. ``paired_greater(a, b + margin)``.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Paired values, one per seed (same length, at least 2).
+    margin : float
+        The effect size the alternative must exceed (0: a plain one-sided test).
+    level : float
+        Coverage of the two-sided interval, in (0, 1).
+
+    Returns
+    -------
+    dict
+        ``mean_difference``, ``ci_low``, ``ci_high``, ``level``, ``margin``, ``p_value`` (one-sided, against the
+        margin) and ``seeds``.
+
+    Raises
+    ------
+    ValueError
+        If ``a`` and ``b`` differ in length or hold fewer than 2 seeds, or ``level`` is outside (0, 1).
+
+    References
+    ----------
+    Student's paired t-test and t interval; e.g. E. L. Lehmann and J. P. Romano, Testing Statistical Hypotheses,
+    3rd ed. (2005), section 5.2.
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise ValueError(f"paired_effect: a and b must be 1-d of equal length >= 2, got shapes {a.shape} and {b.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"paired_effect: level must be in (0, 1), got {level}")
+    mean, low, high = (float(v) for v in mean_ci(a - b, level=level))
+    return {"mean_difference": mean, "ci_low": low, "ci_high": high, "level": level, "margin": margin,
+            "p_value": paired_greater(a, b + margin)["p_value"], "seeds": len(a)}
+
+
+def paired_equivalent(a, b, *, margin: float, level: float = 0.95) -> dict:
+    """Two one-sided tests (TOST) that the paired mean difference lies within +-``margin``.
+
+    H0: |E[a - b]| >= margin against |E[a - b]| < margin; the p-value is the larger of the one-sided paired
+    t-tests of E[a - b] > -margin and E[a - b] < margin. The interval reported is the two-sided one at ``level``
+    of ``paired_effect``.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Paired values, one per seed (same length, at least 2).
+    margin : float
+        The equivalence margin, > 0.
+    level : float
+        Coverage of the reported interval, in (0, 1).
+
+    Returns
+    -------
+    dict
+        ``paired_effect``'s keys, with ``p_value`` the TOST p-value.
+
+    Raises
+    ------
+    ValueError
+        If ``margin`` is not positive, or as ``paired_effect``.
+
+    References
+    ----------
+    D. J. Schuirmann, "A comparison of the two one-sided tests procedure and the power approach for assessing the
+    equivalence of average bioavailability", J. Pharmacokin. Biopharm. 15 (1987) 657-680.
+    """
+    if not margin > 0:
+        raise ValueError(f"paired_equivalent: margin must be > 0, got {margin}")
+    effect = paired_effect(a, b, margin=-margin, level=level)
+    above = paired_greater(np.asarray(b, float) + margin, np.asarray(a, float))["p_value"]  # E[a - b] < margin
+    return effect | {"margin": margin, "p_value": max(effect["p_value"], above)}
+
+
+def holm_tests(pairs: dict, *, margin: float = 0.0, alpha: float = 0.05) -> dict:
+    """Paired tests of mean(a - b) > ``margin`` for every named pair, Holm-adjusted together.
+
+    Parameters
+    ----------
+    pairs : dict
+        Name -> (a, b), paired values over seeds (``paired_effect``'s arguments).
+    margin : float
+        The effect size each difference must exceed.
+    alpha : float
+        The family-wise level: a pair's test holds when its Holm-adjusted p-value is below it.
+
+    Returns
+    -------
+    dict
+        Name -> ``paired_effect`` (with its 95 % t interval and unadjusted p-value) plus ``holm_p`` and ``holds``.
+
+    References
+    ----------
+    S. Holm (1979), see ``holm``.
+    """
+    effects = {name: paired_effect(a, b, margin=margin) for name, (a, b) in pairs.items()}
+    adjusted = holm([e["p_value"] for e in effects.values()]) if effects else []
+    return {name: e | {"holm_p": p, "holds": p < alpha} for (name, e), p in zip(effects.items(), adjusted)}
+
+
 def spearman(x, y) -> float:
     return float(stats.spearmanr(x, y).statistic)
 
@@ -236,6 +342,43 @@ def mean_ci(values, axis: int = 0, level: float = 0.95) -> tuple[np.ndarray, np.
     mean = values.mean(axis=axis)
     half = stats.t.ppf((1 + level) / 2, count - 1) * values.std(axis=axis, ddof=1) / math.sqrt(count)
     return mean, mean - half, mean + half
+
+
+def write_per_seed(path: Path, values: dict, sparsity) -> None:
+    """Write per-seed results as CSV (atomically): one row per (method, sparsity), one column per seed.
+
+    Parameters
+    ----------
+    path : Path
+        The CSV file.
+    values : dict
+        Method -> array [seeds, S] (e.g. the fraction memorized of every seed at every grid sparsity).
+    sparsity : array_like
+        The S grid sparsities.
+    """
+    seeds = len(next(iter(values.values())))
+    lines = ["method,sparsity," + ",".join(f"seed_{k}" for k in range(seeds))]
+    for method, array in values.items():
+        for j, x in enumerate(np.asarray(sparsity)):
+            lines.append(f"{method},{float(x)!r}," + ",".join(repr(float(v)) for v in np.asarray(array)[:, j]))
+    atomic_write_text(Path(path), "\n".join(lines) + "\n")
+
+
+def read_per_seed(path: Path) -> tuple[dict, np.ndarray]:
+    """The per-seed results ``write_per_seed`` wrote: (method -> array [seeds, S], sparsities [S]).
+
+    Raises
+    ------
+    ValueError
+        If the file's methods do not share one sparsity grid.
+    """
+    rows = [line.split(",") for line in Path(path).read_text().splitlines()[1:]]
+    methods = list(dict.fromkeys(r[0] for r in rows))
+    grids = {m: [float(r[1]) for r in rows if r[0] == m] for m in methods}
+    if len({tuple(g) for g in grids.values()}) != 1:
+        raise ValueError(f"path {path}: the methods do not share one sparsity grid")
+    values = {m: np.array([[float(v) for v in r[2:]] for r in rows if r[0] == m]).T for m in methods}
+    return values, np.array(grids[methods[0]])
 
 
 def label_axes(ax, xlabel: str, ylabel: str, title: str, *, legend: float = 8, **title_options) -> None:

@@ -33,8 +33,11 @@ a lower bound, so it need not match), and next to it the effect the law predicts
 sqrt(max p_eff / min p_eff), and the bracket's resolution, the median upper / lower: a predicted effect below
 the resolution cannot be seen in this grid, whatever the slope says.
 
-    uv run python -m lawrob.checks.e6_bound_vs_measurement --scale smoke|full [--seeds N]
+    uv run python -m lawrob.checks.e6_bound_vs_measurement --scale smoke|full [--seeds N] [--redraw]
         [--out DIR | --update-committed]
+
+``--redraw`` (``redraw``) recomputes verdict.json, e6.png and the sweep's report from the table already in the
+output folder, training nothing: ``--scale full --update-committed --redraw`` refreshes the committed results.
 
 Output: --out DIR (default ./lawrob-out/checks/e6, in the current directory); --update-committed (with
 --scale full only) rewrites the committed results in paper_checks/results/e6 instead.
@@ -43,6 +46,7 @@ Output: --out DIR (default ./lawrob-out/checks/e6, in the current directory); --
 from __future__ import annotations
 
 import csv
+import json
 import math
 import sys
 import time
@@ -71,7 +75,20 @@ THEORY_SLOPE = -0.5
 
 def grids(s: dict, seed: int) -> list[sweep.Grid]:
     """E6's one grid: methods x densities, and density 1, which the grid lists once per network as the method
-    "dense" (the same runs, and hashes, as the separate dense grid of earlier versions)."""
+    "dense" (the same runs, and hashes, as the separate dense grid of earlier versions).
+
+    Parameters
+    ----------
+    s : dict
+        A ``SCALES`` entry.
+    seed : int
+        The first seed.
+
+    Returns
+    -------
+    list of lawrob.sweep.Grid
+        The grid, in a list (``lawrob.sweep.run`` takes one grid at a time).
+    """
     fixed = FIXED | {"steps": s["steps"]}
     axes = {"width": list(s["widths"]), "amplitude": list(s["amplitudes"]), "seed": [seed + i for i in range(s["seeds"])],
             "method": list(s["methods"]), "density": [*s["densities"], 1.0]}
@@ -84,7 +101,18 @@ def _num(row: dict, key: str) -> float | None:
 
 
 def rigorous_bounds(row: dict) -> list[float]:
-    """The valid rigorous theorem bounds of a run (an empty list where neither theorem's conditions hold)."""
+    """The valid rigorous theorem bounds of a run.
+
+    Parameters
+    ----------
+    row : dict
+        A row of the sweep's results table.
+
+    Returns
+    -------
+    list of float
+        Its finite ``bound_nfp_rigorous`` and ``bound_bs_rigorous`` (empty where neither theorem's conditions hold).
+    """
     return [v for key in ("bound_nfp_rigorous", "bound_bs_rigorous") if (v := _num(row, key)) is not None]
 
 
@@ -93,8 +121,20 @@ def _spread(values: list[float]) -> dict | None:
 
 
 def resolution(fitted: list[dict]) -> dict:
-    """The law's predicted change of Lip across ``fitted`` (slope -1/2 in p_eff: sqrt(max p_eff / min p_eff))
-    beside the bracket's resolution (median lip_upper / lip_lower), and whether the first exceeds the second."""
+    """The law's predicted change of Lip across ``fitted`` beside the bracket's resolution.
+
+    Parameters
+    ----------
+    fitted : list of dict
+        Rows of runs that fit below the noise level.
+
+    Returns
+    -------
+    dict
+        ``predicted_effect`` sqrt(max p_eff / min p_eff) (slope -1/2 in p_eff), ``bracket_median_ratio`` and
+        ``bracket_worst_ratio`` (lip_upper / lip_lower), and ``effect_exceeds_resolution`` (None where not
+        computable).
+    """
     ratios = [r["lip_upper"] / r["lip_lower"] for r in fitted if r["lip_lower"] > 0]
     p_eff = [r["p_eff"] for r in fitted]
     predicted = math.sqrt(max(p_eff) / min(p_eff)) if p_eff and min(p_eff) > 0 else None
@@ -104,7 +144,19 @@ def resolution(fitted: list[dict]) -> dict:
 
 
 def analyse(rows: list[dict]) -> dict:
-    """Every number of the verdict, recomputed from the results table alone."""
+    """Every number of the verdict, recomputed from the results table alone.
+
+    Parameters
+    ----------
+    rows : list of dict
+        The runs to judge (rows of ``results.csv``).
+
+    Returns
+    -------
+    dict
+        The verdict's ``measured`` block: counts, violations, margins, the slope per the grid's certificate type
+        with its 95 % interval, the resolution and a per-method summary.
+    """
     certificate_counts = Counter(str(r.get("lip_upper_method")) for r in rows)
     certificate = certificate_counts.most_common(1)[0][0] if rows else None
     fitted_all = [r for r in rows if r["fits_below_noise"]]
@@ -164,10 +216,24 @@ def analyse(rows: list[dict]) -> dict:
 
 
 def figure(rows: list[dict], measured: dict, path: Path) -> None:
-    """Left: the certified bracket of every fitted run against p_eff (colour: method, marker: width), with the
-    rigorous bound, the constant-free sqrt(n d / p_eff) and the fitted slope. Right: which runs fit below the noise."""
+    """Draw E6's figure into ``path`` (PNG, and a PDF beside it).
+
+    Left: the certified bracket of every fitted run against p_eff (colour: method, marker: width), with the
+    rigorous bound of every run whose conditions hold (a wide black bar), the constant-free sqrt(n d / p_eff) and
+    the fitted slope; the legends sit below the plots, so the y-axes span only the data. Right: the train MSE of
+    every run against its sparsity, beside each noise level's sigma2 - eps (a run fits below its own line).
+
+    Parameters
+    ----------
+    rows : list of dict
+        The sweep's rows (``lawrob.sweep.read_csv``).
+    measured : dict
+        ``analyse(rows)``.
+    path : Path
+        The PNG to write.
+    """
     plt = pyplot()
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
+    fig, ((ax, ax2), (key, key2)) = plt.subplots(2, 2, figsize=(12, 6.2), height_ratios=(4, 1))
     fitted = [r for r in rows if r["fits_below_noise"]]
     methods = sorted({r["method"] for r in rows})
     colors = {m: f"C{i}" for i, m in enumerate(methods)}
@@ -181,38 +247,40 @@ def figure(rows: list[dict], measured: dict, path: Path) -> None:
             x = np.array([r["p_eff"] for r in rs])
             lo, hi = np.array([r["lip_lower"] for r in rs]), np.array([r["lip_upper"] for r in rs])
             ax.vlines(x, lo, hi, color=colors[method], alpha=0.6)
-            ax.scatter(x, np.sqrt(lo * hi), color=colors[method], marker=markers[width], s=14)
+            ax.scatter(x, np.sqrt(lo * hi), color=colors[method], marker=markers[width], s=16)
     for method in methods:  # legend entries: one per method (circles), one per width (grey markers)
         if any(r["method"] == method for r in fitted):
-            ax.scatter([], [], color=colors[method], marker="o", s=14, label=f"{method}: certified bracket")
+            ax.scatter([], [], color=colors[method], marker="o", s=16, label=f"{method}: certified bracket")
+    for width in widths:
+        ax.scatter([], [], color="gray", marker=markers[width], s=16, label=f"width {width}")
     if fitted:
         x = np.array([r["p_eff"] for r in fitted])
         grid = np.geomspace(x.min(), x.max(), 50)
         nd = np.median([r["n"] * r["d"] for r in fitted])
-        ax.plot(grid, np.sqrt(nd / grid), color="gray", ls=":", label="sqrt(n d / p_eff) (no constants)")
+        ax.plot(grid, np.sqrt(nd / grid), color="gray", ls=":", lw=1.5, label="sqrt(n d / p_eff) (no constants)")
         bound = [(r["p_eff"], max(rigorous_bounds(r))) for r in fitted if rigorous_bounds(r)]
         if bound:
-            ax.scatter(*zip(*bound), color="k", marker="_", s=80, label="rigorous NFP bound (conditions met)")
+            ax.scatter(*zip(*bound), color="k", marker="_", s=260, linewidths=2.5,
+                       label="rigorous NFP bound (conditions met)")
         fit = measured["slope_log_lip_vs_log_p_eff"]
         if fit["slope"] is not None:
             ax.plot(grid, np.exp(fit["intercept"]) * grid ** fit["slope"], "k--", lw=1,
-                    label=f"fit: slope {fit['slope']:.2f} [{fit['low']:.2f}, {fit['high']:.2f}] (theory -0.5)")
+                    label=f"fit ({measured['certificate']} runs): slope {fit['slope']:.2f} "
+                          f"[{fit['low']:.2f}, {fit['high']:.2f}] (theory -0.5)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    low, high = ax.get_ylim()
-    ax.set_ylim(low, high * 1e4)  # room for the legend above the brackets
+    ax.margins(y=0.08)
     ax.set_xlabel("p_eff (bits)")
     ax.set_ylabel("Lipschitz constant")
     ax.set_title(f"E6: fitted runs, {measured['violations']} violations in {measured['checked_runs']} checked")
-    ax.legend(fontsize=6.5, loc="upper center", ncol=2)
     for method in methods:
         for width in widths:
             rs = [r for r in rows if r["method"] == method and r["width"] == width]
             jitter = 0.004 * (methods.index(method) - len(methods) / 2)
             ax2.scatter([1 - r["density"] + jitter for r in rs], [r["train_mse"] for r in rs], color=colors[method],
-                        marker=markers[width], s=14, label=method if width == widths[0] else None)
+                        marker=markers[width], s=16, label=method if width == widths[0] else None)
     for width in widths:
-        ax2.scatter([], [], color="gray", marker=markers[width], s=14, label=f"width {width}")
+        ax2.scatter([], [], color="gray", marker=markers[width], s=16, label=f"width {width}")
     eps = rows[0]["eps"]
     for s2 in sorted({r["sigma2"] for r in rows}):
         ax2.axhline(s2 - eps, color="k", ls=":", lw=1)
@@ -220,8 +288,11 @@ def figure(rows: list[dict], measured: dict, path: Path) -> None:
     ax2.set_yscale("log")
     ax2.set_xlabel("sparsity (fraction of weights pruned)")
     ax2.set_ylabel("train MSE")
-    ax2.set_title("fit below the noise level (a run counts below its own line)")
-    ax2.legend(fontsize=7, ncol=2)
+    ax2.set_title("train MSE: a run fits below its own noise level's line")
+    for legend, source, columns in ((key, ax, 3), (key2, ax2, 5)):  # legends in their own axes, below the plots
+        legend.axis("off")
+        legend.legend(*source.get_legend_handles_labels(), fontsize=7, loc="upper center", ncol=columns,
+                      frameon=False)
     save_figure(fig, path)
 
 
@@ -257,6 +328,29 @@ def refuse_other_grid(folder: Path, wanted) -> None:
 
 
 def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
+    """Run E6's sweep at ``scale`` into ``out/sweep_<scale>`` (resuming it), then write its report, figure and verdict.
+
+    Parameters
+    ----------
+    scale : {"smoke", "full"}
+        The grid of ``SCALES``.
+    out : Path
+        Output folder (``verdict.json``, ``e6.png``, ``e6.pdf`` and the sweep folder).
+    seed : int
+        First seed of the grid.
+    seeds : int, optional
+        Number of seeds instead of the scale's.
+
+    Returns
+    -------
+    dict
+        The verdict, as written to ``verdict.json``.
+
+    Raises
+    ------
+    OtherGridResults
+        If the sweep folder holds results of another grid (nothing is changed).
+    """
     start = time.perf_counter()
     s = SCALES[scale] | ({"seeds": seeds} if seeds else {})
     out = Path(out)
@@ -266,10 +360,80 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     refuse_other_grid(folder, wanted)
     for grid in todo:  # resumable: a rerun skips finished runs; the sweep logs its own progress per run
         sweep.run(grid, folder, progress=False)
-    sweep.write_report(folder)
     rank = {h: i for i, h in enumerate(wanted)}
     rows = sorted((r for r in sweep.read_csv(folder / "results.csv") if r["config_hash"] in rank),
                   key=lambda r: rank[r["config_hash"]])
+    return conclude(out, folder, rows, scale=scale, setup=s, seed=seed, start=start)
+
+
+def redraw(out: Path, scale: str = "full") -> dict:
+    """Rewrite E6's verdict, figure and sweep report from the results table already in ``out/sweep_<scale>``,
+    without training or measuring anything (for committed results whose analysis or figure changed after the run).
+
+    Every row of the table is used (the grid's run hashes may have changed since the table was written, so rows are
+    not matched against the current grid); the settings recorded are the scale's, the verdict keeps the original
+    run's ``seconds`` from the previous ``verdict.json`` and says in ``redrawn`` that it was recomputed.
+
+    Parameters
+    ----------
+    out : Path
+        A folder holding ``verdict.json`` and ``sweep_<scale>/results.csv`` of an earlier E6 run.
+    scale : {"smoke", "full"}
+        The scale of that run.
+
+    Returns
+    -------
+    dict
+        The verdict, as written to ``verdict.json``.
+
+    Raises
+    ------
+    ValueError
+        If ``scale`` is unknown, or ``out`` lacks the results table or the previous verdict.
+    """
+    start = time.perf_counter()
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
+    out = Path(out)
+    folder = out / f"sweep_{scale}"
+    if not (folder / "results.csv").is_file() or not (out / "verdict.json").is_file():
+        raise ValueError(f"out {out} must hold verdict.json and sweep_{scale}/results.csv of an earlier E6 run")
+    previous = json.loads((out / "verdict.json").read_text())
+    setup = {k: previous["setup"][k] for k in ("widths", "amplitudes", "methods", "densities", "seeds", "steps")}
+    return conclude(out, folder, sweep.read_csv(folder / "results.csv"), scale=scale, setup=setup,
+                    seed=previous["setup"]["seed"], start=start, seconds=previous["seconds"],
+                    redrawn={"from": f"sweep_{scale}/results.csv", "note": "verdict, figure and sweep report recomputed from the committed table by "
+                                     "redraw(); the sweep was not rerun"})
+
+
+def conclude(out: Path, folder: Path, rows: list[dict], *, scale: str, setup: dict, seed: int, start: float,
+             **extra) -> dict:
+    """The sweep report of ``folder``, then ``analyse(rows)``, the figure and the verdict of E6 into ``out``.
+
+    Parameters
+    ----------
+    out, folder : Path
+        E6's output folder and its sweep folder.
+    rows : list of dict
+        The runs to judge.
+    scale : str
+        Recorded in the verdict.
+    setup : dict
+        The grid's settings (a ``SCALES`` entry).
+    seed : int
+        The grid's first seed.
+    start : float
+        ``time.perf_counter()`` at the start (the verdict's ``seconds``, unless ``extra`` gives them).
+    **extra
+        Further verdict keys.
+
+    Returns
+    -------
+    dict
+        The verdict.
+    """
+    sweep.write_report(folder)
+    s = setup
     measured = analyse(rows)
     figure(rows, measured, out / "e6.png")
     no_violation = measured["violations"] == 0 and not measured["sweep_flagged_violations"]
@@ -309,19 +473,26 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
                                                            variant="rigorous").details["mixture_n_min"]),
            "bs_mixture_n_min": float(bounds.bubeck_sellke(FIXED["n"], FIXED["d"], 1, FIXED["eps"], FIXED["delta"], 1.0,
                                                           1.0, variant="rigorous").details["mixture_n_min"]),
-           "sweep_folder": folder.name, "figure": "e6.png"})
+           "sweep_folder": folder.name, "figure": "e6.png"}, **extra)
 
 
 def main(argv=None) -> int:
-    args = parse_args("E6", argv, extra=seeds_option)
+    """``python -m lawrob.checks.e6_bound_vs_measurement``: run the check, or with ``--redraw`` recompute its
+    outputs from the table in the output folder. Returns 0, or 2 on a refused folder."""
+    def options(parser):
+        seeds_option(parser)
+        parser.add_argument("--redraw", action="store_true",
+                            help="recompute verdict.json, e6.png and the sweep report from the output folder's "
+                                 "sweep_<scale>/results.csv, training nothing")
+
+    args = parse_args("E6", argv, extra=options)
     try:
-        verdict = run(args.scale, args.out, args.seed, args.seeds)
-    except OtherGridResults as error:
+        verdict = redraw(args.out, args.scale) if args.redraw else run(args.scale, args.out, args.seed, args.seeds)
+    except (OtherGridResults, ValueError) as error:
         print(f"E6: error: {error}", file=sys.stderr)
         return 2
     print_verdict(verdict, verdict["measured"]["summary"], args.out)
     return 0
-
 
 if __name__ == "__main__":
     script(main)

@@ -270,18 +270,21 @@ def bound_columns(config: RunConfig, model: nets.MLP, dataset: Dataset, params: 
     return row
 
 
-def margins(row: dict, config: RunConfig) -> dict:
+def margins(row: dict, n: int, d: int) -> dict:
     """How far the certified upper bound U = lip_upper sits above what the law asks: ``upper_over_bound`` =
     U / the largest valid rigorous bound (BS or NFP; None when neither is valid), a check ``bound <= U`` is only
     as informative as this ratio is close to 1; and ``upper_over_scaling`` = U / sqrt(n d / active), the
-    constant-free law (Bubeck & Sellke 2021, Thm 1 with p = active weights).
+    constant-free law (Bubeck & Sellke 2021, Thm 1 with p = active weights). ``row`` needs ``lip_upper``,
+    ``active`` and the rigorous bound columns; ``n`` and ``d`` are the run's.
 
     Parameters
     ----------
     row : dict
         A measured row.
-    config : RunConfig
-        The run's settings.
+    n : int
+        The run's number of samples.
+    d : int
+        The run's input dimension.
 
     Returns
     -------
@@ -295,7 +298,7 @@ def margins(row: dict, config: RunConfig) -> dict:
     rigorous = [row[key] for key in ("bound_bs_rigorous", "bound_nfp_rigorous") if row.get(key) is not None]
     upper = row["lip_upper"]
     return {"upper_over_bound": upper / max(rigorous) if rigorous and max(rigorous) > 0 else None,
-            "upper_over_scaling": upper / math.sqrt(config.n * config.d / row["active"]) if row["active"] else None}
+            "upper_over_scaling": upper / math.sqrt(n * d / row["active"]) if row["active"] else None}
 
 
 def verdict(row: dict) -> bool:
@@ -341,5 +344,5 @@ def measure_row(state: RunState, model: nets.MLP, lower: lipschitz.Bound | None 
     row = fit_columns(config, state.dataset, state.history)  # type: ignore[arg-type]  # set by training before measuring
     row |= bracket(state, model, lower, upper)
     row |= bound_columns(config, model, state.dataset, state.params, state.mask, state.information)  # type: ignore[arg-type]  # set by the mask stage
-    row |= margins(row, config)
+    row |= margins(row, config.n, config.d)
     return row | {"bound_violation": verdict(row)}

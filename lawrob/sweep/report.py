@@ -14,6 +14,7 @@ from scipy import stats
 from lawrob import info, plots
 from lawrob._io import atomic_write_text
 from lawrob.sweep import manifest
+from lawrob.sweep.measure import margins
 from lawrob.sweep.store import ResultStore, read_csv
 
 
@@ -208,7 +209,8 @@ def _section(rows: list[dict], histories: dict, figures: Path, prefix: str) -> t
     fits = scaling_fits(rows)
     lip = plots.lipschitz_vs_peff(rows, figures / "lipschitz_vs_peff", fit=next(iter(fits.values())) if len(fits) == 1 else None)
     mem = plots.memorization_vs_sparsity(rows, figures / "memorization_vs_sparsity")
-    corr = plots.noise_correlation(histories, rows, figures / "noise_correlation")
+    traced = any(histories.get(r["config_hash"], {}).get("noise_corr") for r in rows)
+    corr = plots.noise_correlation(histories, rows, figures / "noise_correlation") if traced else {"final_mean": {}}
     checks = verdicts(rows, fits)
     failed = Counter(r["failed_stage"] for r in rows if r.get("failed_stage"))
     lines = [f"{len(rows)} runs (distinct networks: a dense run is measured once); "
@@ -230,7 +232,9 @@ def _section(rows: list[dict], histories: dict, figures: Path, prefix: str) -> t
               f"![lipschitz vs p_eff]({prefix}lipschitz_vs_peff.png)", "",
               "Training accuracy (memorization) against sparsity:", "",
               f"![memorization]({prefix}memorization_vs_sparsity.png)", "",
-              "Noise correlation during training:", "", f"![noise correlation]({prefix}noise_correlation.png)", ""]
+              *(["Noise correlation during training:", "", f"![noise correlation]({prefix}noise_correlation.png)", ""]
+                if traced else ["Noise correlation during training: not drawn, the folder holds no training histories "
+                                "(`parts/histories-p*.jsonl`).", ""])]
     bound_note = [r for r in rows if r.get("bound_nfp_rigorous") is not None]
     if bound_note:
         ratio = float(np.median([r["lip_lower"] / r["bound_nfp_rigorous"] for r in bound_note
@@ -240,6 +244,15 @@ def _section(rows: list[dict], histories: dict, figures: Path, prefix: str) -> t
                   "informative comparison.", ""]
     return lines, {"checks": checks, "slopes": fits, "figure": lip, "memorization": mem["curves"],
                    "final_noise_correlation": corr["final_mean"]}
+
+
+def with_margins(row: dict) -> dict:
+    """``row`` with the margin columns ``upper_over_bound`` and ``upper_over_scaling`` (``measure.margins``)
+    derived from its own columns where its table predates them (a table written before those columns existed);
+    a row that has them, or lacks a certified upper bound, is returned as it is."""
+    if "upper_over_bound" in row or not isinstance(row.get("lip_upper"), float):
+        return row
+    return row | margins(row, row["n"], row["d"])
 
 
 def write_report(out_dir: str | Path) -> Path:
@@ -261,7 +274,7 @@ def write_report(out_dir: str | Path) -> Path:
     table = out_dir / "results.csv"
     if not table.is_file():
         raise ValueError(f"out_dir {out_dir} holds no results.csv: run `lawrob sweep` there first")
-    rows = read_csv(table)
+    rows = [with_margins(r) for r in read_csv(table)]
     if not rows:
         raise ValueError(f"{table} has no rows")
     histories = ResultStore(out_dir).history_records()
