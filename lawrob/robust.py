@@ -38,17 +38,40 @@ __all__ = ["Frontier", "fits_below_noise", "frontier", "spectral_product"]
 
 
 def spectral_product(params: Params) -> jax.Array:
-    """prod_k ||W_k||_2 of a network (or of each network of a stacked batch: an array [B]), from the exact
-    singular values: an upper bound on Lip(f) for 1-Lipschitz activations (every ``nets.ACTIVATIONS``)."""
+    """prod_k ||W_k||_2, from the exact singular values: an upper bound on Lip(f) for 1-Lipschitz activations
+    (every ``nets.ACTIVATIONS``).
+
+    Parameters
+    ----------
+    params : Params
+        One network, or a stacked batch of B networks (a leading axis on every leaf).
+
+    Returns
+    -------
+    jax.Array
+        A scalar, or an array [B] for a batch.
+    """
     norms = [jnp.linalg.norm(layer["w"], ord=2, axis=(-2, -1)) for layer in params]
     return jnp.prod(jnp.stack(norms), axis=0)
 
 
 @dataclasses.dataclass(frozen=True)
 class Frontier:
-    """The result of ``frontier`` for B runs: the most robust network that fit (``params``, stacked, and its
-    training ``history``), the constraint ``target`` [B] it fit under (inf: the plain fit, when no trial fit),
-    how many trials fit (``trials_fit`` [B]) and the optimizer steps spent, plain fit included (``steps`` [B])."""
+    """The result of ``frontier`` for B runs.
+
+    Parameters
+    ----------
+    params : Params
+        The most robust network that fit, per run (stacked).
+    history : dict
+        Its training history (stacked, as ``train.fit_batched`` returns it).
+    target : numpy.ndarray
+        The constraint [B] each network fit under; inf where no trial fit (the plain fit is kept).
+    trials_fit : numpy.ndarray
+        How many trials fit, per run [B].
+    steps : numpy.ndarray
+        Optimizer steps spent per run [B], the plain fit included.
+    """
 
     params: Params
     history: dict
@@ -74,6 +97,11 @@ def fits_below_noise(history: dict, sigma2: np.ndarray, eps: float) -> np.ndarra
     -------
     numpy.ndarray
         Booleans, shape [B].
+
+    References
+    ----------
+    S. Bubeck and M. Sellke, NeurIPS 2021, Thm 3; T. Kumar, K. Luo and M. Sellke, ICML 2024, Thm 4
+    (docs/theory.md).
     """
     return np.asarray(history["mse"][:, -1]) <= sigma2 - eps
 
@@ -82,13 +110,42 @@ def frontier(params: Params, history: dict, mask: Mask, data: Dataset, *, model:
              trials: int = 8, spread: float = 1000.0, learning_rate: Any = 1e-3, **options: Any) -> Frontier:
     """Bisect on the Lipschitz constraint for B runs that already fit (see the module docstring).
 
-    ``params``, ``history``: the stacked plain fits and their training histories (``train.fit_batched``; the
-    spectral product of each is its run's first ``hi``), ``mask`` and
-    ``data`` stacked as in ``train.fit_batched``, ``keys`` [B] training keys (trial t uses fold_in(key, t)),
-    ``eps``: the fit criterion train MSE <= sigma2 - eps (sigma2 of each data set), ``trials`` >= 1 steps of
-    the continuation and bisection, which never go below hi / ``spread`` (``spread`` > 1),
-    ``learning_rate`` (scalar or [B]) and ``options``: those of ``train.fit_batched`` (steps, loss, ...), used
-    for every trial. A run whose plain fit does not fit keeps it (``target`` inf, ``trials_fit`` 0).
+    Parameters
+    ----------
+    params, history : Params, dict
+        The stacked plain fits and their training histories (``train.fit_batched``); the spectral product of
+        each is its run's first ``hi``.
+    mask, data : Mask, Dataset
+        Stacked as in ``train.fit_batched``.
+    model : nets.MLP
+        The architecture.
+    keys : jax.Array
+        Training keys [B]; trial t uses fold_in(key, t).
+    eps : float
+        The fit criterion train MSE <= sigma2 - eps (sigma2 of each data set), > 0.
+    trials : int
+        Steps of the continuation and bisection, >= 1.
+    spread : float
+        The search never goes below hi / ``spread``; > 1.
+    learning_rate : float or array_like
+        Scalar or [B].
+    **options
+        Those of ``train.fit_batched`` (steps, loss, ...), used for every trial.
+
+    Returns
+    -------
+    Frontier
+        A run whose plain fit does not fit keeps it (``target`` inf, ``trials_fit`` 0).
+
+    Raises
+    ------
+    ValueError
+        If ``trials``, ``spread``, ``eps`` or ``keys`` are out of range.
+
+    References
+    ----------
+    S. Bubeck and M. Sellke, "A universal law of robustness via isoperimetry", NeurIPS 2021, Thm 3; T. Kumar,
+    K. Luo and M. Sellke, "No free prune", ICML 2024, Thm 4 (the fit hypothesis; docs/theory.md).
     """
     trials = _checks.positive_int("trials", trials)
     spread = _checks.real_in("spread", spread, 1.0, np.inf, low_open=True, high_open=True)

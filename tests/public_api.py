@@ -11,11 +11,6 @@ import pkgutil
 
 import lawrob
 
-# Modules other engineers are editing (sweep.frontier: the robust frontier's sweep stage, new on main); their
-# docstrings and annotations are checked once this entry is removed.
-NOT_YET = ("lawrob.checks", "lawrob.robust", "lawrob.sweep.frontier")
-
-
 def _public_modules() -> list:
     names = ["lawrob"] + [m.name for m in pkgutil.walk_packages(lawrob.__path__, "lawrob.")
                           if not any(part.startswith("_") for part in m.name.split("."))]
@@ -26,7 +21,7 @@ def _own(obj) -> bool:
     return (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__.startswith("lawrob")
 
 
-def public_objects(include_not_yet: bool = False) -> dict[str, object]:
+def public_objects() -> dict[str, object]:
     """``{"module.qualname": obj}`` for every public function and class, keyed by where it is defined."""
     found = {}
     for module in _public_modules():
@@ -34,15 +29,14 @@ def public_objects(include_not_yet: bool = False) -> dict[str, object]:
             obj = getattr(module, name)
             if _own(obj):
                 found[f"{obj.__module__}.{obj.__qualname__}"] = obj
-    return {key: obj for key, obj in sorted(found.items())
-            if include_not_yet or not key.startswith(NOT_YET)}
+    return dict(sorted(found.items()))
 
 
-def public_methods(include_not_yet: bool = False) -> dict[str, object]:
+def public_methods() -> dict[str, object]:
     """``{"module.Class.method": function}`` for the public methods and properties' getters of the public classes
     (``__init__`` excluded: a class's Parameters section documents it)."""
     found = {}
-    for key, cls in public_objects(include_not_yet).items():
+    for key, cls in public_objects().items():
         if not inspect.isclass(cls):
             continue
         fields = {field.name for field in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()

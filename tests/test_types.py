@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from public_api import NOT_YET, public_methods, public_objects
+from public_api import public_methods, public_objects
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGNATURES = {key: obj for key, obj in public_objects().items() if inspect.isfunction(obj)} | public_methods()
@@ -36,7 +36,7 @@ def test_mypy_requires_the_cli_to_be_annotated():
 
 
 def test_the_public_api_is_what_it_should_be():
-    assert len(SIGNATURES) > 150 and not any(key.startswith(NOT_YET) for key in SIGNATURES)
+    assert len(SIGNATURES) > 150 and "lawrob.robust.frontier" in SIGNATURES
     assert {"lawrob.bounds._nfp.no_free_prune", "lawrob.nets.MLP.apply", "lawrob.data.Gaussian.c",
             "lawrob.sweep.grid.Grid.from_toml", "lawrob.train.TrainConfig.make_optimizer"} <= SIGNATURES.keys()
 

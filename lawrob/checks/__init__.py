@@ -27,12 +27,34 @@ EXPERIMENTS = {
 
 
 def module_names() -> dict[str, str]:
-    """{"E1": "lawrob.checks.e1_memorization_gaussian", ...}: the importable module of every check."""
+    """The importable module of every check.
+
+    Returns
+    -------
+    dict of str to str
+        ``{"E1": "lawrob.checks.e1_memorization_gaussian", ...}``, in the order ``lawrob check`` runs them.
+    """
     return {experiment: f"{__name__}.{module}" for experiment, module in EXPERIMENTS.items()}
 
 
 def load(experiment: str) -> ModuleType:
-    """The module of check ``experiment`` ("E1".."E7", any case), imported."""
+    """The module of one check, imported.
+
+    Parameters
+    ----------
+    experiment : str
+        "E1" .. "E7", in any case.
+
+    Returns
+    -------
+    types.ModuleType
+        The check's module, with its ``run(scale, out, ...)`` and ``main(argv)``.
+
+    Raises
+    ------
+    ValueError
+        If ``experiment`` names no check.
+    """
     names = module_names()
     if experiment.upper() not in names:
         raise ValueError(f"experiment must be among {sorted(names)}, got {experiment!r}")

@@ -17,6 +17,8 @@ Columns: ``robust_target`` (the constraint the kept network fit under), ``robust
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -91,10 +93,23 @@ def _search(part: list[RunState], model: nets.MLP, devices) -> None:
                           "robust_restart_spread": values[-1] / values[0] if len(values) > 1 else None}
 
 
-def frontier_stage(states: list[RunState], model: nets.MLP, devices=None) -> None:
+def frontier_stage(states: list[RunState], model: nets.MLP, devices: Sequence | None = None) -> None:
     """For the healthy runs whose objective is "robust": the most robust network found over their restarts
-    (module docstring), one part per (trials, spread, restarts, upper-bound method); a part whose search raises
-    gives each of its runs a failure row (stage "frontier")."""
+    (module docstring), one part per (trials, spread, restarts, upper-bound method).
+
+    Parameters
+    ----------
+    states : list of RunState
+        The group's runs after training; updated in place (parameters, history, columns, ``upper_bound``).
+    model : nets.MLP
+        The group's architecture.
+    devices : sequence of jax.Device, optional
+        Shard the restarts' plain fits over these (``train.fit_batched``).
+
+    Notes
+    -----
+    A part whose search raises gives each of its runs a failure row (stage "frontier"), never an abort.
+    """
     healthy = [s for s in states if s.failure is None]
     for state in healthy:
         state.columns["train_steps_total"] = int(state.history["steps_run"])  # type: ignore[index]  # healthy runs are trained
