@@ -6,9 +6,9 @@ working directory and TMPDIR in the test's tmp_path. Its last cell prints its ke
 notebook must hold the outputs of one top-to-bottom run (so it reads on a web page without running), small enough
 to read there (``MAX_NOTEBOOK_BYTES``, ``MAX_IMAGE_BYTES``); the key numbers of a fresh run must equal the committed
 ones (floats to ``REL_TOL``, room for another machine's XLA kernels and summation orders, not for a changed result).
-The committed outputs come from the versions in uv.lock; with another jax or jaxlib installed (a run at the lowest
-direct versions, where jax 0.8.1 trains notebook 01's networks to a train MSE of 0.107 instead of 0.216) the
-numbers cannot be expected to match, and only that comparison is skipped. The tests
+The committed outputs come from the versions in uv.lock; with another jax or jaxlib installed, or under a lock
+resolved at the lowest direct versions (where jax 0.8.1 trains notebook 01's networks to a train MSE of 0.107
+instead of 0.216), the numbers cannot be expected to match, and only that comparison is skipped. The tests
 then recompute the numbers from the closed forms of docs/theory.md, exact integer binomials and the results table
 the sweep wrote, and check the statements the notebooks' text makes about them.
 
@@ -40,9 +40,13 @@ MAX_NOTEBOOK_BYTES, MAX_IMAGE_BYTES = 600_000, 150_000
 NUMERIC_STACK = ("jax", "jaxlib")  # the packages whose versions fix the notebooks' trained numbers
 
 
-def at_locked_versions() -> bool:
-    """Whether the installed ``NUMERIC_STACK`` has versions uv.lock holds (those the committed outputs came from)."""
-    lock = tomllib.loads((NOTEBOOKS.parent / "uv.lock").read_text())
+def at_locked_versions(lock_file: Path = NOTEBOOKS.parent / "uv.lock") -> bool:
+    """Whether the installed ``NUMERIC_STACK`` has the versions of the project's lock, those the committed outputs
+    came from. A lock resolved at the lowest direct versions (``uv lock --resolution lowest-direct``, which records
+    its resolution mode) is a floor test's, not that lock."""
+    lock = tomllib.loads(lock_file.read_text())
+    if lock.get("options", {}).get("resolution-mode") == "lowest-direct":
+        return False
     locked = {(p["name"], p["version"]) for p in lock["package"] if p["name"] in NUMERIC_STACK}
     return all((name, importlib.metadata.version(name)) in locked for name in NUMERIC_STACK)
 
@@ -106,8 +110,13 @@ def execute(name: str, tmp_path: Path, monkeypatch) -> dict:
     return fresh
 
 
-def test_at_locked_versions_reads_the_lock(monkeypatch):
+def test_at_locked_versions_reads_the_lock(monkeypatch, tmp_path):
     locked = at_locked_versions()  # True with `uv run` (uv syncs the lock), False at the lowest direct versions
+    installed = {name: importlib.metadata.version(name) for name in NUMERIC_STACK}
+    packages = "".join(f'[[package]]\nname = "{name}"\nversion = "{version}"\n\n' for name, version in installed.items())
+    (tmp_path / "highest.lock").write_text("version = 1\n\n" + packages)
+    (tmp_path / "lowest.lock").write_text('version = 1\n\n[options]\nresolution-mode = "lowest-direct"\n\n' + packages)
+    assert at_locked_versions(tmp_path / "highest.lock") and not at_locked_versions(tmp_path / "lowest.lock")
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.0.1")
     assert at_locked_versions() is False and isinstance(locked, bool)
 
