@@ -15,7 +15,7 @@ import numpy as np
 
 from lawrob import _batching, _checks, nets
 from lawrob.lipschitz import _search_memory
-from lawrob.lipschitz._network import Net, prepare
+from lawrob.lipschitz._network import Net, _Layers, prepare
 from lawrob.lipschitz._search_net import _fast_key, _JaxNet, map_padded, stream_top
 
 _KEEP = 16  # best candidates certified in float64
@@ -94,7 +94,8 @@ class SearchConfig:
         """Gradients of the smoothed objective (each a gradient of a Jacobian norm: second order)."""
         return self.starts * self.steps
 
-def shape_of(net: Net, points) -> _search_memory.Shape:
+
+def shape_of(net: _Layers, points) -> _search_memory.Shape:
     """The memory model's view of a network (and the number of given points)."""
     return _search_memory.Shape(net.d, net.widths, net.out, 0 if points is None else int(np.shape(points)[0]))
 
@@ -160,8 +161,7 @@ def _run(activation: str, cfg: SearchConfig, method: str, arrays, key, points, b
     for ``cfg.memory_budget_bytes``, so the count of candidates never sets the memory."""
     weights, biases = arrays
     net = _JaxNet(weights, biases, activation, box)
-    widths = tuple(w.shape[1] for w in weights[:-1])
-    shape = _search_memory.Shape(net.d, widths, net.out, 0 if points is None else points.shape[0])
+    shape = shape_of(net, points)
     keep = _keep(cfg)
     chunks = _search_memory.chunks(shape, cfg, keep)
     pool = (jnp.zeros((keep, net.d)), jnp.full(keep, -jnp.inf))
