@@ -95,6 +95,8 @@ class _Layers:
 class Net(_Layers):
     """A masked MLP in float64: ``weights[k]`` is [fan_in, fan_out], ``biases[k]`` is [fan_out].
 
+    ``depth``, ``d`` (inputs), ``out`` (outputs) and ``widths`` (hidden widths) are read off the weights.
+
     Parameters
     ----------
     weights : tuple of numpy.ndarray
