@@ -31,7 +31,7 @@ from _common import report  # noqa: E402
 
 from lawrob import data, nets, train  # noqa: E402
 from lawrob.lipschitz import SearchConfig, exact, lower, lower_batch, upper  # noqa: E402
-from lawrob.lipschitz import _lower  # noqa: E402
+from lawrob.lipschitz import _lower_search, _search_net  # noqa: E402
 from lawrob.lipschitz._network import prepare  # noqa: E402
 
 
@@ -130,8 +130,8 @@ def bench_lower_wide(d=16, width=256, seeds=3):
         found, search_s = timed(lambda: lower(params, None, key=jax.random.key(seed), points=data_x))
         net = prepare(params, None, None)
         with jax.enable_x64(True):
-            arrays = _lower._arrays(net)
-            jnet = _lower._JaxNet(*arrays, "relu", None)
+            arrays = _lower_search._arrays(net)
+            jnet = _search_net._JaxNet(*arrays, "relu", None)
             score = jax.jit(jnet.scores)
             grad_ascent = jax.jit(lambda x: jax.vmap(jax.grad(lambda y: jnet.jacobian_norm(y)))(x))
             probe = jnp.zeros((4096, d))
@@ -142,7 +142,7 @@ def bench_lower_wide(d=16, width=256, seeds=3):
             cost = max(2, math.ceil((second_s / 512) / (score_s / 4096)))  # a smoothed step, in gradient evaluations
             budget = found.details["evaluations"] + cost * found.details["smoothed_gradients"]
             gauss = jax.random.normal(jax.random.key(7 + seed), (budget, d))
-            multiscale = jnet.random_points(jax.random.split(_lower._fast_key(jax.random.key(9 + seed)), budget), 1.0,
+            multiscale = jnet.random_points(jax.random.split(_search_net._fast_key(jax.random.key(9 + seed)), budget), 1.0,
                                             cfg)
             best_gauss, gauss_s = timed(lambda: float(jnp.max(score(gauss))))
             best_multiscale = float(jnp.max(score(multiscale)))

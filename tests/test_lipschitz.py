@@ -102,7 +102,8 @@ def brute_force(params, mask=None, alpha=0.0, box=None):
             continue
         if rows:
             res = linprog(np.r_[np.zeros(d), -1.0], A_ub=np.hstack([rows, np.ones((len(rows), 1))]), b_ub=rhs,
-                          bounds=[(None, None)] * d + [(None, 1.0)], method="highs")
+                          bounds=[(None, None)] * d + [(None, 1.0)], method="highs",
+                          options={"presolve": False})  # HiGHS's presolve called such LPs infeasible (PRESOLVE_NET)
             if res.status != 0 or -res.fun <= 1e-7:
                 continue
         best = max(best, np.linalg.norm(A @ ws[-1], 2))
@@ -356,6 +357,56 @@ def test_brute_force_agrees_on_two_hidden_layers():
         params, mask = random_net((2, 4, 4, 1), seed=seed, density=0.8)
         assert exact(params, mask).value == pytest.approx(brute_force(params, mask), rel=RTOL)
         assert exact(params, mask, solver="scipy").value == pytest.approx(exact(params, mask).value, rel=RTOL)
+
+
+# A 5-10-1 ReLU net (a random sparse 5-19-1 net cut down to the units that matter, float64) on which exact with the
+# scipy backend raised "linprog failed on a Chebyshev LP: ... infeasible" at scipy 1.13 and 1.14, where highspy
+# solved every LP: linprog ran HiGHS with its presolve, which called one of these LPs infeasible. None is: t is
+# unbounded below, so every x is feasible (notebook 01 stopped the same way without highspy).
+PRESOLVE_NET = (
+    {"w": np.array([
+        [0.12489445385965152, 0.0, 0.4451103465830858, 0.0, 0.26141225458653905, 0.8607131628605609,
+         1.215886636131389, 0.0, -2.2329029006616645, 0.3373966758431151],
+        [0.0, 0.0, -0.23269498113621478, 0.0, 0.0, -1.0494770448868727, 0.6277533916260494, 0.0, 0.0,
+         -3.803339559796899],
+        [-0.295874839626461, 2.3670827366938565, -1.2806821007804685, 1.2195842218810926, 0.0, 0.0492673456368438,
+         0.0, 0.0, 3.8824031985665783, 4.143374533847011],
+        [0.0, 0.0, -0.05117236576455657, 0.0, 0.0, -1.633216252181598, 0.0, -1.8100258353902445,
+         0.37847568714342456, -1.4050829592736],
+        [0.6733491449335046, -1.7433740835166471, 0.3681475474937442, 0.0, 0.0, 0.0, 0.0, 0.0,
+         -0.38938520531150117, 1.713682369660275]]),
+     "b": np.array([0.11790017388997263, 0.02708131304143061, 0.03636293868105377, 0.027917956514941472,
+                    0.05015937908698562, -0.1411876174040386, -0.10424143441405734, 0.05996376168940775,
+                    -0.030103033198695124, 0.03152191701177999])},
+    {"w": np.array([[-3.2531105512719796], [1.6361123833167395], [0.27779103128689153], [-0.18818897349244665],
+                    [-0.6363780832573068], [0.8329850733656853], [0.448606814009397], [-0.16973939464633783],
+                    [-2.9996889562623106], [0.11037472293780148]]),
+     "b": np.array([0.01932815318890898])},
+)
+
+
+@pytest.mark.parametrize("solver", ["highspy", "scipy"])
+def test_both_lp_backends_solve_the_lp_an_old_presolve_called_infeasible(solver):
+    if solver == "highspy":
+        pytest.importorskip("highspy")
+    assert exact(PRESOLVE_NET, solver=solver).value == pytest.approx(brute_force(PRESOLVE_NET), rel=RTOL)
+
+
+def test_the_scipy_backend_runs_highs_as_the_highspy_backend_does(monkeypatch):
+    """linprog gets _HighsLP's settings: presolve off (what misreported, see PRESOLVE_NET) and tolerances 1e-10."""
+    from scipy import optimize
+
+    seen, solve = [], optimize.linprog
+
+    def recorded(*args, options=None, **kwargs):
+        seen.append(dict(options or {}))
+        return solve(*args, options=options, **kwargs)
+
+    monkeypatch.setattr(optimize, "linprog", recorded)
+    params, mask = random_net((2, 4, 1), seed=0)
+    assert exact(params, mask, solver="scipy").details["lps"] == len(seen) > 0
+    assert all(o == {"presolve": False, "primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
+               for o in seen)
 
 
 # --- enumeration details, refusal and errors -----------------------------------------------------------------

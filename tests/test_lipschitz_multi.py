@@ -16,7 +16,7 @@ from test_lipschitz import brute_force
 
 from lawrob import nets
 from lawrob.lipschitz import SearchConfig, exact, lower, peak_bytes, upper
-from lawrob.lipschitz import _lower
+from lawrob.lipschitz import _lower_search
 from lawrob.lipschitz._network import certify, prepare
 
 RTOL = 1e-9
@@ -117,8 +117,8 @@ def test_784_256_10_search_fits_a_small_budget():
     assert peak_bytes(params, model=model, points=points, config=cfg) <= budget
     net = prepare(params, None, model)
     with jax.enable_x64(True):
-        arrays, x = _lower._arrays(net), jnp.asarray(points, jnp.float64)
-        compiled = _lower._run.lower("relu", cfg, "search", arrays, jax.random.key(0), x).compile()
+        arrays, x = _lower_search._arrays(net), jnp.asarray(points, jnp.float64)
+        compiled = _lower_search._run.lower("relu", cfg, "search", arrays, jax.random.key(0), x).compile()
         assert compiled.memory_analysis().temp_size_in_bytes <= budget
         candidates, scores = compiled(arrays, jax.random.key(0), x)
     values = [certify(net, np.asarray(c)) for c in candidates]

@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from lawrob import data, nets, train
+from lawrob import _train_run, data, nets, train
 
 MODEL = nets.MLP((8, 32, 32, 1))
 
@@ -65,7 +65,7 @@ def test_same_key_same_result_and_key_matters(run_inputs):
 def test_minibatches_cover_each_epoch():
     cfg = train.TrainConfig(model=MODEL, steps=8, batch_size=4)
     ds = data.make_dataset(jax.random.key(0), data.Gaussian(8), 16)
-    seen = np.concatenate([np.asarray(train._minibatch(cfg, ds, jax.random.key(1), jnp.asarray(t))[0]) for t in range(4)])
+    seen = np.concatenate([np.asarray(_train_run._minibatch(cfg, ds, jax.random.key(1), jnp.asarray(t))[0]) for t in range(4)])
     assert sorted(map(tuple, seen.round(6))) == sorted(map(tuple, np.asarray(ds.x).round(6)))
 
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from lawrob import nets
 from lawrob.lipschitz._exact import DEFAULT_MAX_REGIONS, EXACT_ACTIVATIONS, exact
-from lawrob.lipschitz._lower import (LOWER_METHODS, LowerMethod, SearchConfig, lower, lower_batch, peak_bytes,
-                                    register_lower)
+from lawrob.lipschitz._lower import LOWER_METHODS, LowerMethod, lower, lower_batch, register_lower
+from lawrob.lipschitz._lower_search import SearchConfig, peak_bytes
 from lawrob.lipschitz._network import Bound, prepare, reduce
 from lawrob.lipschitz._network import region_bound as _region_bound
 from lawrob.lipschitz._network import Net

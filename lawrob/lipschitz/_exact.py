@@ -193,7 +193,9 @@ class _HighsLP:
 
 
 class _ScipyLP:
-    """The same LP as ``_HighsLP``, rebuilt and solved by ``scipy.optimize.linprog`` (HiGHS) at every call."""
+    """The same LP as ``_HighsLP``, rebuilt and solved by ``scipy.optimize.linprog`` (HiGHS) at every call, with
+    ``_HighsLP``'s settings. Presolve is off there too: the LP is feasible for every x (t is unbounded below), yet
+    the HiGHS presolve of scipy 1.13 and 1.14 called some of these LPs infeasible (notebook 01 without highspy)."""
 
     name = "scipy"
     _rows: list
@@ -216,7 +218,7 @@ class _ScipyLP:
         result = linprog(
             np.append(np.zeros(self._d), -1.0), A_ub=np.array(self._rows) if self._rows else None,
             b_ub=np.array(self._rhs) if self._rows else None, bounds=[(None, None)] * self._d + [(None, self._cap)],
-            method="highs", options={"primal_feasibility_tolerance": _LP_TOLERANCE,
+            method="highs", options={"presolve": False, "primal_feasibility_tolerance": _LP_TOLERANCE,
                                      "dual_feasibility_tolerance": _LP_TOLERANCE},
         )
         if result.status != 0:

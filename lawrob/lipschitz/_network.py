@@ -67,23 +67,11 @@ class Bound:
         return float(self.value)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class Net:
-    """A masked MLP in float64: ``weights[k]`` is [fan_in, fan_out], ``biases[k]`` is [fan_out].
+class _Layers:
+    """The layer sizes of a network held as ``weights`` ([fan_in, fan_out] matrices, input layer first): shared by
+    ``Net`` (NumPy, float64) and the search's ``_search_net._JaxNet`` (JAX)."""
 
-    Parameters
-    ----------
-    weights : tuple of numpy.ndarray
-        The masked weight matrices.
-    biases : tuple of numpy.ndarray
-        The biases.
-    activation : str
-        The activation's name.
-    """
-
-    weights: tuple[np.ndarray, ...]
-    biases: tuple[np.ndarray, ...]
-    activation: str
+    weights: tuple
 
     @property
     def depth(self) -> int:
@@ -101,6 +89,27 @@ class Net:
     def widths(self) -> tuple[int, ...]:
         """Hidden widths."""
         return tuple(w.shape[1] for w in self.weights[:-1])
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Net(_Layers):
+    """A masked MLP in float64: ``weights[k]`` is [fan_in, fan_out], ``biases[k]`` is [fan_out].
+
+    ``depth``, ``d`` (inputs), ``out`` (outputs) and ``widths`` (hidden widths) are read off the weights.
+
+    Parameters
+    ----------
+    weights : tuple of numpy.ndarray
+        The masked weight matrices.
+    biases : tuple of numpy.ndarray
+        The biases.
+    activation : str
+        The activation's name.
+    """
+
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+    activation: str
 
     @property
     def slopes(self) -> tuple[float, float]:

@@ -16,22 +16,15 @@ import jax
 import jax.numpy as jnp
 
 from lawrob import nets
+from lawrob.lipschitz._network import _Layers
 
 
 @dataclasses.dataclass(frozen=True)
-class _JaxNet:
+class _JaxNet(_Layers):
     weights: tuple
     biases: tuple
     activation: str
     box: tuple | None
-
-    @property
-    def d(self) -> int:
-        return self.weights[0].shape[0]
-
-    @property
-    def out(self) -> int:
-        return self.weights[-1].shape[1]
 
     @property
     def alpha(self) -> float:
