@@ -1,16 +1,18 @@
 """LipSDP-Neuron at scale (issue 14, goal 1); the recorded numbers are in benchmarks/RESULTS.md.
 
-    cd /work/main && uv run python benchmarks/bench_lipsdp_scale.py [--old-max N] [--clarabel-max N] [--big]
-                                                                     [--figure PATH]
+    cd /work/main && uv run python benchmarks/bench_lipsdp_scale.py [--old-max N] [--clarabel-max N]
+                                                                     [--big barrier|primal_dual] [--figure PATH]
 
 Per network (random init, ``nets.MLP.init``; "trained-like": the same with each layer's columns rescaled by
 lognormal factors, sigma = 1, and 30% of the weights pruned), N = d + hidden units: the warm median (compile
-excluded: one untimed call first) of ``lipsdp_barrier_bounds`` with the block solver (``_lipsdp_blocks``, after)
-and with the previous dense solver (``_dense=True``, before; while N <= --old-max, default 1040), cvxpy/Clarabel
+excluded: one untimed call first) of ``lipsdp_barrier_bounds`` with the block solver (``_lipsdp_blocks``, after),
+of ``lipsdp_primal_dual_bounds`` (``_lipsdp_pd``: its certified value, iterations and dual objective, a lower
+estimate of LipSDP's optimum, so "after_over_optimum_at_most" bounds how far the barrier's value sits above
+the optimum) and of the previous dense solver (``_dense=True``, before; while N <= --old-max, default 1040), cvxpy/Clarabel
 (while N <= --clarabel-max, default 110: Clarabel's PSD cone is dense in the N(N+1)/2 svec space, 18 s at
 N = 110, out of memory at N = 220), the values and the Newton steps. Also, measured in the same process, the
 matmul rate of a 2048^2 float32 and float64 product (other jobs share the 2 cores: compare runs by it), the CPU
-model and the JAX version. --big adds 784-1024-1024-1024-10 (one timed call). A log-log figure of time against
+model and the JAX version. --big SOLVER instead times 784-1024-1024-1024-10 with one solver (one cold call). A log-log figure of time against
 N with the fitted exponents goes to --figure (default benchmarks/lipsdp_time_vs_n.png).
 
 --constrained instead trains 8-w-w-1 ReLU nets (w = 16, 32, 64) on n = 250 random +-1 labels (1500 Adam steps),
@@ -39,7 +41,7 @@ from lawrob import data, nets, train  # noqa: E402
 from lawrob.robust import spectral_product  # noqa: E402
 from lawrob.lipschitz import prepare, reduce  # noqa: E402
 from lawrob.lipschitz._network import drop_unused_inputs  # noqa: E402
-from lawrob.lipschitz._lipsdp_bound import lipsdp_barrier_bounds, lipsdp_bound  # noqa: E402
+from lawrob.lipschitz._lipsdp_bound import lipsdp_barrier_bounds, lipsdp_bound, lipsdp_primal_dual_bounds  # noqa: E402
 
 NETWORKS = [((40, 16, 16, 1), "init"), ((40, 16, 16, 1), "trained-like"), ((60, 30, 20, 1), "trained-like"),
             ((100, 100, 100, 1), "init"), ((200, 100, 1), "trained-like"), ((784, 256, 10), "init"),
@@ -79,6 +81,20 @@ def matmul_rates() -> dict:
     return rates
 
 
+def big_row(solver: str) -> dict:
+    """784-1024-1024-1024-10 by one solver: one cold call, the compilation included (a second call would double
+    a run of many minutes)."""
+    sizes, kind = BIG
+    net = network(sizes, kind)
+    start = time.perf_counter()
+    if solver == "barrier":
+        ((value, steps),), below = lipsdp_barrier_bounds([net], sizes[:-1]), None
+    else:
+        ((value, steps, below),) = lipsdp_primal_dual_bounds([net], sizes[:-1])
+    return {"sizes": "-".join(map(str, sizes)), "kind": kind, "N": net.d + sum(net.widths), "solver": solver,
+            "cold_s": round(time.perf_counter() - start, 1), "value": value, "steps": steps, "dual_objective": below}
+
+
 def constrained_rows() -> list[dict]:
     d, n = 8, 250
     dataset = data.make_dataset(jax.random.key(0), data.Gaussian(d), n)
@@ -107,15 +123,18 @@ def main():
     parser.add_argument("--constrained", action="store_true")
     parser.add_argument("--old-max", type=int, default=1040)
     parser.add_argument("--clarabel-max", type=int, default=110)
-    parser.add_argument("--big", action="store_true")
+    parser.add_argument("--big", choices=("barrier", "primal_dual"), default=None)
     parser.add_argument("--figure", default=str(Path(__file__).parent / "lipsdp_time_vs_n.png"))
     args = parser.parse_args()
     if args.constrained:
         report("lipsdp-constrained", {"rows": constrained_rows()})
         return
+    if args.big:
+        report("lipsdp-big", {"row": big_row(args.big), "reference": {"matmul_gflops": matmul_rates()}})
+        return
     rows = []
     reference = {"matmul_gflops_before": matmul_rates()}
-    for sizes, kind in NETWORKS + ([BIG] if args.big else []):
+    for sizes, kind in NETWORKS:
         net = network(sizes, kind)
         n = net.d + sum(net.widths)
         repeats = 3 if n <= 1100 else 1
@@ -123,6 +142,11 @@ def main():
         seconds, times, ((value, steps),) = warm(lambda: lipsdp_barrier_bounds([net], sizes[:-1]), repeats)
         row.update(after_s=round(seconds, 3), after_times=[round(t, 3) for t in times], after=value,
                    after_steps=steps)
+        seconds, times, ((value, steps, below),) = warm(lambda: lipsdp_primal_dual_bounds([net], sizes[:-1]),
+                                                        repeats)
+        row.update(pd_s=round(seconds, 3), pd_times=[round(t, 3) for t in times], pd=value, pd_iterations=steps,
+                   pd_dual_objective=below, pd_gap=(value - below) / value,
+                   after_over_optimum_at_most=(row["after"] - below) / below)
         if n <= args.old_max:
             seconds, times, ((value, steps),) = warm(lambda: lipsdp_barrier_bounds([net], sizes[:-1], _dense=True),
                                                     1 if n > 300 else repeats)
@@ -150,8 +174,8 @@ def figure(rows, path) -> dict:
 
     fits = {}
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    for key, label, marker in (("after_s", "block barrier (after)", "o"), ("before_s", "dense barrier (before)", "s"),
-                               ("clarabel_s", "cvxpy / Clarabel", "^")):
+    for key, label, marker in (("after_s", "block barrier", "o"), ("pd_s", "primal-dual (HKM)", "D"),
+                               ("before_s", "dense barrier (first)", "s"), ("clarabel_s", "cvxpy / Clarabel", "^")):
         points = sorted((r["N"], r[key]) for r in rows if key in r)
         if not points:
             continue

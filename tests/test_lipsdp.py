@@ -1,4 +1,4 @@
-"""Tests of the LipSDP barrier method (lawrob.lipschitz._lipsdp) against independent computations.
+"""Tests of the LipSDP solvers (barrier: _lipsdp, _lipsdp_blocks; primal-dual: _lipsdp_pd) against independent computations.
 
 References: the LipSDP matrix built entry by entry in NumPy (``lipsdp_matrix``), jax.grad / jax.hessian of the
 barrier written directly with slogdet, numpy's eigvalsh, the same SDP solved by Clarabel through cvxpy, and the
@@ -12,10 +12,11 @@ import pytest
 from test_lipschitz import KEY, SMALL, random_net
 
 from lawrob import nets
-from lawrob.lipschitz import _lipsdp, _lipsdp_blocks, exact, lower, lower_batch, prepare, reduce, upper, upper_batch
+from lawrob.lipschitz import _lipsdp, _lipsdp_blocks, _lipsdp_pd, exact, lower, lower_batch, prepare, reduce, upper, upper_batch
 from lawrob.lipschitz._network import Net
 from lawrob.lipschitz._lipsdp_bound import (_negated_blocks, _reduced, _unit_norm, _verified_rho, _verified_rho_dense,
-                                            lipsdp_barrier_bounds, lipsdp_bound, lipsdp_matrix)
+                                            lipsdp_barrier_bounds, lipsdp_bound, lipsdp_matrix,
+                                            lipsdp_primal_dual_bounds)
 from lawrob.lipschitz._psd import _psd_certified_blocks
 
 SLOPED = ("relu", "leaky_relu", "tanh", "sigmoid")
@@ -231,3 +232,69 @@ def test_block_certificate_equals_the_dense_one_and_rejects_infeasible_multiplie
     broken[-1][:] = 1e-3 * broken[-1]  # the last layer's -2 T_L-1 + W_L W_L^T turns indefinite
     assert _verified_rho(small, broken) is None
     assert _verified_rho(net, multipliers[:1] + [np.zeros(4)]) is None
+
+
+# --- the primal-dual interior-point solver (_lipsdp_pd) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("activation", ("relu", "leaky_relu", "tanh"))
+@pytest.mark.parametrize("sizes", [(3, 6, 1), (5, 4, 6, 3, 1), (20, 10, 10, 10)])
+def test_primal_dual_equals_the_barrier_and_brackets_the_optimum(activation, sizes):
+    # two algorithms on one SDP: the barrier's value and the primal-dual value agree, and the primal-dual
+    # method's dual objective (weak duality) lies below both, within its stopping gap
+    params, mask = random_net(sizes, seed=sum(sizes) + 1, density=0.7)
+    net = reduce(prepare(params, mask, nets.MLP(sizes, activation=activation)))
+    (barrier, _), = lipsdp_barrier_bounds([net], tuple(sizes[:-1]))
+    (value, iterations, below), = lipsdp_primal_dual_bounds([net], tuple(sizes[:-1]))
+    assert iterations < 60  # converged, in a fraction of the barrier's Newton steps
+    assert value == pytest.approx(barrier, rel=1e-6)
+    assert below <= value and below <= barrier * (1 + 1e-9)
+    assert (value - below) / value < 1e-6
+
+
+def test_primal_dual_agrees_with_clarabel_and_with_exact_soundness():
+    pytest.importorskip("cvxpy")
+    params, mask = random_net((4, 8, 6, 2), seed=11, density=0.7)
+    net = reduce(prepare(params, mask, None))
+    (value, _, below), = lipsdp_primal_dual_bounds([net], (4, 8, 6))
+    clarabel = lipsdp_bound(net, "CLARABEL")
+    assert value == pytest.approx(clarabel, rel=2e-6)
+    assert below <= clarabel * (1 + 1e-6)  # Clarabel's solve carries a 1e-7 I margin, so it sits a little above
+    assert exact(params, mask).value <= upper(params, mask, method="lipsdp", solver="primal_dual").value * (1 + 1e-12)
+
+
+def test_primal_dual_padding_and_batching_leave_the_result_unchanged():
+    trees = [random_net((3, 5, 4, 1), seed=s, density=0.8, dead=s == 1) for s in range(3)]
+    smalls = [reduce(prepare(p, m, None)) for p, m in trees]
+    alone = [lipsdp_primal_dual_bounds([n], (3, 5, 4))[0] for n in smalls]
+    together = lipsdp_primal_dual_bounds(smalls, (6, 9, 8), chunk=2)  # padded, two per vmap
+    for (a, _, _), (b, _, _) in zip(alone, together):
+        assert b == pytest.approx(a, rel=1e-6)
+
+
+def test_primal_dual_multipliers_certify_through_the_float64_check():
+    # only the multipliers leave the solver: the float64 verification proves M(rho, T) <= 0 for the rho reported,
+    # and rejects the same multipliers with rho a little lower
+    params, mask = random_net((6, 5, 4, 2), seed=4, density=0.9)
+    small = _unit_norm(reduce(prepare(params, mask, None)))[0]
+    with jax.enable_x64(True):
+        weights, inp, live = jax_inputs(small)
+        rho, t, _, below, residual = _lipsdp_pd.solve(weights, inp, live, slopes=small.slopes, rtol=1e-8,
+                                                      max_steps=100)
+    multipliers = split(t, small.widths)
+    verified = _verified_rho(small, multipliers)
+    assert verified is not None and float(below) <= verified and float(residual) <= 1e-9
+    assert verified == pytest.approx(float(rho), rel=1e-6)
+    assert np.linalg.eigvalsh(lipsdp_matrix(small, verified, multipliers))[-1] <= 0
+    assert np.linalg.eigvalsh(lipsdp_matrix(small, verified * (1 - 1e-4), multipliers))[-1] > 0
+
+
+def test_primal_dual_keeps_a_nearly_constant_unit_bounded():
+    params, mask = random_net((8, 32, 32, 1), seed=5, density=1.0)
+    params[1]["w"] = params[1]["w"].at[:, 21].multiply(1e-11)
+    params[2]["w"] = params[2]["w"].at[21].multiply(1e-5)
+    net = reduce(prepare(params, mask, nets.MLP((8, 32, 32, 1))))
+    (value, iterations, _), = lipsdp_primal_dual_bounds([net], (8, 32, 32))
+    (barrier, _), = lipsdp_barrier_bounds([net], (8, 32, 32))
+    assert value is not None and iterations < 60
+    assert value == pytest.approx(barrier, rel=1e-6)

@@ -16,22 +16,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lawrob.lipschitz import _lipsdp, _lipsdp_blocks
+from lawrob.lipschitz import _lipsdp, _lipsdp_blocks, _lipsdp_pd
 from lawrob.lipschitz._network import Net, _gamma, is_constant
 from lawrob.lipschitz._psd import _psd_certified, _psd_certified_blocks, spectral_norm_upper
 
 _SDP_MARGIN = 1e-7  # cvxpy solves LipSDP with M <= -margin I (weights scaled to norm 1) so the check has room
 _BARRIER_RTOL = 1e-6  # relative suboptimality of rho the barrier method stops at
 _BARRIER_MAX_STEPS = 500
+_PRIMAL_DUAL_RTOL = 1e-8  # relative duality gap and primal residual the primal-dual method stops at
 
 
 _FAILED = "failed: the solver's certificate did not verify in float64"
 
 
 def lipsdp_values(smalls: list[Net], sizes: tuple[int, ...], solver: str, required: bool, chunk: int):
-    """(LipSDP bound or the reason there is none, barrier Newton steps or None) for each reduced network."""
-    if solver in ("auto", "barrier"):
-        return [(_FAILED if v is None else v, steps) for v, steps in lipsdp_barrier_bounds(smalls, sizes, chunk)]
+    """(LipSDP bound or the reason there is none, the JAX solver's steps or None) for each reduced network."""
+    if solver in ("auto", "barrier", "primal_dual"):
+        found = lipsdp_barrier_bounds(smalls, sizes, chunk, primal_dual=solver == "primal_dual")
+        return [(_FAILED if v is None else v, steps) for v, steps in found]
     try:
         import cvxpy  # noqa: F401
     except ImportError:
@@ -90,6 +92,8 @@ def _norm_estimate(w: np.ndarray) -> float:
 
 def _certified(scaled: Net, scale: float, t: np.ndarray) -> float | None:
     """sqrt(verified rho) x scale for multipliers t (clipped at 0), or None when the verification fails."""
+    if not np.all(np.isfinite(t)):
+        return None
     multipliers = np.split(np.maximum(np.asarray(t, np.float64), 0.0), np.cumsum(scaled.widths)[:-1])
     rho = _verified_rho(scaled, multipliers)
     return None if rho is None else math.sqrt(rho) * scale
@@ -123,7 +127,7 @@ def lipsdp_bound(net: Net, solver: str = "SCS") -> float | None:
     return _certified(scaled, scale, variables.value[1:])
 
 
-def lipsdp_barrier_bounds(smalls: list[Net], sizes: tuple[int, ...], chunk: int = 8, *,
+def lipsdp_barrier_bounds(smalls: list[Net], sizes: tuple[int, ...], chunk: int = 8, *, primal_dual: bool = False,
                           _dense: bool = False) -> list[tuple[float | None, int]]:
     """LipSDP-Neuron by the barrier method of ``_lipsdp_blocks`` for networks of one activation and depth, batched.
 
@@ -134,22 +138,39 @@ def lipsdp_barrier_bounds(smalls: list[Net], sizes: tuple[int, ...], chunk: int 
     fails, Newton steps) per network. A constant network is 0; a network without hidden layers, or with an
     affine activation (alpha = beta), is linear: LipSDP's infimum is then beta^(L-1) ||W_1 ... W_L||_2, not
     attained (the multipliers run off to infinity), and that value is returned, certified (``_linear_bound``).
-    ``_dense``: the previous solver instead (``_lipsdp.solve_batch`` on the unreduced networks), for comparison.
+    ``primal_dual``: the primal-dual interior-point method of ``_lipsdp_pd`` instead (iterations in place of
+    Newton steps; ``lipsdp_primal_dual_bounds`` also returns its optimality gap); ``_dense``: the first, dense
+    barrier solver (``_lipsdp.solve_batch`` on the unreduced networks), for comparison.
     """
-    out: list[tuple[float | None, int]] = [(0.0, 0) if is_constant(n) else (None, 0) for n in smalls]
+    solver = _lipsdp.solve_batch if _dense else _lipsdp_pd.solve_batch if primal_dual else _lipsdp_blocks.solve_batch
+    rtol = _PRIMAL_DUAL_RTOL if primal_dual else _BARRIER_RTOL
+    return [(value, steps) for value, steps, _ in _solved(smalls, sizes, chunk, solver, rtol, reduce_inputs=not _dense)]
+
+
+def lipsdp_primal_dual_bounds(smalls: list[Net], sizes: tuple[int, ...], chunk: int = 8
+                              ) -> list[tuple[float | None, int, float | None]]:
+    """``lipsdp_barrier_bounds(..., primal_dual=True)`` with, per network, a third entry: sqrt(lower) x scale,
+    where lower is the primal-dual method's dual objective (``_lipsdp_pd.solve``), an estimate from below of
+    LipSDP's optimum (exact up to the primal residual, which is about 1e-10 at the stop), or None where it is
+    not positive or the network needed no solve. Certified bound / this = 1 + the relative optimality gap."""
+    return _solved(smalls, sizes, chunk, _lipsdp_pd.solve_batch, _PRIMAL_DUAL_RTOL, reduce_inputs=True)
+
+
+def _solved(smalls: list[Net], sizes: tuple[int, ...], chunk: int, solver, rtol: float, *, reduce_inputs: bool):
+    """(certified bound or None, steps, LipSDP lower estimate or None) per network, for ``lipsdp_barrier_bounds``."""
+    out: list = [(0.0, 0, None) if is_constant(n) else (None, 0, None) for n in smalls]
     solve = [i for i, n in enumerate(smalls) if not is_constant(n)]
     if not solve:
         return out
     alpha, beta = smalls[solve[0]].slopes
     if smalls[solve[0]].depth == 1 or alpha == beta:
         for i in solve:
-            out[i] = (_linear_bound(smalls[i]), 0)
+            out[i] = (_linear_bound(smalls[i]), 0, None)
         return out
     scaled = [_unit_norm(smalls[i]) for i in solve]
-    solved = [net if _dense else _reduced(net) for net, _ in scaled]
+    solved = [_reduced(net) if reduce_inputs else net for net, _ in scaled]
     widths = sizes[1:]
-    sizes = sizes if _dense else (min(sizes[0], sizes[1]),) + tuple(widths)
-    solver = _lipsdp.solve_batch if _dense else _lipsdp_blocks.solve_batch
+    sizes = (min(sizes[0], sizes[1]),) + tuple(widths) if reduce_inputs else sizes
     with jax.enable_x64(True):
         shapes = [(sizes + (smalls[solve[0]].out,))[k : k + 2] for k in range(len(sizes))]
         weights = tuple(jnp.asarray(np.stack([_pad(net.weights[k], shape) for net in solved]))
@@ -157,13 +178,15 @@ def lipsdp_barrier_bounds(smalls: list[Net], sizes: tuple[int, ...], chunk: int 
         inp = jnp.asarray(np.stack([np.arange(sizes[0]) < net.d for net in solved]), jnp.float64)
         live = tuple(jnp.asarray(np.stack([np.arange(w) < net.widths[k] for net in solved]), jnp.float64)
                      for k, w in enumerate(widths))
-        _, t, steps = solver(weights, inp, live, slopes=smalls[solve[0]].slopes, chunk=min(chunk, len(solve)),
-                             rtol=_BARRIER_RTOL, max_steps=_BARRIER_MAX_STEPS)
-    t, steps = np.asarray(t), np.asarray(steps)
+        result = solver(weights, inp, live, slopes=smalls[solve[0]].slopes, chunk=min(chunk, len(solve)),
+                        rtol=rtol, max_steps=_BARRIER_MAX_STEPS)
+    t, steps = np.asarray(result[1]), np.asarray(result[2])
+    lower = np.asarray(result[3]) if len(result) > 3 else np.full(len(solve), np.nan)
     offsets = np.concatenate([[0], np.cumsum(widths)])
     for j, (i, (net, scale)) in enumerate(zip(solve, scaled)):
         real = np.concatenate([t[j, offsets[k] : offsets[k] + net.widths[k]] for k in range(len(widths))])
-        out[i] = (_certified(net, scale, real), int(steps[j]))
+        estimate = math.sqrt(lower[j]) * scale if lower[j] > 0 else None
+        out[i] = (_certified(net, scale, real), int(steps[j]), estimate)
     return out
 
 

@@ -30,7 +30,7 @@ from lawrob.lipschitz._lipsdp_bound import lipsdp_values
 from lawrob.lipschitz._network import Bound, Net, batch_size, drop_unused_inputs, is_constant, prepare, reduce
 from lawrob.lipschitz._psd import spectral_norm_upper
 
-SDP_SOLVERS = ("auto", "barrier", "CLARABEL", "SCS")
+SDP_SOLVERS = ("auto", "barrier", "primal_dual", "CLARABEL", "SCS")
 # LipSDP's matrix has N = d + (hidden units) rows. Rule: "best" runs LipSDP while N <= 300, where the block
 # barrier solver (``_lipsdp_blocks``) takes at most about 0.8 s a network, as the dense one did at N <= 150-230.
 # Measured warm on 2 cores, quiet machine (benchmarks/RESULTS.md, "LipSDP at scale"): 0.02-0.06 s at N = 66-106,
@@ -47,11 +47,13 @@ def upper(
 
     ``model``: the ``nets.MLP`` (its activation's slope bounds are used; None means ReLU). ``method``: "best"
     (default), "product", "eclipse_fast" or "lipsdp". ``solver`` for LipSDP: "barrier" (``_lipsdp_blocks``:
-    a primal barrier method in JAX, float64, no SDP library needed), cvxpy's "CLARABEL" or "SCS" (the "sdp" extra), or
-    "auto" (= "barrier"); the float64 verification of the multipliers makes every solver sound, a looser solve
+    a primal barrier method in JAX, float64, no SDP library needed), "primal_dual" (``_lipsdp_pd``: a primal-dual
+    interior-point method in JAX, 4-5x fewer iterations, each dearer), cvxpy's "CLARABEL" or "SCS" (the "sdp"
+    extra), or "auto" (= "barrier"); the float64 verification of the multipliers makes every solver sound, a looser solve
     only costs tightness. ``sdp_max_dim``: "best" runs LipSDP only while N = d + hidden units (after dropping
     dead units and unused inputs) is at most this. ``details`` holds every value computed (a LipSDP whose
-    certificate fails verification is reported, not used), N as sdp_dim and the barrier's Newton steps.
+    certificate fails verification is reported, not used), N as sdp_dim and the barrier's Newton steps (or the
+    primal-dual method's iterations).
 
     Parameters
     ----------
@@ -64,7 +66,7 @@ def upper(
     method : str
         "best" or a name of ``upper_methods()``.
     solver : str
-        The LipSDP solver: "auto", "barrier", "CLARABEL" or "SCS".
+        The LipSDP solver: "auto", "barrier", "primal_dual", "CLARABEL" or "SCS".
     sdp_max_dim : int
         The largest N for which "best" runs LipSDP.
 
@@ -289,7 +291,8 @@ def _sdp_dim(net: Net) -> int:
 
 def _lipsdp_bounds(nets: list[Net], context: UpperContext) -> list[tuple[float | str, dict]]:
     found = lipsdp_values(nets, context.sizes, context.solver, context.required, context.chunk)
-    return [(value, {} if steps is None else {"barrier_steps": steps}) for value, steps in found]
+    key = "primal_dual_iterations" if context.solver == "primal_dual" else "barrier_steps"
+    return [(value, {} if steps is None else {key: steps}) for value, steps in found]
 
 
 def _upper_bounds(nets: list[Net], method: str, solver: str, sdp_max_dim: int, chunk: int) -> list[Bound]:
