@@ -1,7 +1,8 @@
 """LipSDP-Neuron at scale (issue 14, goal 1); the recorded numbers are in benchmarks/RESULTS.md.
 
     cd /work/main && uv run python benchmarks/bench_lipsdp_scale.py [--old-max N] [--clarabel-max N]
-                                                                     [--big barrier|primal_dual] [--figure PATH]
+                                                                     [--big barrier|primal_dual] [--batch B]
+                                                                     [--figure PATH]
 
 Per network (random init, ``nets.MLP.init``; "trained-like": the same with each layer's columns rescaled by
 lognormal factors, sigma = 1, and 30% of the weights pruned), N = d + hidden units: the warm median (compile
@@ -12,7 +13,8 @@ the optimum) and of the previous dense solver (``_dense=True``, before; while N 
 (while N <= --clarabel-max, default 110: Clarabel's PSD cone is dense in the N(N+1)/2 svec space, 18 s at
 N = 110, out of memory at N = 220), the values and the Newton steps. Also, measured in the same process, the
 matmul rate of a 2048^2 float32 and float64 product (other jobs share the 2 cores: compare runs by it), the CPU
-model and the JAX version. --big SOLVER instead times 784-1024-1024-1024-10 with one solver (one cold call). A log-log figure of time against
+model and the JAX version. --big SOLVER instead times 784-1024-1024-1024-10 with one solver (one cold call). --batch B instead times B
+networks of one architecture in one call at chunk B against chunk 1. A log-log figure of time against
 N with the fitted exponents goes to --figure (default benchmarks/lipsdp_time_vs_n.png).
 
 --constrained instead trains 8-w-w-1 ReLU nets (w = 16, 32, 64) on n = 250 random +-1 labels (1500 Adam steps),
@@ -81,6 +83,22 @@ def matmul_rates() -> dict:
     return rates
 
 
+def batch_rows(count: int) -> list[dict]:
+    """``count`` trained-like 16-64-64-1 networks (an E7-sized architecture) in one call, chunk ``count`` (one
+    vmap) against chunk 1 (``jax.lax.map`` without a vmap), both solvers: warm medians of 3."""
+    sizes = (16, 64, 64, 1)
+    nets_ = [network(sizes, "trained-like", seed=s) for s in range(count)]
+    rows = []
+    for solver in ("barrier", "primal_dual"):
+        for chunk in (count, 1):
+            seconds, times, out = warm(lambda: lipsdp_barrier_bounds(nets_, sizes[:-1], chunk=chunk,
+                                                                     primal_dual=solver == "primal_dual"), 3)
+            rows.append({"solver": solver, "networks": count, "chunk": chunk, "seconds": round(seconds, 3),
+                         "times": [round(t, 3) for t in times], "values": [v for v, _ in out]})
+            print(rows[-1], flush=True)
+    return rows
+
+
 def big_row(solver: str) -> dict:
     """784-1024-1024-1024-10 by one solver: one cold call, the compilation included (a second call would double
     a run of many minutes)."""
@@ -124,10 +142,14 @@ def main():
     parser.add_argument("--old-max", type=int, default=1040)
     parser.add_argument("--clarabel-max", type=int, default=110)
     parser.add_argument("--big", choices=("barrier", "primal_dual"), default=None)
+    parser.add_argument("--batch", type=int, default=0)
     parser.add_argument("--figure", default=str(Path(__file__).parent / "lipsdp_time_vs_n.png"))
     args = parser.parse_args()
     if args.constrained:
         report("lipsdp-constrained", {"rows": constrained_rows()})
+        return
+    if args.batch:
+        report("lipsdp-batch", {"rows": batch_rows(args.batch), "reference": {"matmul_gflops": matmul_rates()}})
         return
     if args.big:
         report("lipsdp-big", {"row": big_row(args.big), "reference": {"matmul_gflops": matmul_rates()}})

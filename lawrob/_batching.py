@@ -25,6 +25,7 @@ AXIS = "batch"  # the mesh axis of map_chunked: fn may read jax.lax.axis_index(A
 DEFAULT_CHUNKS: dict[str, dict[str, int]] = {
     "train": {"cpu": 4},  # runs per chunk in train.fit_batched (benchmarks/bench_train.py)
     "masks": {"cpu": 2048},  # data sets per chunk in info.sample_masks (benchmarks/bench_info.py, the E5 toy)
+    "lipsdp": {"cpu": 1, "gpu": 8, "tpu": 8},  # networks per chunk in lipschitz.upper_batch (bench_lipsdp_scale --batch)
 }
 
 

@@ -117,6 +117,21 @@ def test_upper_batch_matches_single_calls():
         assert bound.value == pytest.approx(single.value, rel=1e-9)
 
 
+def test_upper_batch_default_chunk_is_the_backends_and_gives_the_same_values():
+    from lawrob import _batching
+
+    trees = [random_net((3, 6, 5, 1), seed=s, density=0.6) for s in range(3)]
+    stack = lambda ts: jax.tree.map(lambda *leaves: jnp.stack(leaves), *ts)  # noqa: E731
+    params, mask = stack([t[0] for t in trees]), stack([t[1] for t in trees])
+    assert _batching.default_chunk(_batching.DEFAULT_CHUNKS["lipsdp"], "cpu") == 1
+    by_default = upper_batch(params, mask, method="lipsdp")
+    one_vmap = upper_batch(params, mask, method="lipsdp", chunk=3)
+    for a, b in zip(by_default, one_vmap):
+        assert a.value == pytest.approx(b.value, rel=1e-9)
+    with pytest.raises(ValueError, match="chunk"):
+        upper_batch(params, mask, chunk=0)
+
+
 def test_lower_batch_takes_one_key_per_network():
     trees = [random_net((2, 4, 1), seed=s, density=0.7) for s in range(3)]
     stack = lambda ts: jax.tree.map(lambda *leaves: jnp.stack(leaves), *ts)  # noqa: E731

@@ -11,8 +11,9 @@ Lip(f) = sup_x ||J_f(x)||_2, global over R^d unless a box ``domain`` is given; a
   bounded by ``SearchConfig.memory_budget_bytes`` (``peak_bytes`` is the model's estimate). ``lower_batch``
   does B networks in one compiled call.
 - ``upper(params, mask, *, method="best")``: "product" of certified spectral norms, "eclipse_fast"
-  (ECLipsE-Fast closed form), "lipsdp" (LipSDP-Neuron by a barrier method in JAX, or with cvxpy), "best" (the
-  smallest affordable). ``upper_batch`` does B networks in one compiled call.
+  (ECLipsE-Fast closed form), "lipsdp" (LipSDP-Neuron by a barrier method in JAX, ``solver="primal_dual"`` by a
+  primal-dual interior-point method in JAX, or with cvxpy), "best" (the smallest affordable). ``upper_batch``
+  does B networks in one compiled call.
 - Registries: ``UPPER_METHODS`` (``register_upper``: a sound bound per ``Net``, which "best" then includes) and
   ``LOWER_METHODS`` (``register_lower``: a proposer of witness points, certified by ``lower``); sweep grids
   read both (``upper_method``, ``lower_method``).
