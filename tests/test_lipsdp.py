@@ -313,3 +313,17 @@ def test_primal_dual_keeps_a_nearly_constant_unit_bounded():
     (barrier, _), = lipsdp_barrier_bounds([net], (8, 32, 32))
     assert value is not None and iterations < 60
     assert value == pytest.approx(barrier, rel=1e-6)
+
+
+def test_auto_takes_the_primal_dual_method_only_on_large_matrices():
+    from lawrob.lipschitz._lipsdp_bound import AUTO_PRIMAL_DUAL_DIM, resolved_solver
+
+    assert resolved_solver("auto", (784, 256)) == "barrier"  # 256 + 256 rows after the input reduction
+    assert resolved_solver("auto", (784, 1024, 1024, 1024)) == "primal_dual"  # 784 + 3072
+    assert resolved_solver("auto", (10, AUTO_PRIMAL_DUAL_DIM - 10)) == "barrier"
+    assert resolved_solver("auto", (11, AUTO_PRIMAL_DUAL_DIM - 10)) == "primal_dual"
+    assert resolved_solver("auto", (5,)) == "barrier"  # no hidden layer
+    assert resolved_solver("barrier", (784, 1024, 1024, 1024)) == "barrier"  # a named solver is kept
+    params, mask = random_net((3, 5, 1), seed=2, density=1.0)
+    assert "barrier_steps" in upper(params, mask, method="lipsdp").details
+    assert "primal_dual_iterations" in upper(params, mask, method="lipsdp", solver="primal_dual").details

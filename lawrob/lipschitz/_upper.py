@@ -26,7 +26,7 @@ import jax
 import numpy as np
 
 from lawrob import _batching, _checks, nets
-from lawrob.lipschitz._lipsdp_bound import lipsdp_values
+from lawrob.lipschitz._lipsdp_bound import lipsdp_values, resolved_solver
 from lawrob.lipschitz._network import Bound, Net, batch_size, drop_unused_inputs, is_constant, prepare, reduce
 from lawrob.lipschitz._psd import spectral_norm_upper
 
@@ -34,7 +34,7 @@ SDP_SOLVERS = ("auto", "barrier", "primal_dual", "CLARABEL", "SCS")
 # LipSDP's matrix has N = d + (hidden units) rows. Rule: "best" runs LipSDP while N <= 300, where the block
 # barrier solver (``_lipsdp_blocks``) takes at most about 0.8 s a network, as the dense one did at N <= 150-230.
 # Measured warm on 2 cores, quiet machine (benchmarks/RESULTS.md, "LipSDP at scale"): 0.02-0.06 s at N = 66-106,
-# 0.43 s at N = 270 (200-100-1), 0.78 s at N = 300 (100-100-100-1), 2.9 s at N = 1040 (784-256-10); the dense
+# 0.36 s at N = 270 (200-100-1), 0.78 s at N = 300 (100-100-100-1), 1.7 s at N = 1040 (784-256-10); the dense
 # solver 1.1-1.7 s at N = 270-300 and 15.9 s at N = 1040; cvxpy/Clarabel 2-24 s at N = 66-106.
 DEFAULT_SDP_MAX_DIM = 300
 
@@ -49,7 +49,8 @@ def upper(
     (default), "product", "eclipse_fast" or "lipsdp". ``solver`` for LipSDP: "barrier" (``_lipsdp_blocks``:
     a primal barrier method in JAX, float64, no SDP library needed), "primal_dual" (``_lipsdp_pd``: a primal-dual
     interior-point method in JAX, 4-5x fewer iterations, each dearer), cvxpy's "CLARABEL" or "SCS" (the "sdp"
-    extra), or "auto" (= "barrier"); the float64 verification of the multipliers makes every solver sound, a looser solve
+    extra), or "auto" (the barrier method up to 2000 rows of the reduced LipSDP matrix, min(d, n_1) + hidden
+    units, the primal-dual one above); the float64 verification of the multipliers makes every solver sound, a looser solve
     only costs tightness. ``sdp_max_dim``: "best" runs LipSDP only while N = d + hidden units (after dropping
     dead units and unused inputs) is at most this. ``details`` holds every value computed (a LipSDP whose
     certificate fails verification is reported, not used), N as sdp_dim and the barrier's Newton steps (or the
@@ -294,7 +295,7 @@ def _sdp_dim(net: Net) -> int:
 
 def _lipsdp_bounds(nets: list[Net], context: UpperContext) -> list[tuple[float | str, dict]]:
     found = lipsdp_values(nets, context.sizes, context.solver, context.required, context.chunk)
-    key = "primal_dual_iterations" if context.solver == "primal_dual" else "barrier_steps"
+    key = "primal_dual_iterations" if resolved_solver(context.solver, context.sizes) == "primal_dual" else "barrier_steps"
     return [(value, {} if steps is None else {key: steps}) for value, steps in found]
 
 
