@@ -6,16 +6,18 @@
 
 Per network (random init, ``nets.MLP.init``; "trained-like": the same with each layer's columns rescaled by
 lognormal factors, sigma = 1, and 30% of the weights pruned), N = d + hidden units: the warm median (compile
-excluded: one untimed call first) of ``lipsdp_barrier_bounds`` with the block solver (``_lipsdp_blocks``, after),
-of ``lipsdp_primal_dual_bounds`` (``_lipsdp_pd``: its certified value, iterations and dual objective, a lower
-estimate of LipSDP's optimum, so "after_over_optimum_at_most" bounds how far the barrier's value sits above
-the optimum) and of the previous dense solver (``_dense=True``, before; while N <= --old-max, default 1040), cvxpy/Clarabel
-(while N <= --clarabel-max, default 110: Clarabel's PSD cone is dense in the N(N+1)/2 svec space, 18 s at
-N = 110, out of memory at N = 220), the values and the Newton steps. Also, measured in the same process, the
-matmul rate of a 2048^2 float32 and float64 product (other jobs share the 2 cores: compare runs by it), the CPU
-model and the JAX version. --big SOLVER instead times 784-1024-1024-1024-10 with one solver (one cold call). --batch B instead times B
-networks of one architecture in one call at chunk B against chunk 1. A log-log figure of time against
-N with the fitted exponents goes to --figure (default benchmarks/lipsdp_time_vs_n.png).
+excluded: one untimed call first) of ``lipsdp_barrier_bounds`` with the block solver (``_lipsdp_blocks``,
+"after"); of ``lipsdp_primal_dual_bounds`` (``_lipsdp_pd``: its certified value, iterations and dual objective,
+a lower estimate of LipSDP's optimum, so "after_over_optimum_at_most" bounds how far the barrier's value sits
+above the optimum); of the first, dense solver (``_dense=True``, "before"; while N <= --old-max, default 1040);
+and of cvxpy/Clarabel (while N <= --clarabel-max, default 110: Clarabel's PSD cone is dense in the N(N+1)/2 svec
+space, 18 s at N = 110, out of memory at N = 220); the values and the Newton steps. Also, measured in the same
+process, the matmul rate of a 2048^2 float32 and float64 product (other jobs share the 2 cores: compare runs by
+it), the CPU model and the JAX version. A log-log figure of time against N with the fitted exponents goes to
+--figure (default benchmarks/lipsdp_time_vs_n.png).
+
+--big SOLVER instead times 784-1024-1024-1024-10 with one solver (one cold call). --batch B instead times B
+networks of one architecture in one call at chunk B against chunk 1.
 
 --constrained instead trains 8-w-w-1 ReLU nets (w = 16, 32, 64) on n = 250 random +-1 labels (1500 Adam steps),
 then again under ``max_lipschitz`` = L0 / 2, L0 / 4, L0 / 10 (L0: the plain fit's spectral product), as the

@@ -25,7 +25,7 @@ AXIS = "batch"  # the mesh axis of map_chunked: fn may read jax.lax.axis_index(A
 DEFAULT_CHUNKS: dict[str, dict[str, int]] = {
     "train": {"cpu": 4},  # runs per chunk in train.fit_batched (benchmarks/bench_train.py)
     "masks": {"cpu": 2048},  # data sets per chunk in info.sample_masks (benchmarks/bench_info.py, the E5 toy)
-    "lipsdp": {"cpu": 1, "gpu": 8, "tpu": 8},  # networks per chunk in lipschitz.upper_batch (bench_lipsdp_scale --batch)
+    "lipsdp": {"cpu": 1, "gpu": 8, "tpu": 8},  # networks per chunk in lipschitz.upper_batch (bench_lipsdp_scale)
 }
 
 
@@ -118,8 +118,8 @@ def map_chunked(fn: Callable, args: Any, *, chunk: int | None, devices: Sequence
 
     The axis is padded by repeating its last element to a multiple of the number of ``devices`` and, when more
     than one, split over them with ``jax.shard_map`` on a 1-D mesh (``shared`` is replicated). On each device the
-    elements go through ``jax.lax.map(..., batch_size=chunk)``, a ``jax.vmap`` inside each chunk (none for chunk 1); ``chunk`` is
-    capped at the elements per device, and None means one full vmap. ``jax.lax.map`` handles a last partial chunk
+    elements go through ``jax.lax.map(..., batch_size=chunk)``, a ``jax.vmap`` inside each chunk (none for chunk
+    1); ``chunk`` is capped at the elements per device, and None means one full vmap. ``jax.lax.map`` handles a last partial chunk
     with a second, smaller vmap; ``whole_chunks`` pads each device's share to a multiple of ``chunk`` instead (one
     compiled body, at most chunk - 1 padded elements). The padding is dropped from the result.
 

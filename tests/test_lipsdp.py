@@ -1,4 +1,5 @@
-"""Tests of the LipSDP solvers (barrier: _lipsdp, _lipsdp_blocks; primal-dual: _lipsdp_pd) against independent computations.
+"""Tests of the LipSDP solvers (barrier: _lipsdp, _lipsdp_blocks; primal-dual: _lipsdp_pd) against independent
+computations.
 
 References: the LipSDP matrix built entry by entry in NumPy (``lipsdp_matrix``), jax.grad / jax.hessian of the
 barrier written directly with slogdet, numpy's eigvalsh, the same SDP solved by Clarabel through cvxpy, and the
@@ -12,7 +13,8 @@ import pytest
 from test_lipschitz import KEY, SMALL, random_net
 
 from lawrob import nets
-from lawrob.lipschitz import _lipsdp, _lipsdp_blocks, _lipsdp_pd, exact, lower, lower_batch, prepare, reduce, upper, upper_batch
+from lawrob.lipschitz import (_lipsdp, _lipsdp_blocks, _lipsdp_pd, exact, lower, lower_batch, prepare, reduce, upper,
+                              upper_batch)
 from lawrob.lipschitz._network import Net
 from lawrob.lipschitz._lipsdp_bound import (_negated_blocks, _reduced, _unit_norm, _verified_rho, _verified_rho_dense,
                                             lipsdp_barrier_bounds, lipsdp_bound, lipsdp_matrix,

@@ -165,7 +165,7 @@ def lipsdp_primal_dual_bounds(smalls: list[Net], sizes: tuple[int, ...], chunk: 
                               ) -> list[tuple[float | None, int, float | None]]:
     """``lipsdp_barrier_bounds(..., primal_dual=True)`` with, per network, a third entry: sqrt(lower) x scale,
     where lower is the primal-dual method's dual objective (``_lipsdp_pd.solve``), an estimate from below of
-    LipSDP's optimum (exact up to the primal residual, which is about 1e-10 at the stop), or None where it is
+    LipSDP's optimum (exact up to the primal residual, at most 1e-9 at a regular stop), or None where it is
     not positive or the network needed no solve. Certified bound / this = 1 + the relative optimality gap."""
     return _solved(smalls, sizes, chunk, _lipsdp_pd.solve_batch, _PRIMAL_DUAL_RTOL, reduce_inputs=True)
 

@@ -30,9 +30,10 @@ block tridiagonal like X, multiplies dense matrices block by block (``_times_tri
 boundary of the cone come from a Lanczos estimate of the extreme eigenvalue of L^{-1} dQ L^{-T} (Q = L L^T),
 checked by a Cholesky factorisation at the chosen step (and shortened until it succeeds), so every iterate is
 inside the cone in floating point; the primal and the dual side take one common step (separate ones left the
-iterates off-centre, and 784-256-10 took 71 iterations instead of 12). The stop: relative gap (<P, X> + t z + s v) / rho and the
-relative primal residual below ``rtol``, or no progress. Only the multipliers t leave this module; the caller
-proves the bound in float64 (``_lipsdp_bound._verified_rho``), so an inaccurate solve costs tightness, never
+iterates off-centre, and 784-256-10 took 71 iterations instead of 12). The stop: relative gap
+(<P, X> + t z + s v) / rho below ``rtol`` and the primal residual below ``_RESIDUAL``; or, once the gap is below
+``_NEAR``, a primal residual that grows again (rounding has taken over: the last primal estimate is kept); or no
+progress. Only the multipliers t leave this module; the caller proves the bound in float64 (``_lipsdp_bound._verified_rho``), so an inaccurate solve costs tightness, never
 soundness.
 """
 

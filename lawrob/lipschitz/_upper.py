@@ -50,9 +50,9 @@ def upper(
     a primal barrier method in JAX, float64, no SDP library needed), "primal_dual" (``_lipsdp_pd``: a primal-dual
     interior-point method in JAX, 4-5x fewer iterations, each dearer), cvxpy's "CLARABEL" or "SCS" (the "sdp"
     extra), or "auto" (the barrier method up to 2000 rows of the reduced LipSDP matrix, min(d, n_1) + hidden
-    units, the primal-dual one above); the float64 verification of the multipliers makes every solver sound, a looser solve
-    only costs tightness. ``sdp_max_dim``: "best" runs LipSDP only while N = d + hidden units (after dropping
-    dead units and unused inputs) is at most this. ``details`` holds every value computed (a LipSDP whose
+    units, the primal-dual one above); the float64 verification of the multipliers makes every solver sound, a
+    looser solve only costs tightness. ``sdp_max_dim``: "best" runs LipSDP only while N = d + hidden units
+    (after dropping dead units and unused inputs) is at most this. ``details`` holds every value computed (a LipSDP whose
     certificate fails verification is reported, not used), N as sdp_dim and the barrier's Newton steps (or the
     primal-dual method's iterations).
 
@@ -295,7 +295,8 @@ def _sdp_dim(net: Net) -> int:
 
 def _lipsdp_bounds(nets: list[Net], context: UpperContext) -> list[tuple[float | str, dict]]:
     found = lipsdp_values(nets, context.sizes, context.solver, context.required, context.chunk)
-    key = "primal_dual_iterations" if resolved_solver(context.solver, context.sizes) == "primal_dual" else "barrier_steps"
+    primal_dual = resolved_solver(context.solver, context.sizes) == "primal_dual"
+    key = "primal_dual_iterations" if primal_dual else "barrier_steps"
     return [(value, {} if steps is None else {key: steps}) for value, steps in found]
 
 
