@@ -120,7 +120,8 @@ def test_stack_unstack_round_trip_and_public_names():
 
 
 def test_chunk_tables_in_one_place():
-    assert _batching.DEFAULT_CHUNKS == {"train": {"cpu": 4}, "masks": {"cpu": 2048}}
+    assert _batching.DEFAULT_CHUNKS == {"train": {"cpu": 4}, "masks": {"cpu": 2048},
+                                        "lipsdp": {"cpu": 1, "gpu": 8, "tpu": 8}}
     assert train.DEFAULT_CHUNK is _batching.DEFAULT_CHUNKS["train"] and train.DEFAULT_CHUNK == {"cpu": 4}
     assert info.DEFAULT_CHUNK is _batching.DEFAULT_CHUNKS["masks"] and info.DEFAULT_CHUNK == {"cpu": 2048}
     assert train.default_chunk("cpu") == 4 and train.default_chunk("gpu") is None
