@@ -31,6 +31,7 @@ Only the multipliers leave this module; the caller verifies them in float64 (``_
 from __future__ import annotations
 
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -118,15 +119,7 @@ def _newton_system(rho, ts, mu, weights, inp, live, slopes, cap):
     t = jnp.concatenate(ts)
     inv_t, inv_room = live / t, live / (cap - t)
     grad_t = -sum(kmat[a][c] * jnp.diagonal(z[a][c]) for a in range(2) for c in range(2)) - inv_t + inv_room
-    # H_ij = tr(Y A_i Y A_j) = sum kmat_ce kmat_af Z^ca_ij Z^ef_ij
-    hess_t = jnp.diag(inv_t**2 + inv_room**2)
-    for c in range(2):
-        for a in range(2):
-            for e in range(2):
-                for f in range(2):
-                    coefficient = kmat[c][e] * kmat[a][f]
-                    if coefficient != 0.0:
-                        hess_t = hess_t + coefficient * z[c][a] * z[e][f]
+    hess_t = jnp.diag(inv_t**2 + inv_room**2) + _pair_products(kmat, z, z)  # H_ij = tr(Y A_i Y A_j)
     p = (jnp.concatenate([inp[:, None] * _block(y, 0, k) for k in hidden], axis=1),
          jnp.concatenate([inp[:, None] * yw[0, k] for k in hidden], axis=1))  # p[a][r, i] = (E_0 Y g_a(i))_r
     hess_cross = sum(kmat[a][c] * jnp.sum(p[a] * p[c], axis=0) for a in range(2) for c in range(2))
@@ -140,6 +133,18 @@ def _newton_system(rho, ts, mu, weights, inp, live, slopes, cap):
     hess = jnp.block([[hess_rho[None, None], cross[None, :]], [cross[:, None], hess_t]])
     value = rho / mu - _logdet(chol) - _multiplier_barrier(t, live, cap)
     return grad, hess, value
+
+
+def _pair_products(kmat, left, right):
+    """tr(A_i L A_j R) for all units i, j (A_i = G_i K G_i^T): sum over c, a, e, f of K_ce K_af left[c][a]
+    right[e][f], elementwise, where left[a][c] = g_a^T L g_c over the units (g_0 = e, g_1 = w) and likewise right
+    for R (symmetric L and R)."""
+    total = 0.0
+    for c, a, e, f in itertools.product(range(2), repeat=4):
+        coefficient = kmat[c][e] * kmat[a][f]
+        if coefficient != 0.0:
+            total = total + coefficient * left[c][a] * right[e][f]
+    return total
 
 
 def _multiplier_barrier(t, live, cap):

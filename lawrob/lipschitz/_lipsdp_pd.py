@@ -47,7 +47,7 @@ import numpy as np
 
 from lawrob import _batching
 from lawrob.lipschitz._lipsdp import _start
-from lawrob.lipschitz._lipsdp_blocks import _T_CAP, _block, _diag_blocks, _factor, _inverse
+from lawrob.lipschitz._lipsdp_blocks import _T_CAP, _block, _diag_blocks, _factor, _inverse, _pair_products
 
 _TO_BOUNDARY = 0.98  # a step goes this fraction of the way to the boundary of the cone (and of the bounds)
 _LANCZOS = (6, 12)  # Lanczos steps for the step length: predictor (it only sets sigma), corrector
@@ -128,14 +128,7 @@ def _schur(p, y, weights, layout, inp, kmat):
     """S_jk = tr(F_j P F_k Y) over (rho, t), and <F_j, Y>."""
     zp, pin = _projections(p, weights, layout, inp)
     zy, yin = _projections(y, weights, layout, inp)
-    tt = 0.0
-    for a in range(2):
-        for b in range(2):
-            for c in range(2):
-                for e in range(2):
-                    coefficient = kmat[a][b] * kmat[c][e]
-                    if coefficient != 0.0:
-                        tt = tt + coefficient * zp[b][c] * zy[a][e]  # sum K_ab K_ce (g_b^T P g_c)(g_a^T Y g_e)
+    tt = _pair_products(kmat, zp, zy)
     cross = sum(kmat[a][b] * jnp.sum(pin[a] * yin[b], axis=0) for a in range(2) for b in range(2))
     h = layout.hidden
     corner = jnp.sum(p[:h, :h] * y[:h, :h] * jnp.outer(inp, inp))
