@@ -65,7 +65,6 @@ class _Layout:
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).tolist()
         self.n = self.offsets[-1]
         self.hidden = self.offsets[1]  # the hidden units' rows are [hidden, n)
-        self.columns = (np.asarray(self.offsets[1:]) - self.hidden).tolist()  # layer k's units: columns[k-1]:columns[k]
 
     def rows(self, k):
         return slice(self.offsets[k], self.offsets[k + 1])
@@ -117,9 +116,10 @@ def _projections(q, weights, layout, inp):
     return z, on_inputs
 
 
-def _inner_products(q, weights, layout, inp, kmat):
-    """<F_j, q> for j = rho, t_1, ...: (<E, q>, sum_ac K_ac g_a(i)^T q g_c(i)) for a symmetric q."""
-    z, _ = _projections(q, weights, layout, inp)
+def _inner_products(q, weights, layout, inp, kmat, z=None):
+    """<F_j, q> for j = rho, t_1, ...: (<E, q>, sum_ac K_ac g_a(i)^T q g_c(i)) for a symmetric q (``z``: its
+    ``_projections``, when already computed)."""
+    z = _projections(q, weights, layout, inp)[0] if z is None else z
     on_t = sum(kmat[a][c] * jnp.diagonal(z[a][c]) for a in range(2) for c in range(2))
     return jnp.concatenate([jnp.sum(inp * jnp.diagonal(q)[: layout.hidden])[None], on_t])
 
@@ -133,9 +133,7 @@ def _schur(p, y, weights, layout, inp, kmat):
     h = layout.hidden
     corner = jnp.sum(p[:h, :h] * y[:h, :h] * jnp.outer(inp, inp))
     schur = jnp.block([[corner[None, None], cross[None, :]], [cross[:, None], tt]])
-    grad_y = jnp.concatenate([jnp.sum(inp * jnp.diagonal(y)[:h])[None],
-                              sum(kmat[a][c] * jnp.diagonal(zy[a][c]) for a in range(2) for c in range(2))])
-    return (schur + schur.T) / 2, grad_y
+    return (schur + schur.T) / 2, _inner_products(y, weights, layout, inp, kmat, zy)
 
 
 def _largest_eigenvalue(op, size, dtype, steps):
