@@ -1,6 +1,6 @@
 """One training run of ``lawrob.train``: the losses and metrics, ``TrainConfig`` (the settings that fix a run's
-compiled shape) and the compiled loop, a ``jax.lax.scan`` over logged blocks of optimizer steps (import the
-public names from ``lawrob.train``)."""
+compiled shape) and the compiled loop over logged blocks of optimizer steps, which ends once the run has stopped
+(import the public names from ``lawrob.train``)."""
 
 from __future__ import annotations
 
@@ -332,10 +332,34 @@ def _train(cfg: TrainConfig, params, mask, data, key, learning_rate, grad_noise,
     first = _metrics(cfg, params, mask, data, reference_x)
     carry = (params, optimizer.init(params) if state is None else state, jnp.asarray(False), first["loss"],
              first["accuracy"], jnp.asarray(0), jnp.asarray(cfg.steps), _non_finite(params, first["loss"]), vectors)
-    (params, state, *_, stopped_at, diverged, _), history = jax.lax.scan(block, carry, jnp.arange(cfg.steps // cfg.log_every))  # type: ignore[operator]  # log_every: an int after __post_init__
     first = first | {"step": jnp.asarray(0), "stopped": jnp.asarray(False)}
+    (params, state, *_, stopped_at, diverged, _), history = _blocks_until_stopped(
+        block, carry, cfg.steps // cfg.log_every, cfg.log_every)  # type: ignore[operator]  # log_every: an int after __post_init__
     history = jax.tree.map(lambda a, h: jnp.concatenate([a[None], h]), first, history)
     return params, history | {"steps_run": stopped_at, "diverged": diverged}, state
+
+
+def _blocks_until_stopped(block, carry, blocks: int, log_every: int):
+    """``jax.lax.scan(block, carry, jnp.arange(blocks))``, ended once the run has stopped (``carry[2]``).
+
+    A stopped run's parameters are frozen, so every later log would repeat the metrics of the block where it
+    stopped: those entries are filled with them instead of being computed (under ``vmap``, the loop runs until
+    every run of the batch has stopped). Returns (carry, history [blocks, ...]) as the scan would.
+    """
+    _, template = jax.eval_shape(block, carry, jnp.asarray(0))
+    history = jax.tree.map(lambda m: jnp.zeros((blocks,) + m.shape, m.dtype), template)
+
+    def body(state):
+        b, carry, history = state
+        carry, m = block(carry, b)
+        return b + 1, carry, jax.tree.map(lambda h, v: h.at[b].set(v), history, m)
+
+    end, carry, history = jax.lax.while_loop(lambda state: (state[0] < blocks) & ~state[1][2], body,
+                                             (jnp.asarray(0), carry, history))
+    after = jnp.arange(blocks) >= end
+    last = jax.tree.map(lambda h: h[jnp.maximum(end - 1, 0)], history)
+    history = jax.tree.map(lambda h, v: jnp.where(after.reshape((-1,) + (1,) * v.ndim), v, h), history, last)
+    return carry, history | {"step": (jnp.arange(blocks) + 1) * log_every}
 
 
 def _non_finite(params, loss) -> jax.Array:

@@ -125,6 +125,46 @@ def test_min_steps_is_a_fixed_budget_before_the_stop_rules(run_inputs):
         train.fit(params, mask, ds, model=MODEL, steps=100, min_steps=0)
 
 
+def test_the_block_loop_ends_at_the_stop_and_repeats_its_logs():
+    def block(carry, b):  # counts the blocks it runs; the run stops in block 2 (a frozen run's logs repeat)
+        count, blocks_run, done = carry  # done at carry[2], as in _train's carry
+        count = jnp.where(done, count, count + 1)
+        done = done | (b == 2)
+        return (count, blocks_run + 1, done), {"loss": count * 1.0, "step": (b + 1) * 5, "stopped": done}
+
+    start = (jnp.asarray(0), jnp.asarray(0), jnp.asarray(False))
+    (count, blocks_run, done), history = _train_run._blocks_until_stopped(block, start, 6, 5)
+    assert int(count) == 3 and int(blocks_run) == 3 and bool(done)  # blocks 3, 4 and 5 were not run
+    _, scanned = jax.lax.scan(block, start, jnp.arange(6))  # every block run
+    for name in ("loss", "step", "stopped"):
+        np.testing.assert_array_equal(history[name], scanned[name])
+        assert history[name].dtype == scanned[name].dtype
+    assert list(np.asarray(history["loss"])) == [1, 2, 3, 3, 3, 3]
+
+
+def test_batched_runs_stop_each_at_its_own_log():
+    keys = jax.random.split(jax.random.key(5), 3)
+    params = [MODEL.init(k) for k in keys]
+    sets = [data.make_dataset(k, data.Gaussian(8), 32, "linear", "uniform", amplitude=0.5) for k in keys]
+    masks = [nets.dense_mask(p) for p in params]
+    lrs = jnp.array([3e-2, 3e-3, 1e-4])
+    kw = dict(model=MODEL, steps=200, log_every=10, stop_delta=2e-3)
+    out_b, hist_b = train.fit_batched(train.stack(params), train.stack(masks), train.stack(sets), keys=keys,
+                                      learning_rate=lrs, **kw)
+    stops = np.asarray(hist_b["steps_run"])
+    assert len(set(stops.tolist())) > 1 and stops.min() < 200  # the runs stop at different logs
+    for i, out_i in enumerate(train.unstack(out_b)):
+        single, hist = train.fit(params[i], masks[i], sets[i], key=keys[i], learning_rate=float(lrs[i]), **kw)
+        assert int(hist["steps_run"]) == stops[i]
+        for x, y in zip(jax.tree.leaves(out_i), jax.tree.leaves(single)):
+            np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
+        k = stops[i] // 10
+        loss = np.asarray(hist_b["loss"][i])
+        np.testing.assert_allclose(loss, hist["loss"], rtol=2e-4, atol=1e-5)
+        assert np.all(loss[k:] == loss[k]) and np.all(np.asarray(hist_b["stopped"][i])[k:])
+        np.testing.assert_array_equal(hist_b["step"][i], np.arange(21) * 10)
+
+
 def test_optimizer_state_continues_a_training(run_inputs):
     params, mask, ds = run_inputs
     options = dict(model=MODEL, learning_rate=1e-2)
