@@ -53,7 +53,7 @@ ORDER = (("synflow", "snip", "greater"), ("synflow", "grasp", "greater"), ("snip
          ("snip", "random", "greater"), ("grasp", "random", "greater"))
 SCALES: dict[str, dict[str, Any]] = {
     # full: the setting the budget x width sweep picked (paper_checks/README_e123.md, E1)
-    "full": dict(n=30, d=30, width=50, seeds=250, steps=100, exponents=tuple(range(9, 24))),
+    "full": dict(n=30, d=30, width=100, seeds=250, steps=100, exponents=tuple(range(9, 24))),
     "smoke": dict(n=30, d=30, width=50, seeds=16, steps=200, exponents=(14, 17, 20)),
 }
 
