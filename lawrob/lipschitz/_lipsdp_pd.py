@@ -105,12 +105,19 @@ def _times_tridiagonal(q, diag, sub, layout):
     return jnp.concatenate(out, axis=1)
 
 
-def _projections(q, weights, layout, inp):
-    """For a symmetric q: z[a][c] = g_a^T q g_c over the hidden units (g_0 = e, g_1 = w) and the input rows of
-    q g_a (weighted by ``inp``), the pieces of <F_j, q> and of the Schur matrix."""
+def _products(q, weights, layout):
+    """(q B, B^T q B) for a dense q: the products behind ``_projections``."""
     qb = _times_b(q, weights, layout)  # n x H: q w_i
+    return qb, jnp.concatenate([weights[k - 1].T @ qb[layout.rows(k - 1)] for k in range(1, len(layout.sizes))],
+                               axis=0)
+
+
+def _projections(q, weights, layout, inp, products=None):
+    """For a symmetric q: z[a][c] = g_a^T q g_c over the hidden units (g_0 = e, g_1 = w) and the input rows of
+    q g_a (weighted by ``inp``), the pieces of <F_j, q> and of the Schur matrix (``products``: q's
+    ``_products``, when already computed)."""
+    qb, ww = _products(q, weights, layout) if products is None else products
     h = layout.hidden
-    ww = jnp.concatenate([weights[k - 1].T @ qb[layout.rows(k - 1)] for k in range(1, len(layout.sizes))], axis=0)
     z = ((q[h:, h:], qb[h:]), (qb[h:].T, ww))
     on_inputs = (inp[:, None] * q[:h, h:], inp[:, None] * qb[:h])
     return z, on_inputs
@@ -124,9 +131,9 @@ def _inner_products(q, weights, layout, inp, kmat, z=None):
     return jnp.concatenate([jnp.sum(inp * jnp.diagonal(q)[: layout.hidden])[None], on_t])
 
 
-def _schur(p, y, weights, layout, inp, kmat):
-    """S_jk = tr(F_j P F_k Y) over (rho, t), and <F_j, Y>."""
-    zp, pin = _projections(p, weights, layout, inp)
+def _schur(p, y, weights, layout, inp, kmat, p_products):
+    """S_jk = tr(F_j P F_k Y) over (rho, t), and <F_j, Y> (``p_products``: P's ``_products``)."""
+    zp, pin = _projections(p, weights, layout, inp, p_products)
     zy, yin = _projections(y, weights, layout, inp)
     tt = _pair_products(kmat, zp, zy)
     cross = sum(kmat[a][b] * jnp.sum(pin[a] * yin[b], axis=0) for a in range(2) for b in range(2))
@@ -162,19 +169,16 @@ def _largest_eigenvalue(op, size, dtype, steps):
     return jnp.linalg.eigvalsh(tridiagonal)[-1]
 
 
-def _max_step(inverse_factor, change, steps):
-    """The largest a with Q + a dQ >= 0 (estimate), Q = L L^T and ``inverse_factor`` = L^{-1}:
-    1 / lambda_max(-L^{-1} dQ L^{-T}), inf when that is <= 0."""
+def _max_step(lower, change, steps):
+    """The largest a with Q + a dQ >= 0 (estimate), Q = L L^T with L = ``lower``: 1 / lambda_max(-L^{-1} dQ L^{-T}),
+    inf when that is <= 0. Each Lanczos step solves with L and L^T (two vector solves cost what two products
+    with an explicit L^{-1} would, and forming L^{-1} cost a sixth of an iteration at N = 1536)."""
     def op(v):
-        return -(inverse_factor @ (change @ (inverse_factor.T @ v)))
+        inner = jax.scipy.linalg.solve_triangular(lower, v, lower=True, trans=1)
+        return -jax.scipy.linalg.solve_triangular(lower, change @ inner, lower=True)
 
-    top = _largest_eigenvalue(op, inverse_factor.shape[0], inverse_factor.dtype, steps)
+    top = _largest_eigenvalue(op, lower.shape[0], lower.dtype, steps)
     return jnp.where(top > 0, 1.0 / jnp.where(top > 0, top, 1.0), jnp.inf)
-
-
-def _inverse_factor(lower):
-    """L^{-1} for a lower-triangular L (the Lanczos operator then needs only products)."""
-    return jax.scipy.linalg.solve_triangular(lower, jnp.eye(lower.shape[0], dtype=lower.dtype), lower=True)
 
 
 def _ratio_step(value, change):
@@ -263,12 +267,12 @@ def solve(weights, inp, live, *, slopes, rtol, max_steps):
         dv = jnp.where(keep, (sigma_mu + extra_v) / s - v + v * d_t / s, 0.0)
         return d_rho, d_t, (diag, sub), dp, dz, dv
 
-    def step_lengths(x_inv, p_inv, t, z, v, d_t, dx_dense, dp, dz, dv, steps):
+    def step_lengths(x_lower, p_lower, t, z, v, d_t, dx_dense, dp, dz, dv, steps):
         s = cap - t
-        a_dual = jnp.minimum(_max_step(x_inv, dx_dense, steps),
+        a_dual = jnp.minimum(_max_step(x_lower, dx_dense, steps),
                              jnp.minimum(_ratio_step(jnp.where(keep, t, 1.0), jnp.where(keep, d_t, 0.0)),
                                          _ratio_step(jnp.where(keep, s, 1.0), jnp.where(keep, -d_t, 0.0))))
-        a_primal = jnp.minimum(_max_step(p_inv, dp, steps),
+        a_primal = jnp.minimum(_max_step(p_lower, dp, steps),
                                jnp.minimum(_ratio_step(jnp.where(keep, z, 1.0), dz),
                                            _ratio_step(jnp.where(keep, v, 1.0), dv)))
         return a_dual, a_primal
@@ -276,17 +280,16 @@ def solve(weights, inp, live, *, slopes, rtol, max_steps):
     def gap_of(p, x_dense, t, z, v):
         return jnp.sum(p * x_dense) + jnp.sum(jnp.where(keep, t * z + (cap - t) * v, 0.0))
 
-    def residual_of(p, z, v):
-        primal = _inner_products(p, weights, layout, inp, kmat)
+    def residual_of(p, z, v, p_products):
+        primal = _inner_products(p, weights, layout, inp, kmat, _projections(p, weights, layout, inp, p_products)[0])
         return jnp.concatenate([(1.0 - primal[0])[None], jnp.where(keep, -(primal[1:] + z - v), 0.0)])
 
     def body(state):
-        rho, t, p, p_lower, z, v, it, _, last_lower, last_res = state
+        rho, t, p, p_lower, p_products, z, v, it, _, last_lower, last_res = state
         diag, sub = blocks(rho, t)
         x_dense = _dense(diag, sub)
         x_lower, y = factor_inverse(diag, sub)
-        x_inv, p_inv = _inverse_factor(x_lower), _inverse_factor(p_lower)
-        schur, grad_y = _schur(p, y, weights, layout, inp, kmat)
+        schur, grad_y = _schur(p, y, weights, layout, inp, kmat, p_products)
         d_lp = jnp.where(keep, z / t + v / (cap - t), 0.0)
         schur = jnp.where(both, schur, 0.0) + jnp.diag(jnp.concatenate([jnp.zeros(1, dtype), d_lp + ~keep]))
         schur_chol = jnp.linalg.cholesky(schur)
@@ -294,7 +297,7 @@ def solve(weights, inp, live, *, slopes, rtol, max_steps):
         # predictor
         d_rho, d_t, dxb, dp, dz, dv = direction(p, y, t, z, v, schur_chol, grad_y, 0.0, None)
         dx_dense = _dense(*dxb)
-        a_dual, a_primal = step_lengths(x_inv, p_inv, t, z, v, d_t, dx_dense, dp, dz, dv, _LANCZOS[0])
+        a_dual, a_primal = step_lengths(x_lower, p_lower, t, z, v, d_t, dx_dense, dp, dz, dv, _LANCZOS[0])
         a_dual, a_primal = jnp.minimum(1.0, a_dual), jnp.minimum(1.0, a_primal)
         mu_aff = gap_of(p + a_primal * dp, x_dense + a_dual * dx_dense, t + a_dual * d_t, z + a_primal * dz,
                         v + a_primal * dv) / nu
@@ -306,7 +309,7 @@ def solve(weights, inp, live, *, slopes, rtol, max_steps):
         corr = (h, jnp.where(keep, dz * d_t, 0.0), jnp.where(keep, dv * d_t, 0.0), second)
         d_rho, d_t, dxb, dp, dz, dv = direction(p, y, t, z, v, schur_chol, grad_y, sigma * mu, corr)
         dx_dense = _dense(*dxb)
-        a_dual, a_primal = step_lengths(x_inv, p_inv, t, z, v, d_t, dx_dense, dp, dz, dv, _LANCZOS[1])
+        a_dual, a_primal = step_lengths(x_lower, p_lower, t, z, v, d_t, dx_dense, dp, dz, dv, _LANCZOS[1])
         a_dual = jnp.minimum(1.0, _TO_BOUNDARY * a_dual)
         a_primal = jnp.minimum(1.0, _TO_BOUNDARY * a_primal)
 
@@ -335,7 +338,8 @@ def solve(weights, inp, live, *, slopes, rtol, max_steps):
         v_new = jnp.where(moved, v + a_primal * dv, v)
         x_new = _dense(*blocks(rho_new, t_new))
         gap = gap_of(p_new, x_new, t_new, z_new, v_new)
-        residual = residual_of(p_new, z_new, v_new)
+        p_products = _products(p_new, weights, layout)  # for the residual here and the next Schur matrix
+        residual = residual_of(p_new, z_new, v_new, p_products)
         res = jnp.max(jnp.abs(residual))
         converged = (gap <= rtol * jnp.abs(rho_new)) & (res <= _RESIDUAL)
         # near the optimum X and P grow ill-conditioned and rounding may push P off its equalities: stop there
@@ -344,10 +348,11 @@ def solve(weights, inp, live, *, slopes, rtol, max_steps):
         stalled = broken | ((a_dual < 1e-8) & (a_primal < 1e-8))
         lower = -jnp.sum(constant * p_new) - cap * jnp.sum(jnp.where(keep, v_new, 0.0))
         lower, res = jnp.where(degraded, last_lower, lower), jnp.where(degraded, last_res, res)
-        return rho_new, t_new, p_new, p_lower, z_new, v_new, it + 1, converged | degraded | stalled, lower, res
+        return (rho_new, t_new, p_new, p_lower, p_products, z_new, v_new, it + 1, converged | degraded | stalled, lower,
+                res)
 
     def cond(state):
-        return (~state[7]) & (state[6] < max_steps)
+        return (~state[8]) & (state[7] < max_steps)
 
     t0 = t0.astype(dtype)
     rho0 = jnp.asarray(rho0, dtype)
@@ -357,9 +362,9 @@ def solve(weights, inp, live, *, slopes, rtol, max_steps):
     p0 = mu0 * y0
     z0 = jnp.where(keep, mu0 / t0, 0.0)
     v0 = jnp.where(keep, mu0 / (cap - t0), 0.0)
-    state = (rho0, t0, p0, jnp.linalg.cholesky(p0), z0, v0, 0, jnp.asarray(False), jnp.asarray(-jnp.inf, dtype),
-             jnp.asarray(jnp.inf, dtype))
-    rho, t, _, _, _, _, steps, _, lower, residual = jax.lax.while_loop(cond, body, state)
+    state = (rho0, t0, p0, jnp.linalg.cholesky(p0), _products(p0, weights, layout), z0, v0, 0, jnp.asarray(False),
+             jnp.asarray(-jnp.inf, dtype), jnp.asarray(jnp.inf, dtype))
+    rho, t, *_, steps, _, lower, residual = jax.lax.while_loop(cond, body, state)
     return rho, t, steps, lower, residual
 
 
