@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -225,6 +225,11 @@ class TrainConfig:
         if self.loss != "cross_entropy" and self.model.sizes[-1] != 1:
             raise ValueError(f"loss={self.loss!r} needs a scalar-output network, got output width {self.model.sizes[-1]}")
 
+    @property
+    def stops(self) -> bool:
+        """Whether a stop rule is set (the loop then ends at the stop: ``_blocks_until_stopped``)."""
+        return any(rule is not None for rule in (self.stop_loss, self.stop_delta, self.stop_patience))
+
     def make_optimizer(self, learning_rate: float | jax.Array | optax.Schedule) -> optax.GradientTransformation:
         """The optax transformation of a run with step size ``learning_rate`` (times ``schedule`` when set)."""
         if isinstance(self.optimizer, optax.GradientTransformation):
@@ -333,8 +338,12 @@ def _train(cfg: TrainConfig, params, mask, data, key, learning_rate, grad_noise,
     carry = (params, optimizer.init(params) if state is None else state, jnp.asarray(False), first["loss"],
              first["accuracy"], jnp.asarray(0), jnp.asarray(cfg.steps), _non_finite(params, first["loss"]), vectors)
     first = first | {"step": jnp.asarray(0), "stopped": jnp.asarray(False)}
-    (params, state, *_, stopped_at, diverged, _), history = _blocks_until_stopped(
-        block, carry, cfg.steps // cfg.log_every, cfg.log_every)  # type: ignore[operator]  # log_every: an int after __post_init__
+    log_every = cast(int, cfg.log_every)  # an int after __post_init__
+    if cfg.stops:
+        carry, history = _blocks_until_stopped(block, carry, cfg.steps // log_every, log_every)
+    else:  # never stops early; a scan keeps the training differentiable (reverse mode cannot pass a while loop)
+        carry, history = jax.lax.scan(block, carry, jnp.arange(cfg.steps // log_every))
+    params, state, *_, stopped_at, diverged, _ = carry
     history = jax.tree.map(lambda a, h: jnp.concatenate([a[None], h]), first, history)
     return params, history | {"steps_run": stopped_at, "diverged": diverged}, state
 
@@ -344,7 +353,8 @@ def _blocks_until_stopped(block, carry, blocks: int, log_every: int):
 
     A stopped run's parameters are frozen, so every later log would repeat the metrics of the block where it
     stopped: those entries are filled with them instead of being computed (under ``vmap``, the loop runs until
-    every run of the batch has stopped). Returns (carry, history [blocks, ...]) as the scan would.
+    every run of the batch has stopped). Returns (carry, history [blocks, ...]) as the scan would. Reverse-mode
+    differentiation cannot pass the while loop, so ``_train`` takes this path only when a stop rule is set.
     """
     _, template = jax.eval_shape(block, carry, jnp.asarray(0))
     history = jax.tree.map(lambda m: jnp.zeros((blocks,) + m.shape, m.dtype), template)

@@ -121,7 +121,8 @@ def fit(
     <= ``stop_loss``, changed by less than ``stop_delta``, or the accuracy was unchanged for ``stop_patience``
     logs, from step ``min_steps`` on (a fixed budget before the rules apply; None: from the first log);
     ``history["steps_run"]`` says when; the later logs repeat the metrics of that one, and the loop ends there
-    (in ``fit_batched``, once every run of a chunk has stopped), so a run that stops early costs its steps only.
+    (in ``fit_batched``, once every run of a chunk has stopped), so a run that stops early costs its steps only;
+    ``jax.grad`` through a training (above) needs one without stop rules: reverse mode cannot pass that loop.
     The history's first entry is step 0. ``optimizer_state``: the optimizer's
     state to start from (default a fresh ``init(params)``; e.g. the state a previous ``fit`` of the same optimizer
     returned, to continue its training: Adam's moments and step count carry over); ``return_state=True`` returns
