@@ -1,6 +1,6 @@
 """One training run of ``lawrob.train``: the losses and metrics, ``TrainConfig`` (the settings that fix a run's
-compiled shape) and the compiled loop over logged blocks of optimizer steps, which ends once the run has stopped
-(import the public names from ``lawrob.train``)."""
+compiled shape) and the compiled loop over logged blocks of optimizer steps, which with a stop rule ends once the
+run has stopped (import the public names from ``lawrob.train``)."""
 
 from __future__ import annotations
 
