@@ -306,6 +306,39 @@ def test_primal_dual_multipliers_certify_through_the_float64_check():
     assert np.linalg.eigvalsh(lipsdp_matrix(small, verified * (1 - 1e-4), multipliers))[-1] > 0
 
 
+@pytest.mark.parametrize("sizes, seed", [((6, 5, 4, 2), 4), ((20, 10, 10, 10), 3), ((40, 30, 30, 1), 5)])
+def test_primal_dual_float32_phase_changes_nothing_but_the_time(sizes, seed):
+    # the float32 iterations only hand their iterate to the float64 ones: same optimum, a dual objective that is
+    # still below it, the float64 stop met, and no more iterations than float64 alone takes
+    params, mask = random_net(sizes, seed=seed, density=0.9)
+    small = _unit_norm(reduce(prepare(params, mask, None)))[0]
+    with jax.enable_x64(True):
+        weights, inp, live = jax_inputs(small)
+        runs = {single: _lipsdp_pd.solve(weights, inp, live, slopes=small.slopes, rtol=1e-8, max_steps=100,
+                                          single_rtol=single) for single in (None, 1e-2)}
+    (rho64, _, steps64, below64, _), (rho, _, steps, below, residual) = runs[None], runs[1e-2]
+    assert float(rho) == pytest.approx(float(rho64), rel=1e-8)
+    assert float(below) <= float(rho) and (float(rho) - float(below)) / float(rho) < 1e-7
+    assert float(residual) <= 1e-9 and int(steps) <= int(steps64)
+
+
+def test_primal_dual_float64_phase_restarts_from_a_warm_point_outside():
+    # a warm point outside the cone (a negative multiplier) is replaced by the start: the result is the cold one
+    params, mask = random_net((6, 5, 4, 2), seed=4, density=0.9)
+    small = _unit_norm(reduce(prepare(params, mask, None)))[0]
+    with jax.enable_x64(True):
+        weights, inp, live = jax_inputs(small)
+        options = dict(slopes=small.slopes, rtol=1e-8, residual_tol=1e-9, max_steps=100)
+        cold, steps, below, _ = _lipsdp_pd._iterate(weights, inp, live, **options)
+        warm = jax.tree.map(lambda x: x + 0.0, cold)
+        warm = (warm[0], warm[1].at[0].set(-1.0), *warm[2:])
+        restarted, steps_again, below_again, _ = _lipsdp_pd._iterate(weights, inp, live, **options, warm=warm)
+        continued, steps_on, _, _ = _lipsdp_pd._iterate(weights, inp, live, **options, warm=cold)
+    assert float(restarted[0]) == float(cold[0]) and int(steps_again) == int(steps)
+    assert float(below_again) == float(below)
+    assert int(steps_on) <= 2 and float(continued[0]) == pytest.approx(float(cold[0]), rel=1e-8)  # already there
+
+
 def test_primal_dual_keeps_a_nearly_constant_unit_bounded():
     params, mask = random_net((8, 32, 32, 1), seed=5, density=1.0)
     params[1]["w"] = params[1]["w"].at[:, 21].multiply(1e-11)
