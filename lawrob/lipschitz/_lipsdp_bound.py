@@ -24,10 +24,12 @@ _SDP_MARGIN = 1e-7  # cvxpy solves LipSDP with M <= -margin I (weights scaled to
 _BARRIER_RTOL = 1e-6  # relative suboptimality of rho the barrier method stops at
 _BARRIER_MAX_STEPS = 500
 _PRIMAL_DUAL_RTOL = 1e-8  # relative duality gap and primal residual the primal-dual method stops at
-# "auto" takes the primal-dual method above this many rows of the reduced LipSDP matrix. Measured (RESULTS, "LipSDP
-# at scale"): equal at 1536 rows (784-512-512-1: 28.6 s barrier, 29.3 s primal-dual), and at 3856
-# (784-1024-1024-1024-10) the primal-dual method took 428 s where the barrier had not finished in 1200 s.
-AUTO_PRIMAL_DUAL_DIM = 2000
+# "auto" takes the primal-dual method above this many rows of the reduced LipSDP matrix. Measured quietly with the
+# float32 first phase (RESULTS, "LipSDP at scale"): at 512 rows the two are within 1.4x either way (784-256-10: 1.46 s
+# primal-dual against 1.57 s barrier at init, 2.78 against 2.07 s trained-like), at 1536 rows (784-512-512-1) the
+# primal-dual method takes 15.8 s against 27.1 s, and at 3856 (784-1024-1024-1024-10) 197 s where the barrier method
+# had not finished in 1200 s.
+AUTO_PRIMAL_DUAL_DIM = 1000
 
 
 _FAILED = "failed: the solver's certificate did not verify in float64"

@@ -49,7 +49,7 @@ def upper(
     (default), "product", "eclipse_fast" or "lipsdp". ``solver`` for LipSDP: "barrier" (``_lipsdp_blocks``:
     a primal barrier method in JAX, float64, no SDP library needed), "primal_dual" (``_lipsdp_pd``: a primal-dual
     interior-point method in JAX, 4-5x fewer iterations, each dearer), cvxpy's "CLARABEL" or "SCS" (the "sdp"
-    extra), or "auto" (the barrier method up to 2000 rows of the reduced LipSDP matrix, min(d, n_1) + hidden
+    extra), or "auto" (the barrier method up to 1000 rows of the reduced LipSDP matrix, min(d, n_1) + hidden
     units, the primal-dual one above); the float64 verification of the multipliers makes every solver sound, a
     looser solve only costs tightness. ``sdp_max_dim``: "best" runs LipSDP only while N = d + hidden units
     (after dropping dead units and unused inputs) is at most this. ``details`` holds every value computed (a LipSDP whose
