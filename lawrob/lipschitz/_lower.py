@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lawrob import _checks, nets
+from lawrob.lipschitz import _lower_pattern
 from lawrob.lipschitz._lower_search import SearchConfig, _arrays, _run, _run_batch
 from lawrob.lipschitz._network import Bound, Net, batch_size, certify, check_domain, check_points, prepare, reduce
 
@@ -49,7 +50,8 @@ class LowerMethod:
     """A lower-bound method of the registry ``LOWER_METHODS``. Every method proposes witness points and
     ``lower`` certifies the best of them on the exact masked network (``certify``), so any proposal gives a
     certified bound. ``candidates(net, key, points) -> [m, d]`` array of proposals (``points``: the given
-    points or None); None for the built-in modes "search" and "points", which run as one compiled search.
+    points or None); None for the built-in modes "search", "points" and "pattern", which run as one compiled
+    search (``pattern`` then ascends over activation patterns from its best candidates, ``_lower_pattern``).
 
     Parameters
     ----------
@@ -63,7 +65,7 @@ class LowerMethod:
     candidates: Callable | None = None
 
 
-LOWER_METHODS: dict[str, LowerMethod] = {"search": LowerMethod("search"), "points": LowerMethod("points")}
+LOWER_METHODS: dict[str, LowerMethod] = {name: LowerMethod(name) for name in ("search", "points", "pattern")}
 
 
 def register_lower(name: str, candidates: Callable, *, replace: bool = False) -> LowerMethod:
@@ -169,9 +171,10 @@ def lower(
     if LOWER_METHODS[method].candidates is not None:
         return _certified_bound(net, _proposed(net, setup), setup, time.perf_counter() - start)
     with jax.enable_x64(True):
-        candidates, _ = _run(net.activation, setup.config, setup.method, _arrays(net), setup.key, setup.points,
-                             setup.box)
-    return _certified_bound(net, np.asarray(candidates), setup, time.perf_counter() - start)
+        candidates, _ = _run(net.activation, setup.config, _compiled_mode(setup.method), _arrays(net), setup.key,
+                             setup.points, setup.box)
+    candidates, extra = _with_patterns(net, np.asarray(candidates), setup)
+    return _certified_bound(net, candidates, setup, time.perf_counter() - start, extra)
 
 
 def lower_batch(
@@ -245,11 +248,11 @@ def lower_batch(
     with jax.enable_x64(True):
         arrays = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[_arrays(net) for net in networks])
         batch_points = first.points if not per_network else jnp.stack([s.points for s in setups])  # type: ignore[misc]  # per_network: every setup has points
-        candidates, _ = _run_batch(networks[0].activation, shared_cfg, first.method, first.box, chunk, arrays,
-                                   keys, batch_points)
-    candidates = np.asarray(candidates)
+        candidates, _ = _run_batch(networks[0].activation, shared_cfg, _compiled_mode(first.method), first.box, chunk,
+                                   arrays, keys, batch_points)
+    found = [_with_patterns(net, np.asarray(candidates[b]), setups[b]) for b, net in enumerate(networks)]
     share = (time.perf_counter() - start) / size
-    return [_certified_bound(net, candidates[b], setups[b], share) for b, net in enumerate(networks)]
+    return [_certified_bound(net, *found[b][:1], setups[b], share, found[b][1]) for b, net in enumerate(networks)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,19 +289,42 @@ def _setup(net: Net, key, points, method: str, domain, config, budget: dict) -> 
     return _Setup(method, config, key, points, box)
 
 
-def _certified_bound(net: Net, candidates: np.ndarray, setup: _Setup, seconds: float) -> Bound:
-    """The best candidate that certifies on the network without its dead units (the same function, fewer kinks)."""
+def _compiled_mode(method: str) -> str:
+    """The compiled search's mode for a built-in method ("pattern" starts from the search's candidates)."""
+    return "search" if method == "pattern" else method
+
+
+def _with_patterns(net: Net, candidates: np.ndarray, setup: _Setup) -> tuple[np.ndarray, dict]:
+    """For method "pattern": the search's candidates and the points pattern ascent realizes from them."""
+    if setup.method != "pattern":
+        return candidates, {}
+    if not net.piecewise_linear or net.slopes[0] == 1.0:
+        raise ValueError(f"method='pattern' needs a piecewise-linear activation (relu, leaky_relu), got "
+                         f"{net.activation!r}")
+    reduced = reduce(net)
+    if min(reduced.widths, default=1) == 0:  # a constant network: no pattern to ascend
+        return candidates, {"pattern_bound": 0.0, "pattern_lps": 0, "pattern_points": 0}
+    points, extra = _lower_pattern.candidates(reduced, candidates, setup.config.patterns, setup.box)
+    if setup.box is not None:
+        points = np.clip(points, *setup.box)
+    return np.concatenate([candidates, points]), {**extra, "pattern_points": len(points)}
+
+
+def _certified_bound(net: Net, candidates: np.ndarray, setup: _Setup, seconds: float, extra=None) -> Bound:
+    """The best candidate that certifies on the network without its dead units (the same function, fewer kinks).
+    ``extra``: more details (pattern ascent's)."""
     reduced = reduce(net)
     results = [(certify(reduced, x), x) for x in candidates]
     certified = [(value, x) for (value, ok), x in results if ok]
     cfg = setup.config
     evaluations = (0 if setup.points is None else setup.points.shape[0])
-    if setup.method == "search":
-        evaluations += cfg.evaluations
+    if setup.method in ("search", "pattern"):
+        evaluations += cfg.evaluations + (extra or {}).get("pattern_points", 0)
     elif LOWER_METHODS[setup.method].candidates is not None:
         evaluations = len(candidates)
-    details = {"evaluations": evaluations, "smoothed_gradients": cfg.smoothed_gradients if setup.method == "search"
-               else 0, "certified": len(certified), "candidates": len(results)}
+    details = {"evaluations": evaluations, "smoothed_gradients": cfg.smoothed_gradients
+               if setup.method in ("search", "pattern") else 0, "certified": len(certified), "candidates": len(results),
+               **(extra or {})}
     if not certified:
         return Bound(0.0, "lower", setup.method, seconds=seconds, witness=None, details=details)
     value, x = max(certified, key=lambda item: item[0])

@@ -28,7 +28,8 @@ class SearchConfig:
     samples: multi-scale random points; probes: first-layer hyperplane probes; segments, segment_points: points
     spread along the steepest secants between given and best points; starts and steps: smoothed ascent;
     rounds, walkers, local_probes: region walking (probes around the ``walkers`` best distinct points,
-    ``rounds`` times). radius_min, radius_max: range of radii of random points and far moves, in data scales.
+    ``rounds`` times); patterns: method "pattern"'s linear programs (``_lower_pattern``). radius_min,
+    radius_max: range of radii of random points and far moves, in data scales.
     memory_budget_bytes: the most temporary memory the compiled search may take (besides the weights and the
     given points); every phase makes and scores its candidates in chunks sized to it (``_search_memory``),
     so any network whose weights fit runs, and the count of candidates only sets the time. Default 1 GiB;
@@ -54,6 +55,8 @@ class SearchConfig:
         Points walked per round.
     local_probes : int
         Probes around each walker.
+    patterns : int
+        Method "pattern" only: the most distinct activation patterns realized (one linear program each).
     radius_min : float
         The smallest radius of random points, in data scales.
     radius_max : float
@@ -71,13 +74,14 @@ class SearchConfig:
     rounds: int = 8
     walkers: int = 32
     local_probes: int = 512
+    patterns: int = 4
     radius_min: float = 1e-2
     radius_max: float = 1e4
     memory_budget_bytes: int = 1 << 30
 
     def __post_init__(self):
         for name in ("samples", "probes", "segments", "segment_points", "starts", "steps", "rounds", "walkers",
-                     "local_probes"):
+                     "local_probes", "patterns"):
             _checks.positive_int(name, getattr(self, name), minimum=0)
         _checks.positive_int("memory_budget_bytes", self.memory_budget_bytes)
         _checks.real_in("radius_min", self.radius_min, 0.0, math.inf, low_open=True, high_open=True)
