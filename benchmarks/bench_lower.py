@@ -1,13 +1,13 @@
 """The bracket upper / lower on trained networks, and the lower-bound search against its anchors (issue 14, goal 3).
 
-    uv run python benchmarks/bench_lower.py [--widths 64 128 256] [--depths 2 3] [--n 1000] [--steps 2000]
-                                            [--cache DIR] [--upper lipsdp]
+    uv run python benchmarks/bench_lower.py [--widths 64 128 256] [--depths 2 3] [--d 16] [--n 1000]
+                                            [--steps 2000] [--cache DIR] [--upper lipsdp]
     uv run python benchmarks/bench_lower.py --small-exact
 
-Networks: d = 16 Gaussian inputs, n random +-1 labels (sigma2 = 1, as the sweeps' "zero" target), dense ReLU
+Networks: d (default 16) Gaussian inputs, n random +-1 labels (sigma2 = 1, as the sweeps' "zero" target), dense ReLU
 MLPs (``depth`` hidden layers of ``width``) trained by ``train.fit`` (Adam, lr 3e-3, full batch) until the train
 MSE is <= 0.05 or ``steps``; trained parameters are cached in ``--cache`` (npz, keyed by the shape and seed).
-Upper bound: LipSDP-Neuron (``upper(method="lipsdp")``, block barrier solver) where N = d + hidden <= 2100,
+Upper bound: LipSDP-Neuron (``upper(method="lipsdp")``, solver "auto") where N = d + hidden <= 5000,
 else ECLipsE-Fast (the table says which). Lower bounds, all certified by ``lower`` on the exact network (the
 float64 Jacobian norm at a point strictly inside a linear region), at equal numbers of Jacobian evaluations E
 where the method can use them:
@@ -17,8 +17,11 @@ where the method can use them:
 - projected gradient ascent on ||J(x)||_2 (autodiff) from E / T starts (training points, then fresh N(0, I)),
   T = 32 steps of length 0.05 sqrt(d), projected onto the ball of radius max_i ||x_i||; for a ReLU network the
   autodiff gradient of ||J|| is zero almost everywhere, so its iterates stay at their starts;
-- search without segments (the phases of the search before this benchmark: sampling, probes, smoothed ascent,
-  region walking) and the search (``lower`` default, with secant segments), both scoring the training points.
+- the search (``lower`` default), scoring the training points;
+- pattern ascent (``lower(method="pattern")``): the search, then ascent over activation patterns from its best
+  points and a linear program that realizes the best patterns; its ``pattern_bound`` (the largest ||J(S)|| over
+  the patterns it reached, realizable or not) is a lower bound on LipSDP, so upper / pattern_bound is LipSDP's
+  slack over the patterns and pattern_bound / lower the gap between all patterns and the realized ones.
 
 E = the search's true-Jacobian evaluations + 2 x its smoothed-ascent gradients (a gradient of a Jacobian norm
 costs about two Jacobian evaluations). Prints one JSON report (``_common.report``).
@@ -41,10 +44,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import report  # noqa: E402
 
 from lawrob import data, nets, train  # noqa: E402
-from lawrob.lipschitz import SearchConfig, lower, upper  # noqa: E402
+from lawrob.lipschitz import lower, upper  # noqa: E402
 
-D = 16
 PGA_STEPS = 32
+NAMES = ("training_points", "random_sampling", "projected_gradient_ascent", "search", "pattern")
 
 
 def matmul_gflops(size=2048) -> float:
@@ -59,11 +62,11 @@ def matmul_gflops(size=2048) -> float:
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
-def trained(width: int, depth: int, n: int, steps: int, seed: int, cache: Path):
+def trained(d: int, width: int, depth: int, n: int, steps: int, seed: int, cache: Path):
     """(model, params, dataset, train mse): a dense ReLU MLP fitted to n random +-1 labels, cached."""
-    model = nets.MLP((D, *([width] * depth), 1))
-    dataset = data.make_dataset(jax.random.key(1000 + seed), data.Gaussian(D), n=n)
-    path = cache / f"d{D}-w{width}-L{depth}-n{n}-s{steps}-seed{seed}.npz"
+    model = nets.MLP((d, *([width] * depth), 1))
+    dataset = data.make_dataset(jax.random.key(1000 + seed), data.Gaussian(d), n=n)
+    path = cache / f"d{d}-w{width}-L{depth}-n{n}-s{steps}-seed{seed}.npz"
     if path.exists():
         saved = np.load(path)
         params = tuple({"w": jnp.asarray(saved[f"w{k}"]), "b": jnp.asarray(saved[f"b{k}"])} for k in range(depth + 1))
@@ -80,8 +83,8 @@ def trained(width: int, depth: int, n: int, steps: int, seed: int, cache: Path):
 
 def pga_points(params, model, x, starts: int, key) -> np.ndarray:
     """Every iterate of projected gradient ascent on ||J(x)||_2 (autodiff), [starts x (T + 1), d]."""
-    radius = float(jnp.max(jnp.linalg.norm(x, axis=1)))
-    fresh = jax.random.normal(key, (max(starts - x.shape[0], 0), D))
+    radius, d = float(jnp.max(jnp.linalg.norm(x, axis=1))), x.shape[1]
+    fresh = jax.random.normal(key, (max(starts - x.shape[0], 0), d))
 
     def norm(y, p64):
         return jnp.sqrt(jnp.sum(jax.jacrev(lambda z: model.apply(p64, z))(y) ** 2) + 1e-300)
@@ -91,11 +94,11 @@ def pga_points(params, model, x, starts: int, key) -> np.ndarray:
         def step(x, _):
             g = jnp.nan_to_num(jax.vmap(jax.grad(norm), in_axes=(0, None))(x, p64))
             g = g / jnp.maximum(jnp.linalg.norm(g, axis=1, keepdims=True), 1e-300)
-            x = x + 0.05 * math.sqrt(D) * g
+            x = x + 0.05 * math.sqrt(d) * g
             scale = jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True) / radius, 1.0)
             return x / scale, x / scale
         _, path = jax.lax.scan(step, x0, None, length=PGA_STEPS)
-        return jnp.concatenate([x0[None], path]).reshape(-1, D)
+        return jnp.concatenate([x0[None], path]).reshape(-1, d)
 
     with jax.enable_x64(True):
         x0 = jnp.concatenate([x[:starts], fresh]).astype(jnp.float64)
@@ -104,30 +107,34 @@ def pga_points(params, model, x, starts: int, key) -> np.ndarray:
 
 def measure(model, params, dataset, key, upper_choice: str) -> dict:
     x = np.asarray(dataset.x, np.float64)
-    row = {"sizes": list(model.sizes), "N": D + sum(model.sizes[1:-1])}
+    d = model.sizes[0]
+    row = {"sizes": list(model.sizes), "N": d + sum(model.sizes[1:-1])}
     start = time.perf_counter()
-    method = upper_choice if (upper_choice != "lipsdp" or row["N"] <= 2100) else "eclipse_fast"
+    method = upper_choice if (upper_choice != "lipsdp" or row["N"] <= 5000) else "eclipse_fast"
     high = upper(params, model=model, method=method)
     row.update(upper_method=high.method, upper=high.value, upper_seconds=round(time.perf_counter() - start, 2))
     lows = {}
-    for name, cfg in (("search", SearchConfig()), ("search_no_segments", SearchConfig(segments=0))):
-        lower(params, model=model, key=key, points=x, config=cfg)  # compile
+    lower(params, model=model, key=key, points=x)  # compile the search
+    for name in ("search", "pattern"):
         start = time.perf_counter()
-        lows[name] = lower(params, model=model, key=key, points=x, config=cfg)
+        lows[name] = lower(params, model=model, key=key, points=x, method=name)
         lows[name + "_seconds"] = time.perf_counter() - start
     found = lows["search"]
     budget = found.details["evaluations"] + 2 * found.details["smoothed_gradients"]
     row["evaluations"] = budget
     lows["training_points"] = lower(params, model=model, key=key, points=x, method="points")
-    gauss = np.asarray(jax.random.normal(jax.random.fold_in(key, 1), (budget, D)), np.float64)
+    gauss = np.asarray(jax.random.normal(jax.random.fold_in(key, 1), (budget, d)), np.float64)
     lows["random_sampling"] = lower(params, model=model, key=key, points=gauss, method="points")
     pga = pga_points(params, model, jnp.asarray(x), max(1, budget // (PGA_STEPS + 1)), jax.random.fold_in(key, 2))
     lows["projected_gradient_ascent"] = lower(params, model=model, key=key, points=pga, method="points")
-    for name in ("training_points", "random_sampling", "projected_gradient_ascent", "search_no_segments", "search"):
+    for name in NAMES:
         row[name] = lows[name].value
         row[f"ratio_{name}"] = high.value / lows[name].value if lows[name].value > 0 else math.inf
+    row["pattern_bound"] = lows["pattern"].details["pattern_bound"]
+    row["upper_over_pattern_bound"] = high.value / row["pattern_bound"]
+    row["pattern_bound_over_pattern"] = row["pattern_bound"] / lows["pattern"].value
     row["search_seconds"] = round(lows["search_seconds"], 2)
-    row["search_no_segments_seconds"] = round(lows["search_no_segments_seconds"], 2)
+    row["pattern_seconds"] = round(lows["pattern_seconds"], 2)
     return row
 
 
@@ -156,6 +163,7 @@ def main():
     parser.add_argument("--small-exact", action="store_true", help="only the d = 4 nets against exact constants")
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--depths", type=int, nargs="+", default=[2, 3])
+    parser.add_argument("--d", type=int, default=16)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--seeds", type=int, default=1)
@@ -172,18 +180,17 @@ def main():
         for depth in args.depths:
             for seed in range(args.seeds):
                 start = time.perf_counter()
-                model, params, dataset, mse = trained(width, depth, args.n, args.steps, seed, args.cache)
+                model, params, dataset, mse = trained(args.d, width, depth, args.n, args.steps, seed, args.cache)
                 train_s = time.perf_counter() - start
                 row = measure(model, params, dataset, jax.random.key(seed), args.upper)
                 row.update(seed=seed, train_mse=mse, train_seconds=round(train_s, 1))
                 rows.append(row)
                 print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, file=sys.stderr,
                       flush=True)
-    names = ("training_points", "random_sampling", "projected_gradient_ascent", "search_no_segments", "search")
     summary = {name: {"median_ratio": statistics.median(r[f"ratio_{name}"] for r in rows),
-                      "worst_ratio": max(r[f"ratio_{name}"] for r in rows)} for name in names}
+                      "worst_ratio": max(r[f"ratio_{name}"] for r in rows)} for name in NAMES}
     report("lower bounds vs LipSDP on trained nets", {
-        "command": " ".join(sys.argv), "n": args.n, "d": D, "rows": rows, "summary": summary,
+        "command": " ".join(sys.argv), "n": args.n, "d": args.d, "rows": rows, "summary": summary,
         "matmul_gflops_float32_start_end": [round(reference_start, 1), round(matmul_gflops(), 1)]})
 
 

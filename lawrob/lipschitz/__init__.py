@@ -7,9 +7,11 @@ Lip(f) = sup_x ||J_f(x)||_2, global over R^d unless a box ``domain`` is given; a
 
 - ``lower(params, mask, *, key, points=None, method="search")``: the Jacobian norm at a witness point, certified
   on the exact masked network ("points": best of the given points; "search": multi-scale sampling, hyperplane
-  probes, secant segments, annealed smoothed ascent and region walking), for any number of outputs, its memory
-  bounded by ``SearchConfig.memory_budget_bytes`` (``peak_bytes`` is the model's estimate). ``lower_batch``
-  does B networks in one compiled call.
+  probes, secant segments, annealed smoothed ascent and region walking; "pattern": the search, then ascent over
+  activation patterns from its best points and a linear program that realizes the best patterns, which also
+  reports ``details["pattern_bound"]``, a lower bound on every slope-restricted upper bound such as LipSDP), for
+  any number of outputs, its memory bounded by ``SearchConfig.memory_budget_bytes`` (``peak_bytes`` is the
+  model's estimate). ``lower_batch`` does B networks in one compiled call.
 - ``upper(params, mask, *, method="best")``: "product" of certified spectral norms, "eclipse_fast"
   (ECLipsE-Fast closed form), "lipsdp" (LipSDP-Neuron by a barrier method in JAX, ``solver="primal_dual"`` by a
   primal-dual interior-point method in JAX, or with cvxpy), "best" (the smallest affordable). ``upper_batch``

@@ -68,9 +68,12 @@ def _unit_weights(net: Net, slopes: list[np.ndarray], u: np.ndarray, v: np.ndarr
 
 
 def ascend(net: Net, slopes: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
-    """The pattern ascent (step 1 of the module) from ``slopes``: (the final pattern, ||J|| there)."""
+    """The pattern ascent (step 1 of the module) from ``slopes``: (the final pattern, ||J|| there). A start
+    where J = 0 (no singular pair to follow) is replaced by the pattern of all slopes 1."""
     alpha = net.slopes[0]
     slopes = [s.copy() for s in slopes]
+    if _top_pair(jacobian(net, slopes))[2] == 0.0:
+        slopes = [np.ones_like(s) for s in slopes]
     for _ in range(_SWEEPS):
         changed = False
         for k in range(len(slopes)):
