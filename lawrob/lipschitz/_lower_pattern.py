@@ -137,28 +137,25 @@ def candidates(net: Net, starts: np.ndarray, max_patterns: int, box=None) -> tup
     realization lands in another basin. Returns ([k, d] points, {"pattern_bound", "pattern_lps"}).
     """
     seen: dict[bytes, float] = {}
-    queue = []
-    for x in starts:
+    queue: list[tuple[float, list[np.ndarray]]] = []
+
+    def climb_from(x):
         slopes, value = ascend(net, pattern_of(net, x))
         key = np.concatenate(slopes).tobytes()
         if key not in seen:
             seen[key] = value
-            queue.append((value, key, slopes))
-    queue.sort(key=lambda item: -item[0])
+            queue.append((value, slopes))
+
+    for x in starts:
+        climb_from(x)
     points, solved = [], 0
     while queue and solved < max_patterns:
-        value, _, slopes = queue.pop(0)
+        _, slopes = queue.pop(max(range(len(queue)), key=lambda i: queue[i][0]))
         u, v, _ = _top_pair(jacobian(net, slopes))
         point = realize(net, slopes, _unit_weights(net, slopes, u, v), box)
         solved += 1
-        if point is None:
-            continue
-        points.append(point)
-        again, value_again = ascend(net, pattern_of(net, point))
-        key = np.concatenate(again).tobytes()
-        if key not in seen:
-            seen[key] = value_again
-            queue.append((value_again, key, again))
-            queue.sort(key=lambda item: -item[0])
+        if point is not None:
+            points.append(point)
+            climb_from(point)
     details = {"pattern_bound": max(seen.values(), default=0.0), "pattern_lps": solved}
     return np.asarray(points, np.float64).reshape(-1, net.d), details
