@@ -11,6 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lawrob import nets
+from lawrob.sweep import Grid, run
+from lawrob.sweep.config import RunConfig
 from lawrob.lipschitz import SearchConfig, exact, lower, lower_batch, prepare, upper
 from lawrob.lipschitz import _lower_pattern as pattern
 
@@ -115,3 +117,13 @@ def test_pattern_needs_a_piecewise_linear_activation():
     with pytest.raises(ValueError, match="method='pattern' needs a piecewise-linear activation"):
         lower(random_net(sizes, 0), model=nets.MLP(sizes, activation="tanh"), key=jax.random.key(0),
               method="pattern", config=SMALL)
+
+
+def test_a_sweep_measures_with_pattern_and_a_grid_rejects_it_for_smooth_activations(tmp_path):
+    tiny = {"d": 2, "n": 12, "depth": 1, "width": 3, "steps": 40, "log_every": 20, "learning_rate": 1e-2,
+            "lip_search_starts": 4, "lower_method": "pattern"}
+    row, = run(Grid(fixed=tiny, seeds=1), tmp_path, progress=False)
+    assert row["lip_lower_method"] == "pattern"
+    assert 0 < row["lip_lower"] <= row["lip_exact"] * (1 + RTOL)
+    with pytest.raises(ValueError, match="lower_method='pattern' needs activation 'relu' or 'leaky_relu'"):
+        RunConfig.from_mapping({"lower_method": "pattern", "activation": "tanh"})

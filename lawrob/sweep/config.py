@@ -310,6 +310,9 @@ def _check_cross_keys(config: RunConfig) -> None:
     if config.robust_restarts > 1 and config.objective != "robust":
         raise ValueError(f"grid key 'robust_restarts' ({config.robust_restarts}) needs objective = 'robust' (the "
                          "restarts of the frontier search); a plain fit has no restarts")
+    if config.lower_method == "pattern" and config.activation not in ("relu", "leaky_relu"):
+        raise ValueError(f"grid: lower_method='pattern' needs activation 'relu' or 'leaky_relu' (pattern ascent "
+                         f"climbs over linear regions), got {config.activation!r}")
     if config.loss == "logistic" and config.noise not in ("rademacher", "flip"):
         raise ValueError("grid: loss='logistic' needs +-1 labels (noise 'rademacher' with amplitude 1, or 'flip')")
 
