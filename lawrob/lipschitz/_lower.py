@@ -126,10 +126,10 @@ def lower(
     ``method``: "points" (the largest Jacobian norm over ``points``, e.g. the training inputs), "search" (the
     climbing search of this module, which also scores ``points`` when given and uses their scale), "pattern"
     (the search, then pattern ascent from its best candidates: ReLU and leaky ReLU only; at least the search's
-    value with the same key) or a registered method. ``model``:
-    the ``nets.MLP`` (its activation; None means ReLU). ``domain``: None (R^d) or a box (low, high) that
-    candidates are clipped to. ``config``: the search budget (``SearchConfig``); keywords named after its
-    fields (``starts=64``, ``steps=...``) override single fields.
+    value with the same key) or a registered method. ``model``: the ``nets.MLP`` (its activation; None means
+    ReLU). ``domain``: None (R^d) or a box (low, high) that candidates are clipped to. ``config``: the search
+    budget (``SearchConfig``); keywords named after its fields (``starts=64``, ``steps=...``) override single
+    fields.
 
     ``value`` is recomputed in float64 on the masked network at ``witness`` and certified there (``certify``);
     if no candidate certifies (all on region boundaries), the bound is the trivial 0 with witness None.
@@ -264,7 +264,8 @@ def lower_batch(
                                    arrays, keys, batch_points)
     found = [_with_patterns(net, np.asarray(candidates[b]), setups[b]) for b, net in enumerate(networks)]
     share = (time.perf_counter() - start) / size
-    return [_certified_bound(net, *found[b][:1], setups[b], share, found[b][1]) for b, net in enumerate(networks)]
+    return [_certified_bound(net, points, setups[b], share, extra) for b, (net, (points, extra))
+            in enumerate(zip(networks, found))]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,6 +279,9 @@ class _Setup:
 
 def _setup(net: Net, key, points, method: str, domain, config, budget: dict) -> _Setup:
     _checks.one_of("method", method, LOWER_METHODS)
+    if method == "pattern" and (not net.piecewise_linear or net.slopes[0] == 1.0):
+        raise ValueError(f"method='pattern' needs a piecewise-linear activation (relu, leaky_relu), got "
+                         f"{net.activation!r}")
     _checks.prng_key("key", key)
     if config is None:
         config = SearchConfig()
@@ -310,9 +314,6 @@ def _with_patterns(net: Net, candidates: np.ndarray, setup: _Setup) -> tuple[np.
     """For method "pattern": the search's candidates and the points pattern ascent realizes from them."""
     if setup.method != "pattern":
         return candidates, {}
-    if not net.piecewise_linear or net.slopes[0] == 1.0:
-        raise ValueError(f"method='pattern' needs a piecewise-linear activation (relu, leaky_relu), got "
-                         f"{net.activation!r}")
     reduced = reduce(net)
     if min(reduced.widths, default=1) == 0:  # a constant network: no pattern to ascend
         return candidates, {"pattern_bound": 0.0, "pattern_lps": 0, "pattern_points": 0}
