@@ -2,7 +2,8 @@
 
     uv run python benchmarks/bench_lower.py [--widths 64 128 256] [--depths 2 3] [--d 16] [--n 1000]
                                             [--steps 2000] [--cache DIR] [--upper lipsdp]
-    uv run python benchmarks/bench_lower.py --small-exact
+    uv run python benchmarks/bench_lower.py --small-exact [--architectures 4-16-1 4-8-8-1] [--seeds-exact 3]
+                                            [--n-exact 100]
 
 Networks: d (default 16) Gaussian inputs, n random +-1 labels (sigma2 = 1, as the sweeps' "zero" target), dense ReLU
 MLPs (``depth`` hidden layers of ``width``) trained by ``train.fit`` (Adam, lr 3e-3, full batch) until the train
@@ -138,29 +139,39 @@ def measure(model, params, dataset, key, upper_choice: str) -> dict:
     return row
 
 
-def small_exact(seeds: int = 3) -> list[dict]:
-    """Where LipSDP's own gap shows: d = 4 nets small enough for ``exact``, fitted to 100 random labels."""
+def small_exact(architectures: list[tuple[int, ...]], seeds: int = 3, n: int = 100) -> list[dict]:
+    """Where the bracket's gap sits: nets small enough for ``exact``, fitted to n random labels (lr 1e-2, 2000
+    steps), with the search, pattern ascent and LipSDP each divided by the exact constant."""
     from lawrob.lipschitz import exact
     rows = []
-    for sizes in ((4, 16, 1), (4, 8, 8, 1)):
+    for sizes in architectures:
         model = nets.MLP(sizes)
         for seed in range(seeds):
-            dataset = data.make_dataset(jax.random.key(2000 + seed), data.Gaussian(4), n=100)
+            dataset = data.make_dataset(jax.random.key(2000 + seed), data.Gaussian(sizes[0]), n=n)
             params = model.init(jax.random.key(seed))
             params, history = train.fit(params, nets.dense_mask(params), dataset, model=model, steps=2000,
                                         learning_rate=1e-2, stop_loss=0.05, log_every=100)
-            ex = exact(params, model=model).value
-            low = lower(params, model=model, key=jax.random.key(seed), points=np.asarray(dataset.x)).value
+            start = time.perf_counter()
+            ex = exact(params, model=model, max_regions=10**9)
+            exact_s = time.perf_counter() - start
+            x, key = np.asarray(dataset.x), jax.random.key(seed)
+            low = lower(params, model=model, key=key, points=x).value
+            pattern = lower(params, model=model, key=key, points=x, method="pattern")
             high = upper(params, model=model, method="lipsdp").value
-            rows.append({"sizes": list(sizes), "seed": seed, "train_mse": float(history["mse"][-1]), "exact": ex,
-                         "search_over_exact": low / ex, "lipsdp_over_exact": high / ex})
+            rows.append({"sizes": list(sizes), "seed": seed, "train_mse": float(history["mse"][-1]),
+                         "exact": ex.value, "regions": ex.details.get("regions"), "exact_seconds": round(exact_s, 1),
+                         "search_over_exact": low / ex.value, "pattern_over_exact": pattern.value / ex.value,
+                         "pattern_bound_over_exact": pattern.details["pattern_bound"] / ex.value,
+                         "lipsdp_over_exact": high / ex.value})
             print(rows[-1], file=sys.stderr, flush=True)
     return rows
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--small-exact", action="store_true", help="only the d = 4 nets against exact constants")
+    parser.add_argument("--small-exact", action="store_true", help="only small nets against exact constants")
+    parser.add_argument("--architectures", nargs="+", default=["4-16-1", "4-8-8-1"],
+                        help="with --small-exact: layer sizes joined by '-'")
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--depths", type=int, nargs="+", default=[2, 3])
     parser.add_argument("--d", type=int, default=16)
@@ -169,10 +180,13 @@ def main():
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/lawrob-bench-lower"))
     parser.add_argument("--upper", default="lipsdp")
+    parser.add_argument("--seeds-exact", type=int, default=3)
+    parser.add_argument("--n-exact", type=int, default=100)
     args = parser.parse_args()
     if args.small_exact:
+        architectures = [tuple(int(v) for v in a.split("-")) for a in args.architectures]
         report("search and LipSDP vs exact on small trained nets", {"command": " ".join(sys.argv),
-                                                                    "rows": small_exact()})
+                                                                    "rows": small_exact(architectures, args.seeds_exact, args.n_exact)})
         return
     reference_start = matmul_gflops()
     rows = []

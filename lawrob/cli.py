@@ -115,13 +115,17 @@ def _add_sweep(sub: _Subparsers) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="accepted for old scripts: rerunning the same grid into its folder always resumes")
     parser.add_argument("--dry-run", action="store_true", help="print the plan (runs, shape groups, cost) and exit")
+    _add_scale_out(parser)
+    parser.set_defaults(handler=_run_sweep)
+
+
+def _add_scale_out(parser: argparse.ArgumentParser) -> None:
     scale_out = parser.add_argument_group("scale-out over several processes or hosts (jax.distributed)")
     scale_out.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0 (all processes give the same)")
     scale_out.add_argument("--num-processes", type=int, help="number of processes in all")
     scale_out.add_argument("--process-id", type=int, help="this process's index, 0 .. num-processes - 1")
     scale_out.add_argument("--distributed", action="store_true",
                            help="initialize jax.distributed from the cluster environment (SLURM, Cloud TPU, ...)")
-    parser.set_defaults(handler=_run_sweep)
 
 
 def _distributed_options(args: argparse.Namespace) -> bool:
@@ -185,6 +189,7 @@ def _add_check(sub: _Subparsers) -> None:
     parser.add_argument("--update-committed", action="store_true",
                         help="write into the source checkout's committed full-scale results "
                              "paper_checks/results/<eN> instead (needs --scale full; not with --out)")
+    _add_scale_out(parser)  # for the checks whose work is a sweep: each process runs its share of the groups
     parser.set_defaults(handler=_run_check)
 
 
@@ -209,9 +214,23 @@ def _run_check(args: argparse.Namespace) -> int:
     unknown = [e for e in wanted if e not in modules]
     if unknown:
         raise ValueError(f"experiments must be among {sorted(modules)}, got {unknown}")
+    distributed = _distributed_options(args)
+    if distributed:
+        splittable = _splittable_checks(modules)
+        unsplittable = [e for e in wanted if e not in splittable]
+        if unsplittable:
+            raise ValueError(f"--num-processes and --distributed split a check's sweep over processes: only the checks "
+                             f"whose work is a sweep, {splittable}, can be split; got {unsplittable}")
     # every folder (and every refusal of --update-committed) before anything runs
     outs = {name: output_folder(name, args.out, scale=args.scale, update_committed=args.update_committed, base=True)
             for name in wanted}
+    process = 0
+    if distributed:
+        _initialize_distributed(args)
+        import jax
+
+        process = jax.process_index()
+    helper = process != 0  # runs its share of each check's sweep; process 0 runs its share and concludes
     # the checks' progress and verdict lines go to the lawrob logger: to stderr, unless someone set it up already
     # (and only for this call: a caller of main() in the same process keeps its logging as it was)
     own_setup = not logger.handlers and logger.level == logging.NOTSET
@@ -225,17 +244,29 @@ def _run_check(args: argparse.Namespace) -> int:
             out = outs[name]
             out.mkdir(parents=True, exist_ok=True)
             print(f"{name}: running at {args.scale} scale -> {out}", flush=True)
-            verdicts.append(module.run(args.scale, out))
+            if helper:
+                module.sweep_part(args.scale, out)
+                print(f"{name}: process {process}'s share is done; process 0 writes the verdict", flush=True)
+            else:
+                verdicts.append(module.run(args.scale, out))
     finally:
         if own_setup:
             for handler in [h for h in logger.handlers if h not in handlers]:
                 logger.removeHandler(handler)
             logger.setLevel(logging.NOTSET)
             logger.propagate = propagate
+    if helper:
+        return 0
     print(f"\n{'check':<6} {'scale':<6} {'verdict':<8} {'seconds':>8}  claim")
     for v in verdicts:
         print(f"{v['experiment']:<6} {v['scale']:<6} {'PASS' if v['passed'] else 'FAIL':<8} {v['seconds']:>8}  {v['claim']}")
     return 0 if all(v["passed"] for v in verdicts) else 1
+
+
+def _splittable_checks(modules: dict[str, str]) -> list[str]:
+    import importlib
+
+    return [e for e in sorted(modules) if hasattr(importlib.import_module(modules[e]), "sweep_part")]
 
 
 def _number(text: str) -> float:

@@ -7,6 +7,9 @@ tests/test_robust.py. Run with ``uv run pytest -m slow tests/test_check_robust_f
 
 import json
 import math
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -54,3 +57,32 @@ def test_e7_exponents_equal_an_independent_least_squares_fit(e7):
         assert fit[name]["estimate"] == pytest.approx(coef[i], rel=1e-9, abs=1e-12)
         assert fit[name]["high"] - fit[name]["low"] == pytest.approx(2 * half[i], rel=1e-9)
         assert fit[name]["contains_law"] == (fit[name]["low"] <= fit[name]["law"] <= fit[name]["high"])
+
+
+def test_e7_split_over_two_processes_gives_the_same_table_and_verdict(e7, tmp_path):
+    """``lawrob check E7 --num-processes 2``: process 1 runs its share of the groups, process 0 its share and the
+    analysis; the table and the verdict equal the single-process run's."""
+    out, verdict = e7
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [subprocess.Popen(
+        [sys.executable, "-c", "import sys; from lawrob.cli import main; sys.exit(main(sys.argv[1:]))", "check", "E7",
+         "--out", str(tmp_path), "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=1800) for p in procs]
+    assert procs[1].returncode == 0 and "share is done" in outs[1][0], outs[1][1][-3000:]
+    assert "E7     smoke" in outs[0][0], outs[0][1][-3000:]
+    parts = sorted(p.name for p in (tmp_path / "e7" / "sweep_smoke" / "parts").glob("results-p*.csv"))
+    assert parts == ["results-p0.csv", "results-p1.csv"]
+    split = {r["config_hash"]: r for r in read_csv(tmp_path / "e7" / "sweep_smoke" / "results.csv")}
+    single = {r["config_hash"]: r for r in read_csv(out / "sweep_smoke" / "results.csv")}
+    assert split.keys() == single.keys()
+    for h, row in single.items():
+        for column in ("train_mse", "lip_lower", "lip_upper", "fits_below_noise"):
+            assert split[h][column] == pytest.approx(row[column], rel=1e-6), (h, column)
+    again = json.loads((tmp_path / "e7" / "verdict.json").read_text())
+    assert again["passed"] == verdict["passed"] and again["parts"] == verdict["parts"]
+    for name in ("n", "k"):
+        assert again["measured"]["exponents"][name]["estimate"] == pytest.approx(
+            verdict["measured"]["exponents"][name]["estimate"], rel=1e-6)

@@ -107,3 +107,17 @@ def test_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(store, "atomic_write_text", full)
     assert main(["-q", "sweep", str(grid), "--out", str(tmp_path / "out")]) == 2
     assert "No space left on device" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["check", "E1", "--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "0"],
+     r"only the checks whose work is a sweep, \['E6', 'E7'\], can be split; got \['E1'\]"),
+    (["check", "--distributed"], r"got \['E1', 'E2', 'E3', 'E4', 'E5'\]"),
+    (["check", "E7", "--num-processes", "2"], "must be given together"),
+    (["check", "E7", "--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "2"],
+     r"--process-id must be in \[0, 2\)"),
+])
+def test_splitting_a_check_over_processes_is_refused_where_it_cannot_be(tmp_path, capsys, argv, message):
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    assert __import__("re").search(message, _error_line(capsys))
+    assert not list(tmp_path.iterdir())  # refused before any folder is made

@@ -165,6 +165,31 @@ def test_two_process_jax_distributed_gives_the_same_table(reference, tmp_path):
     assert comparable(table) == comparable(rows_ref)
 
 
+def test_processes_that_end_their_shares_minutes_apart_still_meet():
+    """The end-of-sweep barrier waits for a late process: XLA's CPU collectives (the barrier used before) gave up
+    when the processes arrived more than 30 s apart, which every unbalanced grid does."""
+    port = _free_port()
+    script = textwrap.dedent("""
+        import sys, time
+        import jax
+        pid = int(sys.argv[1])
+        jax.distributed.initialize(coordinator_address="127.0.0.1:{port}", num_processes=2, process_id=pid)
+        jax.numpy.ones(2).sum().block_until_ready()
+        from lawrob.sweep.execute import wait_for_all_processes
+        start = time.time()
+        time.sleep(40 if pid == 0 else 0)
+        wait_for_all_processes("test-barrier")
+        wait_for_all_processes("test-barrier-again")
+        print("MET", round(time.time() - start), flush=True)
+    """).format(port=port)
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(pid)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for pid in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (stdout, stderr) in zip(procs, outs):
+        assert p.returncode == 0 and "MET" in stdout, stderr[-3000:]
+    assert int(outs[1][0].split()[-1]) >= 39  # process 1 waited at the barrier for process 0
+
+
 def test_cli_sweep_dry_run_and_bad_grid(tmp_path, capsys):
     config = tmp_path / "g.toml"
     config.write_text(toml_of(SMALL))

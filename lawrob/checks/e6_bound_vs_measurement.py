@@ -327,6 +327,21 @@ def refuse_other_grid(folder: Path, wanted) -> None:
             f"E6 run); refusing to mix them in or delete them: give another --out, or delete {folder} yourself")
 
 
+def sweep_part(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> tuple[dict, list[str], Path]:
+    """Run (or resume) E6's grids into ``out/sweep_<scale>`` without analysing them: the scale's settings, the run
+    hashes in grid order and the folder. Under ``jax.distributed`` each process runs its share of every grid's
+    groups (``lawrob check E6 --num-processes P``: process 0 calls ``run``, which calls this, the others this);
+    ``OtherGridResults`` if the folder holds another grid's results."""
+    s = SCALES[scale] | ({"seeds": seeds} if seeds else {})
+    folder = Path(out) / f"sweep_{scale}"
+    todo = grids(s, seed)
+    wanted = [r.hash for g in todo for r in g.runs()]
+    refuse_other_grid(folder, wanted)
+    for grid in todo:  # the sweep logs its own progress per run
+        sweep.run(grid, folder, progress=False)
+    return s, wanted, folder
+
+
 def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     """Run E6's sweep at ``scale`` into ``out/sweep_<scale>`` (resuming it), then write its report, figure and verdict.
 
@@ -352,14 +367,8 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
         If the sweep folder holds results of another grid (nothing is changed).
     """
     start = time.perf_counter()
-    s = SCALES[scale] | ({"seeds": seeds} if seeds else {})
     out = Path(out)
-    folder = out / f"sweep_{scale}"
-    todo = grids(s, seed)
-    wanted = [r.hash for g in todo for r in g.runs()]
-    refuse_other_grid(folder, wanted)
-    for grid in todo:  # resumable: a rerun skips finished runs; the sweep logs its own progress per run
-        sweep.run(grid, folder, progress=False)
+    s, wanted, folder = sweep_part(scale, out, seed, seeds)
     rank = {h: i for i, h in enumerate(wanted)}
     rows = sorted((r for r in sweep.read_csv(folder / "results.csv") if r["config_hash"] in rank),
                   key=lambda r: rank[r["config_hash"]])

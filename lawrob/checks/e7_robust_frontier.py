@@ -150,13 +150,22 @@ def figure(rows: list[dict], fit: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+def sweep_part(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> tuple[dict, sweep.Grid, Path]:
+    """Run (or resume: finished runs are skipped) E7's sweep into ``out/sweep_<scale>``, without analysing it.
+
+    Under ``jax.distributed`` each process runs its share of the groups (``lawrob check E7 --num-processes P``:
+    processes 1 .. P-1 call this, process 0 calls ``run``, which calls this and then concludes). Returns the
+    scale's settings, the grid and the sweep folder."""
+    s = SCALES[scale] | ({"seeds": seeds} if seeds else {})
+    g, folder = grid(s, seed), Path(out) / f"sweep_{scale}"
+    sweep.run(g, folder, progress=False)
+    return s, g, folder
+
+
 def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     start = time.perf_counter()
-    s = SCALES[scale] | ({"seeds": seeds} if seeds else {})
     out = Path(out)
-    folder = out / f"sweep_{scale}"
-    g = grid(s, seed)
-    sweep.run(g, folder, progress=False)  # resumable: a rerun skips finished runs
+    s, g, folder = sweep_part(scale, out, seed, seeds)
     sweep.write_report(folder)
     wanted = {r.hash for r in g.runs()}
     rows = [r for r in sweep.read_csv(folder / "results.csv") if r["config_hash"] in wanted]

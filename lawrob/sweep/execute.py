@@ -13,6 +13,7 @@ own part and process 0 merges them.
 
 from __future__ import annotations
 
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -223,6 +224,22 @@ def _refuse_other_grids(out_dir: Path, this_grid: str, runs: list[Run], done: se
                      "--out, or add this grid's runs to the folder with add=True (--add), the report keeps the grids apart")
 
 
+BARRIER_TIMEOUT_MS = 2**31 - 1  # about 24.8 days: the processes of a sweep may finish their shares hours apart
+_SWEEPS_ENDED = itertools.count()  # every process counts alike, so each barrier's name is new and the same in all
+
+
+def wait_for_all_processes(name: str) -> None:
+    """Block until every process of the ``jax.distributed`` job has called this with the same ``name``.
+
+    A barrier of the distributed runtime's coordination service (as orbax's ``sync_global_processes``), not a
+    device collective: XLA's CPU collectives give up when the processes arrive more than 30 s apart (measured with
+    jax 0.10: "Gloo context initialization failed: DEADLINE_EXCEEDED"), and a sweep's processes finish their shares
+    of the groups minutes to hours apart."""
+    from jax._src import distributed
+
+    distributed.global_state.client.wait_at_barrier(name, BARRIER_TIMEOUT_MS)
+
+
 def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices: Sequence | None = None,
         workers: int | None = None, batch_lipschitz: bool | None = None, progress: bool | None = None) -> list[dict]:
     """Run every unfinished run of ``grid`` into ``out_dir`` and return the merged results table (list of rows).
@@ -292,9 +309,7 @@ def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices: Sequence
                     rows, histories = run_group(group, devices, workers, batch_lipschitz, bar, save_to, upper)
                     store.append(rows, histories)
         if processes > 1:
-            from jax.experimental import multihost_utils
-
-            multihost_utils.sync_global_devices("lawrob-sweep-done")
+            wait_for_all_processes(f"lawrob-sweep-done-{this_grid}-{next(_SWEEPS_ENDED)}")
         if process == 0:
             store.write_table(order=[r.hash for r in runs])
             violations = [r for r in store.rows() if r.get("bound_violation")]
