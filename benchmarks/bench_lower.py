@@ -185,8 +185,9 @@ def main():
     args = parser.parse_args()
     if args.small_exact:
         architectures = [tuple(int(v) for v in a.split("-")) for a in args.architectures]
-        report("search and LipSDP vs exact on small trained nets", {"command": " ".join(sys.argv),
-                                                                    "rows": small_exact(architectures, args.seeds_exact, args.n_exact)})
+        rows = small_exact(architectures, args.seeds_exact, args.n_exact)
+        report("search, pattern ascent and LipSDP vs exact on small trained nets",
+               {"command": " ".join(sys.argv), "rows": rows})
         return
     reference_start = matmul_gflops()
     rows = []

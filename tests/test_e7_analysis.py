@@ -65,4 +65,4 @@ def test_mask_ratio_pairs_each_data_dependent_run_with_its_data_free_runs():
     assert out["ratio"] == pytest.approx(math.sqrt(0.7 * 0.9))
     assert out["low"] < out["ratio"] < out["high"]
     assert out["nfp_floor"] == pytest.approx(1 / math.sqrt(1 + 3000 * math.log(2) / 1000))
-    assert out["below_one"] == (out["high"] < 1)
+    assert out["below_one"] is (out["high"] < 1)  # a Python bool: the verdict is JSON

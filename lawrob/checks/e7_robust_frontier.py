@@ -99,7 +99,8 @@ def mask_ratio(rows: list[dict]) -> dict:
     mean, se = float(np.mean(logs)), float(np.std(logs, ddof=1) / math.sqrt(len(logs)))
     half = stats.t.ppf(0.975, len(logs) - 1) * se
     return {"pairs": len(logs), "fitted": True, "ratio": math.exp(mean), "low": math.exp(mean - half),
-            "high": math.exp(mean + half), "nfp_floor": math.exp(float(np.mean(floors))), "below_one": mean + half < 0}
+            "high": math.exp(mean + half), "nfp_floor": math.exp(float(np.mean(floors))),
+            "below_one": bool(mean + half < 0)}
 
 
 def bracket(rows: list[dict]) -> dict:
