@@ -237,7 +237,10 @@ def wait_for_all_processes(name: str) -> None:
     of the groups minutes to hours apart."""
     from jax._src import distributed
 
-    distributed.global_state.client.wait_at_barrier(name, BARRIER_TIMEOUT_MS)
+    client = distributed.global_state.client
+    if client is None:
+        raise RuntimeError("wait_for_all_processes needs jax.distributed.initialize(...) first")
+    client.wait_at_barrier(name, BARRIER_TIMEOUT_MS)
 
 
 def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices: Sequence | None = None,
