@@ -45,7 +45,6 @@ Output: --out DIR (default ./lawrob-out/checks/e6, in the current directory); --
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import sys
@@ -58,6 +57,9 @@ import numpy as np
 
 from lawrob import bounds, sweep
 from lawrob.checks._common import parse_args, print_verdict, pyplot, save_figure, script, seeds_option, write_verdict
+from lawrob.checks._e6_folder import (  # noqa: F401 (E6's public names, defined apart)
+    OtherGridResults, other_grid_results, refuse_other_grid,
+)
 
 # The one (n, d, eps, delta) of every run: the smallest round n above the NFP mixture condition's 2333.
 FIXED: dict[str, Any] = dict(measure="gaussian", d=16, n=2400, target="zero", noise="rademacher", depth=2, loss="mse",
@@ -294,37 +296,6 @@ def figure(rows: list[dict], measured: dict, path: Path) -> None:
         legend.legend(*source.get_legend_handles_labels(), fontsize=7, loc="upper center", ncol=columns,
                       frameon=False)
     save_figure(fig, path)
-
-
-class OtherGridResults(ValueError):
-    """The sweep folder holds results of runs that are not E6's at these settings; nothing was changed."""
-
-
-def other_grid_results(folder: Path, wanted) -> list[str]:
-    """The configuration hashes in ``folder``'s results tables (``results.csv`` and the per-process parts under
-    ``parts/``) that are not among ``wanted``: non-empty when the folder holds another grid's results (other
-    seeds, scale or settings). Reads only; a missing folder or table holds nothing."""
-    folder = Path(folder)
-    found = set()
-    for table in [folder / "results.csv", *sorted((folder / "parts").glob("results-p*.csv"))]:
-        try:
-            with open(table, newline="") as f:
-                found |= {row.get("config_hash") or "" for row in csv.DictReader(f)}
-        except FileNotFoundError:
-            continue
-        except (OSError, UnicodeDecodeError, csv.Error):
-            continue  # unreadable: the sweep itself reports (and sets aside) damaged tables
-    return sorted(h for h in found - set(wanted) if h)
-
-
-def refuse_other_grid(folder: Path, wanted) -> None:
-    """Raise ``OtherGridResults`` (naming the folder and what to do) if ``folder`` holds another grid's results:
-    E6 never deletes results, and never mixes another grid's runs into its own."""
-    other = other_grid_results(folder, wanted)
-    if other:
-        raise OtherGridResults(
-            f"{folder} holds results of {len(other)} run(s) of another grid (other seeds, scale or settings than this "
-            f"E6 run); refusing to mix them in or delete them: give another --out, or delete {folder} yourself")
 
 
 def sweep_part(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> tuple[dict, list[str], Path]:
