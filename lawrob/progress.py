@@ -110,6 +110,13 @@ class Progress:
         else:
             logger.info(self.line())
 
+    def grow(self, count: int) -> None:
+        """Add ``count`` units to ``total`` (work taken on while counting, e.g. a group claimed by this process)."""
+        self.total += count
+        if self._bar is not None:
+            self._bar.total = self.total
+            self._bar.refresh()
+
     def advance(self, count: int = 1) -> None:
         self.done += count
         if self._bar is not None:

@@ -7,12 +7,14 @@ information (``masks.information_bits``) -> Lipschitz bounds (batched) -> the re
 (``measure``: bracket, p_eff, both papers' bounds, verdict) in threads. Each run's state is a ``RunState``; a
 stage that fails for a run gives it its failure row and the later stages skip it. Finished groups are appended
 atomically to the results store, so a sweep killed at any moment resumes without losing or duplicating a row.
-With ``jax.distributed`` initialized, process i takes the groups i, i + P, i + 2P, ...; every process writes its
-own part and process 0 merges them.
+With ``jax.distributed`` initialized, each process claims the costliest group left whenever it is free (an
+atomic counter per group in the distributed runtime's key-value store), so the shares balance however unequal
+the groups; every process writes its own part and process 0 merges them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +30,7 @@ from lawrob import _checks, lipschitz, nets, prune, train
 from lawrob.progress import Progress, logger
 from lawrob.sweep import manifest, saved
 from lawrob.sweep.config import Run
-from lawrob.sweep.cost import plan
+from lawrob.sweep.cost import group_seconds, plan
 from lawrob.sweep.grid import Grid, grid_id, groups_of
 from lawrob.sweep.inputs import dataset_of, model_of, train_options
 from lawrob.sweep.masks import error_text, information_bits, make_masks
@@ -225,7 +227,16 @@ def _refuse_other_grids(out_dir: Path, this_grid: str, runs: list[Run], done: se
 
 
 BARRIER_TIMEOUT_MS = 2**31 - 1  # about 24.8 days: the processes of a sweep may finish their shares hours apart
-_SWEEPS_ENDED = itertools.count()  # every process counts alike, so each barrier's name is new and the same in all
+_SWEEPS = itertools.count()  # every process counts alike, so each sweep's names are new and the same in all
+
+
+def _coordination_client():
+    from jax._src import distributed
+
+    client = distributed.global_state.client
+    if client is None:
+        raise RuntimeError("a sweep over several processes needs jax.distributed.initialize(...) first")
+    return client
 
 
 def wait_for_all_processes(name: str) -> None:
@@ -235,12 +246,21 @@ def wait_for_all_processes(name: str) -> None:
     device collective: XLA's CPU collectives give up when the processes arrive more than 30 s apart (measured with
     jax 0.10: "Gloo context initialization failed: DEADLINE_EXCEEDED"), and a sweep's processes finish their shares
     of the groups minutes to hours apart."""
-    from jax._src import distributed
+    _coordination_client().wait_at_barrier(name, BARRIER_TIMEOUT_MS)
 
-    client = distributed.global_state.client
-    if client is None:
-        raise RuntimeError("wait_for_all_processes needs jax.distributed.initialize(...) first")
-    client.wait_at_barrier(name, BARRIER_TIMEOUT_MS)
+
+def claimed_groups(groups: list[list[Run]], name: str):
+    """Yield the groups this process claims, costliest first (``--dry-run``'s cost model), one at a time.
+
+    Every process walks the same list and asks for each group when it is free to run it; the first to ask gets it
+    (``key_value_increment`` of a counter named after ``name`` and the group is atomic), the others skip it. This
+    is list scheduling, costliest first: the shares balance however unequal the groups are, and no group is run
+    twice, even by processes that read the finished runs at different times (each finished group was claimed)."""
+    client = _coordination_client()
+    for group in sorted(groups, key=lambda g: -group_seconds([r.config for r in g], 1)):
+        shape = hashlib.sha256(repr(group[0].shape_key).encode()).hexdigest()[:16]  # the same in every process
+        if client.key_value_increment(f"{name}/{shape}", 1) == 1:
+            yield group
 
 
 def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices: Sequence | None = None,
@@ -249,8 +269,8 @@ def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices: Sequence
 
     Rerunning the same grid resumes it: finished runs are not repeated. A folder that holds another grid's
     results is refused unless ``add`` (then both grids' runs share the table and the report keeps them apart).
-    A second process writing into the same folder is refused (``store.FolderLocked``). Groups are split over
-    ``jax.process_count()`` processes when ``jax.distributed`` is initialized; ``devices`` (default: the local
+    A second process writing into the same folder is refused (``store.FolderLocked``). With ``jax.distributed``
+    initialized, the ``jax.process_count()`` processes share the groups (``claimed_groups``); ``devices`` (default: the local
     devices) shard each group's run axis; ``workers`` threads measure the trained runs (default: one per core);
     ``batch_lipschitz``: compute a group's Lipschitz lower bounds in one batched call (default: on an
     accelerator; the rows are the same either way, up to float64 rounding). ``progress``: a tqdm bar (True), log
@@ -298,21 +318,26 @@ def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices: Sequence
         if process == 0:
             _refuse_other_grids(out_dir, this_grid, runs, done, add)
             manifest.record_grid(out_dir, grid, this_grid)
-        todo = [[r for r in g if r.hash not in done] for i, g in enumerate(groups) if i % processes == process]
+        todo = [g for g in ([r for r in g if r.hash not in done] for g in groups) if g]
         total = sum(len(g) for g in todo)
         logger.info(f"sweep: {len(runs)} runs in {len(groups)} groups; {total} to do"
-                    + (f" (process {process} of {processes})" if processes > 1 else ""))
+                    + (f" over {processes} processes (this is process {process}; each takes the costliest group"
+                       " left when it is free)" if processes > 1 else ""))
         if total:
             for warning in plan(grid)["warnings"]:
                 logger.warning(f"sweep: warning: {warning}")
-        with Progress(total, "sweep", "run", bar=progress) as bar:
-            for group in todo:
-                if group:
-                    save_to = out_dir / "params" / f"group-{group[0].hash}.npz" if grid.save_params else None
-                    rows, histories = run_group(group, devices, workers, batch_lipschitz, bar, save_to, upper)
-                    store.append(rows, histories)
+        name = f"lawrob-sweep-{this_grid}-{next(_SWEEPS)}"
+        mine = claimed_groups(todo, f"{name}/claim") if processes > 1 else iter(todo)
+        with Progress(total if processes == 1 else 0, "sweep", "run", bar=progress) as bar:
+            for group in mine:
+                if processes > 1:
+                    bar.grow(len(group))
+                    logger.info(f"sweep: process {process} takes a group of {len(group)} runs ({group[0].hash}...)")
+                save_to = out_dir / "params" / f"group-{group[0].hash}.npz" if grid.save_params else None
+                rows, histories = run_group(group, devices, workers, batch_lipschitz, bar, save_to, upper)
+                store.append(rows, histories)
         if processes > 1:
-            wait_for_all_processes(f"lawrob-sweep-done-{this_grid}-{next(_SWEEPS_ENDED)}")
+            wait_for_all_processes(f"{name}/done")
         if process == 0:
             store.write_table(order=[r.hash for r in runs])
             violations = [r for r in store.rows() if r.get("bound_violation")]
