@@ -332,7 +332,9 @@ def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices: Sequence
             for group in mine:
                 if processes > 1:
                     bar.grow(len(group))
-                    logger.info(f"sweep: process {process} takes a group of {len(group)} runs ({group[0].hash}...)")
+                    c = group[0].config
+                    logger.info(f"sweep: process {process} takes the {len(group)} runs of d = {c.d}, n = {c.n}, "
+                                f"width {c.width}, depth {c.depth}")
                 save_to = out_dir / "params" / f"group-{group[0].hash}.npz" if grid.save_params else None
                 rows, histories = run_group(group, devices, workers, batch_lipschitz, bar, save_to, upper)
                 store.append(rows, histories)
