@@ -114,7 +114,7 @@ def _add_sweep(sub: _Subparsers) -> None:
                         help="add this grid's runs to a folder holding another grid's results (the report keeps them apart)")
     parser.add_argument("--resume", action="store_true",
                         help="accepted for old scripts: rerunning the same grid into its folder always resumes")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan (runs, shape groups, cost) and exit")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan (runs, shape groups, cost; the wall time for --num-processes) and exit")
     _add_scale_out(parser)
     parser.set_defaults(handler=_run_sweep)
 
@@ -153,7 +153,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
     grid = sweep.Grid.from_toml(args.config)
     if args.dry_run:
-        plan = sweep.plan(grid)
+        plan = sweep.plan(grid, processes=args.num_processes or 1)
         for warning in plan["warnings"]:
             logger.warning(f"lawrob sweep: warning: {warning}")
         print(json.dumps(plan, indent=2))

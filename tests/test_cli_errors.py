@@ -92,6 +92,11 @@ def test_dry_run_prints_the_plan_and_warns_on_huge_grids(tmp_path, capsys):
     assert main(["sweep", str(grid), "--dry-run"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["runs"] == 200 and "GiB" in captured.err
+    widths = tmp_path / "widths.toml"
+    widths.write_text(GRID.replace("width = 3\n", "") + "[axes]\nwidth = [3, 6, 12, 24]\n")
+    assert main(["sweep", str(widths), "--dry-run", "--num-processes", "4"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["processes"] == 4 and plan["estimated_wall_seconds"] < plan["estimated_seconds"] / 3
 
 
 def test_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):

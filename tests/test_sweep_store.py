@@ -2,6 +2,7 @@
 Parquet schemas, renamed and colliding keys, dense runs listed once, and dry-run plans without listing runs."""
 
 import hashlib
+import itertools
 import json
 import math
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 
 from lawrob.sweep import DamagedFile, FolderLocked, Grid, ResultStore, column_types, load, plan, read_csv
 from lawrob.sweep.config import SCHEMA
-from lawrob.sweep.cost import COMPILE_SECONDS_PER_GROUP
+from lawrob.sweep.cost import COMPILE_SECONDS_PER_GROUP, group_seconds
 from lawrob.sweep.store import write_parquet
 
 # Hashes that a type-guessing reader turns into inf, an int without its leading zero, and an int.
@@ -181,6 +182,21 @@ def test_plan_counts_exactly_without_listing_runs(spec, monkeypatch):
     result = plan(grid)
     assert result["runs"] == expected_runs and sorted(result["group_sizes"]) == sorted(expected_sizes)
     assert result["estimated_seconds"] > result["estimated_compile_seconds"] >= result["groups"] * COMPILE_SECONDS_PER_GROUP
+
+
+def test_plan_wall_time_is_the_best_split_of_unequal_groups():
+    """Groups of 26 and 176 estimated seconds (widths 4 and 512, two n): the wall time the plan gives for P
+    processes equals the best assignment of the groups to P processes, found by trying all P^4 of them."""
+    grid = Grid(fixed={"d": 8, "depth": 2, "steps": 100}, axes={"n": [32, 64], "width": [4, 512]})
+    costs = [group_seconds([r.config for r in g], 1) for g in grid.groups()]
+    for processes in (1, 2, 3):
+        best = min(max(sum(c for c, p in zip(costs, owners) if p == i) for i in range(processes))
+                   for owners in itertools.product(range(processes), repeat=len(costs)))
+        result = plan(grid, processes=processes)
+        assert result["processes"] == processes and result["estimated_wall_seconds"] == pytest.approx(best, abs=0.06)
+    assert plan(grid)["estimated_wall_seconds"] == plan(grid)["estimated_seconds"]
+    with pytest.raises(ValueError, match="processes"):
+        plan(grid, processes=0)
 
 
 def test_plan_of_a_million_runs_warns(monkeypatch):

@@ -3,7 +3,7 @@ listed, so a grid of millions of runs plans at once)."""
 
 from __future__ import annotations
 
-from lawrob import prune
+from lawrob import _checks, prune
 from lawrob.sweep.config import SHAPE_KEYS, RunConfig
 from lawrob.sweep.grid import PLAN_KEYS, Grid
 from lawrob.sweep.inputs import model_of
@@ -78,7 +78,16 @@ def _eval_seconds(config: RunConfig) -> float:
     return EVAL_SECONDS_PER_RUN * max(1.0, sum(model_of(config).sizes[:-1]) / EVAL_REFERENCE_N) ** 3
 
 
-def plan(grid: Grid) -> dict:
+def wall_seconds(group_costs: list[float], processes: int) -> float:
+    """The wall time of groups shared by ``processes`` processes that each take the costliest group left when
+    free (``execute.claimed_groups``): list scheduling, at most the mean load plus the costliest group."""
+    loads = [0.0] * processes
+    for cost in sorted(group_costs, reverse=True):
+        loads[loads.index(min(loads))] += cost
+    return max(loads)
+
+
+def plan(grid: Grid, processes: int = 1) -> dict:
     """What ``run`` would do: runs, shape groups and a cost estimate with compilation, computed from the grid's
     outline (no run is listed, so a grid of millions of runs plans at once); ``warnings`` says when the grid is
     very large or very costly.
@@ -87,18 +96,23 @@ def plan(grid: Grid) -> dict:
     ----------
     grid : Grid
         The sweep.
+    processes : int
+        The processes that share the groups (``jax.distributed``): ``estimated_wall_seconds`` is for them.
 
     Returns
     -------
     dict
-        Runs, shape groups, the cost estimate and ``warnings``.
+        Runs, shape groups, the cost estimate (``estimated_seconds`` in all, ``estimated_wall_seconds`` for
+        ``processes``) and ``warnings``.
     """
+    processes = _checks.positive_int("processes", processes)
     configs, multiplicity = grid.outline(set(PLAN_KEYS) | set(SHAPE_KEYS) | set(_COST_KEYS))
     groups: dict[tuple, list] = {}
     for config in configs:
         groups.setdefault(config.shape_key, []).append(config)
     runs = len(configs) * multiplicity
-    seconds = sum(group_seconds(g, multiplicity) for g in groups.values())
+    costs = [group_seconds(g, multiplicity) for g in groups.values()]
+    seconds = sum(costs)
     data_bytes = max(8 * c.n * c.d for c in configs)
     warnings = []
     if runs > WARN_RUNS:
@@ -108,5 +122,6 @@ def plan(grid: Grid) -> dict:
     if data_bytes > 2**30:
         warnings.append(f"one data set takes {data_bytes / 2**30:.3g} GiB (n x d float64)")
     return {"runs": runs, "groups": len(groups), "group_sizes": [len(g) * multiplicity for g in groups.values()],
-            "estimated_seconds": round(seconds, 1), "estimated_compile_seconds": sum(compile_seconds(g) for g in groups.values()),
+            "estimated_seconds": round(seconds, 1), "processes": processes,
+            "estimated_wall_seconds": round(wall_seconds(costs, processes), 1), "estimated_compile_seconds": sum(compile_seconds(g) for g in groups.values()),
             "shapes": [dict(zip(SHAPE_KEYS[:4], k[:4])) for k in groups], "warnings": warnings}
