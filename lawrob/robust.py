@@ -24,6 +24,7 @@ reported as a bound. All runs of a batch bisect in lock-step, one batched traini
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import jax
@@ -33,6 +34,7 @@ import numpy as np
 from lawrob import _checks, train
 from lawrob.data import Dataset
 from lawrob.nets import MLP, Mask, Params
+from lawrob.progress import logger
 
 __all__ = ["Frontier", "fits_below_noise", "frontier", "spectral_product"]
 
@@ -161,6 +163,7 @@ def frontier(params: Params, history: dict, mask: Mask, data: Dataset, *, model:
     target = np.full(hi.shape, np.inf)
     trials_fit = np.zeros(hi.shape, int)
     steps = np.asarray(history["steps_run"]).astype(int)
+    start = time.perf_counter()
     for t in range(trials):
         level = np.where(np.isnan(lo), np.maximum(hi / 2, floor), np.sqrt(lo * hi))
         level = np.where(hi <= floor, hi, level)  # fitted at the floor: the search has ended
@@ -175,4 +178,6 @@ def frontier(params: Params, history: dict, mask: Mask, data: Dataset, *, model:
         hi, lo = np.where(ok, level, hi), np.where(ok, lo, level)
         target = np.where(ok, level, target)
         trials_fit += ok
+        logger.info(f"frontier: trial {t + 1}/{trials}, {int(ok.sum())} of {len(ok)} runs fit under their constraint "
+                    f"({time.perf_counter() - start:.0f} s elapsed)")
     return Frontier(best, history, target, trials_fit, steps)
