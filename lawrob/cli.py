@@ -114,7 +114,8 @@ def _add_sweep(sub: _Subparsers) -> None:
                         help="add this grid's runs to a folder holding another grid's results (the report keeps them apart)")
     parser.add_argument("--resume", action="store_true",
                         help="accepted for old scripts: rerunning the same grid into its folder always resumes")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan (runs, shape groups, cost; the wall time for --num-processes) and exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (runs, shape groups, cost; the wall time for --num-processes) and exit")
     _add_scale_out(parser)
     parser.set_defaults(handler=_run_sweep)
 

@@ -123,5 +123,6 @@ def plan(grid: Grid, processes: int = 1) -> dict:
         warnings.append(f"one data set takes {data_bytes / 2**30:.3g} GiB (n x d float64)")
     return {"runs": runs, "groups": len(groups), "group_sizes": [len(g) * multiplicity for g in groups.values()],
             "estimated_seconds": round(seconds, 1), "processes": processes,
-            "estimated_wall_seconds": round(wall_seconds(costs, processes), 1), "estimated_compile_seconds": sum(compile_seconds(g) for g in groups.values()),
+            "estimated_wall_seconds": round(wall_seconds(costs, processes), 1),
+            "estimated_compile_seconds": sum(compile_seconds(g) for g in groups.values()),
             "shapes": [dict(zip(SHAPE_KEYS[:4], k[:4])) for k in groups], "warnings": warnings}

@@ -270,12 +270,12 @@ def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices: Sequence
     Rerunning the same grid resumes it: finished runs are not repeated. A folder that holds another grid's
     results is refused unless ``add`` (then both grids' runs share the table and the report keeps them apart).
     A second process writing into the same folder is refused (``store.FolderLocked``). With ``jax.distributed``
-    initialized, the ``jax.process_count()`` processes share the groups (``claimed_groups``); ``devices`` (default: the local
-    devices) shard each group's run axis; ``workers`` threads measure the trained runs (default: one per core);
-    ``batch_lipschitz``: compute a group's Lipschitz lower bounds in one batched call (default: on an
-    accelerator; the rows are the same either way, up to float64 rounding). ``progress``: a tqdm bar (True), log
-    lines (False) or a bar on a terminal (None). The folder gets ``manifest.json`` (versions, devices, commit,
-    times, grids) and ``grids/<id>.json``.
+    initialized, the ``jax.process_count()`` processes share the groups (``claimed_groups``); ``devices``
+    (default: the local devices) shard each group's run axis; ``workers`` threads measure the trained runs
+    (default: one per core); ``batch_lipschitz``: compute a group's Lipschitz lower bounds in one batched call
+    (default: on an accelerator; the rows are the same either way, up to float64 rounding). ``progress``: a tqdm
+    bar (True), log lines (False) or a bar on a terminal (None). The folder gets ``manifest.json`` (versions,
+    devices, commit, times, grids) and ``grids/<id>.json``.
 
     Parameters
     ----------
