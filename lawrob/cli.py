@@ -83,14 +83,14 @@ def safe_folder_name(path: Path) -> str:
     return name or "grid"
 
 
-def _sweep_and_report(config: Path, out: Path, add: bool) -> int:
+def _sweep_and_report(config: Path, out: Path, add: bool, group_runs: int | None = None) -> int:
     import jax
 
     from lawrob import sweep
 
     grid = sweep.Grid.from_toml(config)
     start = time.perf_counter()
-    rows = sweep.run(grid, out, add=add)
+    rows = sweep.run(grid, out, add=add, group_runs=group_runs)
     if jax.process_index() != 0:  # process 0 merges the parts and writes the report
         return 0
     report = sweep.write_report(out)
@@ -116,6 +116,9 @@ def _add_sweep(sub: _Subparsers) -> None:
                         help="accepted for old scripts: rerunning the same grid into its folder always resumes")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan (runs, shape groups, cost; the wall time for --num-processes) and exit")
+    parser.add_argument("--group-runs", type=int, metavar="K",
+                        help="train and save each shape group in batches of at most K runs (a long sweep stopped "
+                             "inside a group keeps its finished batches)")
     _add_scale_out(parser)
     parser.set_defaults(handler=_run_sweep)
 
@@ -164,7 +167,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     _writable_folder("--out", out)
     if distributed:
         _initialize_distributed(args)
-    return _sweep_and_report(args.config, out, add=args.add)
+    return _sweep_and_report(args.config, out, add=args.add, group_runs=args.group_runs)
 
 
 def _add_report(sub: _Subparsers) -> None:

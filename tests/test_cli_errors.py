@@ -99,6 +99,13 @@ def test_dry_run_prints_the_plan_and_warns_on_huge_grids(tmp_path, capsys):
     assert plan["processes"] == 4 and plan["estimated_wall_seconds"] < plan["estimated_seconds"] / 3
 
 
+def test_group_runs_must_be_positive(tmp_path, capsys):
+    grid = tmp_path / "g.toml"
+    grid.write_text(GRID)
+    assert main(["-q", "sweep", str(grid), "--out", str(tmp_path / "out"), "--group-runs", "0"]) == 2
+    assert "group_runs" in _error_line(capsys)
+
+
 def test_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
     import errno
 

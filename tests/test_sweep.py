@@ -131,6 +131,32 @@ def test_sigkill_then_resume_equals_uninterrupted(reference, tmp_path):
     assert not list(out.glob("**/.*tmp*")) or all(p.stat().st_size >= 0 for p in out.glob("**/.*tmp*"))
 
 
+def test_a_sweep_stopped_inside_a_group_keeps_its_finished_batches(reference, tmp_path, monkeypatch):
+    """``group_runs=5``: the 8-run groups of the small grid train in batches of 5 and 3; stopped at the second
+    batch, the first batch's 5 rows are saved, and the rerun finishes the table, equal to the reference
+    (whole groups) up to float rounding."""
+    from lawrob.sweep import execute
+
+    _, rows_ref = reference
+    real, calls = execute.run_group, []
+
+    def stop_at_the_second_batch(group, *args):
+        calls.append(len(group))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(group, *args)
+
+    monkeypatch.setattr(execute, "run_group", stop_at_the_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(small_grid(), tmp_path, progress=False, group_runs=5)
+    assert calls == [5, 3] and len(sweep.ResultStore(tmp_path).rows()) == 5
+    monkeypatch.setattr(execute, "run_group", real)
+    rows = sweep.run(small_grid(), tmp_path, progress=False, group_runs=5)
+    assert len(rows) == len(rows_ref) and comparable(rows) == comparable(rows_ref)
+    with pytest.raises(ValueError, match="group_runs"):
+        sweep.run(small_grid(), tmp_path, progress=False, group_runs=0)
+
+
 def test_eight_forced_devices_give_the_same_table(reference, tmp_path):
     _, rows_ref = reference
     # 8 devices on 2 loaded cores: XLA's CPU collectives may wait longer than their default 40 s before joining
@@ -208,7 +234,7 @@ def test_processes_claim_each_group_once_and_balance_unequal_groups():
         grid = sweep.Grid(fixed={{"d": 8, "depth": 2, "steps": 100}}, axes={{"n": [32, 64], "width": [4, 512]}})
         wait_for_all_processes("start")
         mine = []
-        for group in claimed_groups(groups_of(grid.runs()), "claims"):
+        for group in claimed_groups([(g[0].hash, g) for g in groups_of(grid.runs())], "claims"):
             cost = group_seconds([r.config for r in group], 1)
             mine.append([group[0].hash, cost])
             time.sleep(cost / 20.0)

@@ -44,7 +44,7 @@ FIXED = dict(measure="gaussian", target="zero", noise="rademacher", depth=2, los
 DATA_FREE, DATA_DEPENDENT = ("random", "synflow"), ("imp",)
 SCALES: dict[str, dict[str, Any]] = {
     "full": dict(d=(8, 16), n=(250, 500, 1000, 2000, 4000), widths=(16, 32, 64, 128), density=0.25, seeds=5,
-                 steps=2000, trials=6, restarts=3),
+                 steps=2000, trials=6, restarts=3, group_runs=5),
     "smoke": dict(d=(8,), n=(64, 128, 256), widths=(32,), density=0.25, seeds=1, steps=300, trials=3, restarts=1),
 }
 LAW = {"n": 0.5, "k": -0.5, "d": 0.5}
@@ -159,7 +159,7 @@ def sweep_part(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -
     scale's settings, the grid and the sweep folder."""
     s = SCALES[scale] | ({"seeds": seeds} if seeds else {})
     g, folder = grid(s, seed), Path(out) / f"sweep_{scale}"
-    sweep.run(g, folder, progress=False)
+    sweep.run(g, folder, progress=False, group_runs=s.get("group_runs"))
     return s, g, folder
 
 

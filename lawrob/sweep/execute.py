@@ -14,7 +14,6 @@ the groups; every process writes its own part and process 0 merges them.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -249,22 +248,30 @@ def wait_for_all_processes(name: str) -> None:
     _coordination_client().wait_at_barrier(name, BARRIER_TIMEOUT_MS)
 
 
-def claimed_groups(groups: list[list[Run]], name: str):
-    """Yield the groups this process claims, costliest first (``--dry-run``'s cost model), one at a time.
+def claimed_groups(groups: list[tuple[str, list[Run]]], name: str):
+    """Yield the groups (``(key, runs)`` pairs) this process claims, costliest first (``--dry-run``'s cost model).
 
     Every process walks the same list and asks for each group when it is free to run it; the first to ask gets it
-    (``key_value_increment`` of a counter named after ``name`` and the group is atomic), the others skip it. This
-    is list scheduling, costliest first: the shares balance however unequal the groups are, and no group is run
-    twice, even by processes that read the finished runs at different times (each finished group was claimed)."""
+    (``key_value_increment`` of a counter named after ``name`` and the group's key is atomic), the others skip it.
+    This is list scheduling, costliest first: the shares balance however unequal the groups are, and no group is
+    run twice, even by processes that read the finished runs at different times (the keys name whole groups of the
+    grid, so they agree, and each finished group was claimed)."""
     client = _coordination_client()
-    for group in sorted(groups, key=lambda g: -group_seconds([r.config for r in g], 1)):
-        shape = hashlib.sha256(repr(group[0].shape_key).encode()).hexdigest()[:16]  # the same in every process
-        if client.key_value_increment(f"{name}/{shape}", 1) == 1:
+    for key, group in sorted(groups, key=lambda item: -group_seconds([r.config for r in item[1]], 1)):
+        if client.key_value_increment(f"{name}/{key}", 1) == 1:
             yield group
 
 
+def _batches(groups: list[list[Run]], group_runs: int | None) -> list[list[Run]]:
+    """Each shape group cut into consecutive batches of at most ``group_runs`` runs (None: whole groups)."""
+    if group_runs is None:
+        return groups
+    return [g[i:i + group_runs] for g in groups for i in range(0, len(g), group_runs)]
+
+
 def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices: Sequence | None = None,
-        workers: int | None = None, batch_lipschitz: bool | None = None, progress: bool | None = None) -> list[dict]:
+        workers: int | None = None, batch_lipschitz: bool | None = None, progress: bool | None = None,
+        group_runs: int | None = None) -> list[dict]:
     """Run every unfinished run of ``grid`` into ``out_dir`` and return the merged results table (list of rows).
 
     Rerunning the same grid resumes it: finished runs are not repeated. A folder that holds another grid's
@@ -274,8 +281,10 @@ def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices: Sequence
     (default: the local devices) shard each group's run axis; ``workers`` threads measure the trained runs
     (default: one per core); ``batch_lipschitz``: compute a group's Lipschitz lower bounds in one batched call
     (default: on an accelerator; the rows are the same either way, up to float64 rounding). ``progress``: a tqdm
-    bar (True), log lines (False) or a bar on a terminal (None). The folder gets ``manifest.json`` (versions,
-    devices, commit, times, grids) and ``grids/<id>.json``.
+    bar (True), log lines (False) or a bar on a terminal (None). ``group_runs``: train and save a shape group in
+    batches of at most this many runs (default: whole groups), so that a sweep stopped inside a long group keeps
+    its finished batches; the rows are the same either way, up to float rounding. The folder gets
+    ``manifest.json`` (versions, devices, commit, times, grids) and ``grids/<id>.json``.
 
     Parameters
     ----------
@@ -293,6 +302,8 @@ def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices: Sequence
         Batch a group's Lipschitz lower bounds.
     progress : bool, optional
         A bar, log lines, or (None) a bar on a terminal.
+    group_runs : int, optional
+        The most runs trained in one batched call and saved together.
 
     Returns
     -------
@@ -309,6 +320,8 @@ def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices: Sequence
     out_dir = Path(out_dir)
     if workers is not None:
         workers = _checks.positive_int("workers", workers)
+    if group_runs is not None:
+        group_runs = _checks.positive_int("group_runs", group_runs)
     process, processes = jax.process_index(), jax.process_count()
     runs = grid.runs()  # listed once: the groups and the grid's id are computed from this list
     groups, this_grid, upper = groups_of(runs), grid_id(runs), certificates(runs)
@@ -318,8 +331,9 @@ def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices: Sequence
         if process == 0:
             _refuse_other_grids(out_dir, this_grid, runs, done, add)
             manifest.record_grid(out_dir, grid, this_grid)
-        todo = [g for g in ([r for r in g if r.hash not in done] for g in groups) if g]
-        total = sum(len(g) for g in todo)
+        todo = [(g[0].hash, left) for g in _batches(groups, group_runs)
+                if (left := [r for r in g if r.hash not in done])]
+        total = sum(len(g) for _, g in todo)
         logger.info(f"sweep: {len(runs)} runs in {len(groups)} groups; {total} to do"
                     + (f" over {processes} processes (this is process {process}; each takes the costliest group"
                        " left when it is free)" if processes > 1 else ""))
@@ -327,7 +341,7 @@ def run(grid: Grid, out_dir: str | Path, *, add: bool = False, devices: Sequence
             for warning in plan(grid)["warnings"]:
                 logger.warning(f"sweep: warning: {warning}")
         name = f"lawrob-sweep-{this_grid}-{next(_SWEEPS)}"
-        mine = claimed_groups(todo, f"{name}/claim") if processes > 1 else iter(todo)
+        mine = claimed_groups(todo, f"{name}/claim") if processes > 1 else (g for _, g in todo)
         with Progress(total if processes == 1 else 0, "sweep", "run", bar=progress) as bar:
             for group in mine:
                 if processes > 1:
