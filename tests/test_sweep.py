@@ -216,6 +216,9 @@ def test_processes_that_end_their_shares_minutes_apart_still_meet():
     assert int(outs[1][0].split()[-1]) >= 39  # process 1 waited at the barrier for process 0
 
 
+UNEQUAL_GROUPS = {"fixed": {"d": 8, "depth": 2, "steps": 100}, "axes": {"n": [32, 64], "width": [4, 512]}}
+
+
 def test_processes_claim_each_group_once_and_balance_unequal_groups():
     """Two processes share groups of unequal cost (widths 4 and 512: 26 and 176 estimated seconds) by claiming the
     costliest group left when free: every group goes to exactly one process, and their loads (each group's
@@ -231,7 +234,7 @@ def test_processes_claim_each_group_once_and_balance_unequal_groups():
         from lawrob.sweep.cost import group_seconds
         from lawrob.sweep.execute import claimed_groups, wait_for_all_processes
         from lawrob.sweep.grid import groups_of
-        grid = sweep.Grid(fixed={{"d": 8, "depth": 2, "steps": 100}}, axes={{"n": [32, 64], "width": [4, 512]}})
+        grid = sweep.Grid(**{spec!r})
         wait_for_all_processes("start")
         mine = []
         for group in claimed_groups([(g[0].hash, g) for g in groups_of(grid.runs())], "claims"):
@@ -239,15 +242,14 @@ def test_processes_claim_each_group_once_and_balance_unequal_groups():
             mine.append([group[0].hash, cost])
             time.sleep(cost / 20.0)
         print("MINE", json.dumps(mine), flush=True)
-    """).format(port=port)
+    """).format(port=port, spec=UNEQUAL_GROUPS)
     procs = [subprocess.Popen([sys.executable, "-c", script, str(pid)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for pid in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (stdout, stderr) in zip(procs, outs):
         assert p.returncode == 0 and "MINE" in stdout, stderr[-3000:]
     shares = [dict(json.loads(stdout.split("MINE", 1)[1])) for stdout, _ in outs]
-    groups = sweep.grid.groups_of(sweep.Grid(fixed={"d": 8, "depth": 2, "steps": 100},
-                                             axes={"n": [32, 64], "width": [4, 512]}).runs())
+    groups = sweep.Grid(**UNEQUAL_GROUPS).groups()
     assert sorted(shares[0] | shares[1]) == sorted(g[0].hash for g in groups)
     assert not set(shares[0]) & set(shares[1])
     loads = [sum(s.values()) for s in shares]

@@ -5,8 +5,8 @@ The scheduler. For every group of runs with equal shapes: inputs (``inputs``: da
 the frontier search for runs whose objective is "robust" (``robust.frontier``) ->
 information (``masks.information_bits``) -> Lipschitz bounds (batched) -> the rest of each run's measurement
 (``measure``: bracket, p_eff, both papers' bounds, verdict) in threads. Each run's state is a ``RunState``; a
-stage that fails for a run gives it its failure row and the later stages skip it. Finished groups are appended
-atomically to the results store, so a sweep killed at any moment resumes without losing or duplicating a row.
+stage that fails for a run gives it its failure row and the later stages skip it. Finished groups (or batches of
+a group, ``group_runs``) are appended atomically to the results store, so a sweep killed at any moment resumes without losing or duplicating a row.
 With ``jax.distributed`` initialized, each process claims the costliest group left whenever it is free (an
 atomic counter per group in the distributed runtime's key-value store), so the shares balance however unequal
 the groups; every process writes its own part and process 0 merges them.
