@@ -38,6 +38,8 @@ def test_e7_verdict_has_its_claims_and_the_numbers_behind_them(e7):
     assert m["exponents"]["runs"] == m["certificates"][m["certificate"]]
     assert verdict["passed"] == all(verdict["parts"].values()) and verdict["parts"]
     assert m["upper_over_scaling_range"][0] > 0
+    assert m["rigorous_bound"]["runs"] == m["exponents"]["runs"]  # smoke n <= 256: no run meets the condition
+    assert m["rigorous_bound"]["valid"] == 0 and "mixture condition" in m["rigorous_bound"]["reason"]
 
 
 def test_e7_exponents_equal_an_independent_least_squares_fit(e7):

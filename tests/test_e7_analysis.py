@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from lawrob.checks.e7_robust_frontier import bracket, exponents, mask_ratio
+from lawrob.checks.e7_robust_frontier import bracket, exponents, mask_ratio, rigorous_bounds
 
 
 def rows_from_law(alpha=0.5, beta=-0.5, gamma=0.0, ds=(8,), slack=1.5, noise=0.0, seed=0):
@@ -66,3 +66,15 @@ def test_mask_ratio_pairs_each_data_dependent_run_with_its_data_free_runs():
     assert out["low"] < out["ratio"] < out["high"]
     assert out["nfp_floor"] == pytest.approx(1 / math.sqrt(1 + 3000 * math.log(2) / 1000))
     assert out["below_one"] is (out["high"] < 1)  # a Python bool: the verdict is JSON
+
+
+def test_rigorous_bounds_count_the_valid_margins_and_name_the_reason_closest_to_validity():
+    rows = [{"n": 250, "lip_upper": 9.0, "upper_over_bound": None, "bound_reason_rigorous": "fails at 250"},
+            {"n": 4000, "lip_upper": 9.0, "upper_over_bound": None, "bound_reason_rigorous": "fails at 4000"},
+            {"n": 9000, "lip_upper": 9.0, "upper_over_bound": 3.0}, {"n": 9000, "lip_upper": 9.0, "upper_over_bound": 5.0},
+            {"n": 9000, "lip_upper": 9.0, "upper_over_bound": 40.0}]
+    s = rigorous_bounds(rows)
+    assert s == {"runs": 5, "valid": 3, "upper_over_bound_median": 5.0, "invalid_at_largest_n": 4000,
+                 "reason": "fails at 4000"}
+    assert rigorous_bounds(rows[2:]) == {"runs": 3, "valid": 3, "upper_over_bound_median": 5.0}
+    assert rigorous_bounds(rows[:1])["upper_over_bound_median"] is None

@@ -118,6 +118,20 @@ def bracket(rows: list[dict]) -> dict:
                                      for d in sorted({r["d"] for r in rows})}}
 
 
+def rigorous_bounds(rows: list[dict]) -> dict:
+    """Where a rigorous bound (NFP or BS) applies: the runs with a margin ``upper_over_bound`` (U / the largest
+    valid bound) and its median; for the runs without one, the reason at the largest n (the run closest to
+    meeting the theorems' sample-size condition)."""
+    margins = [r["upper_over_bound"] for r in rows if isinstance(r.get("upper_over_bound"), float)]
+    out: dict[str, Any] = {"runs": len(rows), "valid": len(margins),
+                           "upper_over_bound_median": float(np.median(margins)) if margins else None}
+    invalid = [r for r in rows if not isinstance(r.get("upper_over_bound"), float)]
+    if invalid:
+        closest = max(invalid, key=lambda r: r["n"])
+        out |= {"invalid_at_largest_n": closest["n"], "reason": closest.get("bound_reason_rigorous")}
+    return out
+
+
 def figure(rows: list[dict], fit: dict, path: Path) -> None:
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -132,6 +146,9 @@ def figure(rows: list[dict], fit: dict, path: Path) -> None:
     if bounded:
         left.scatter([math.sqrt(r["n"] * r["d"] / r["active"]) for r in bounded], [r["bound_nfp_rigorous"] for r in bounded],
                      marker="_", color="k", s=40, label="rigorous NFP bound")
+    else:
+        left.text(0.02, 0.02, "no run meets the rigorous NFP / BS bounds' sample-size condition", fontsize=7,
+                  transform=left.transAxes)
     grid_ = np.geomspace(min(math.sqrt(r["n"] * r["d"] / r["active"]) for r in rows),
                          max(math.sqrt(r["n"] * r["d"] / r["active"]) for r in rows), 20)
     left.plot(grid_, grid_, "k:", lw=1, label="sqrt(n d / k)")
@@ -177,7 +194,6 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
     fit, ratio = exponents(certified), mask_ratio(certified)
     if certified:
         figure(certified, fit, out / "e7.png")
-    margins = [r["upper_over_bound"] for r in certified if isinstance(r.get("upper_over_bound"), float)]
     parts = {f"{v} exponent's interval contains {LAW[v]:+g}": fit[v]["contains_law"]
              for v in ("n", "k", "d") if fit.get("fitted") and v in fit}
     if ratio.get("fitted"):
@@ -188,7 +204,7 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
                 "exponents_of_lower": exponents(certified, "lip_lower"),
                 "upper_over_scaling_range": [min(r["upper_over_scaling"] for r in certified),
                                              max(r["upper_over_scaling"] for r in certified)] if certified else None,
-                "upper_over_bound_median": float(np.median(margins)) if margins else None,
+                "rigorous_bound": rigorous_bounds(certified),
                 "train_steps_total": int(sum(r["train_steps_total"] or 0 for r in rows))}
     return write_verdict(
         out, "E7", scale=scale, start=start,
