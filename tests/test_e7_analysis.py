@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from lawrob.checks.e7_robust_frontier import bracket, exponents, mask_ratio, rigorous_bounds
+from lawrob.checks.e7_robust_frontier import bracket, exponents, mask_ratio, restart_spread, rigorous_bounds
 
 
 def rows_from_law(alpha=0.5, beta=-0.5, gamma=0.0, ds=(8,), slack=1.5, noise=0.0, seed=0):
@@ -78,3 +78,11 @@ def test_rigorous_bounds_count_the_valid_margins_and_name_the_reason_closest_to_
                  "reason": "fails at 4000"}
     assert rigorous_bounds(rows[2:]) == {"runs": 3, "valid": 3, "upper_over_bound_median": 5.0}
     assert rigorous_bounds(rows[:1])["upper_over_bound_median"] is None
+
+
+def test_restart_spread_is_summarized_per_n_without_the_runs_that_had_one_restart():
+    rows = [{"n": 250, "robust_restart_spread": 1.1}, {"n": 250, "robust_restart_spread": 1.5},
+            {"n": 250, "robust_restart_spread": 1.2}, {"n": 4000, "robust_restart_spread": None},
+            {"n": 4000, "robust_restart_spread": 2.0}, {"n": 1000, "robust_restart_spread": None}]
+    assert restart_spread(rows) == {"250": {"runs": 3, "median": pytest.approx(1.2), "max": 1.5},
+                                    "4000": {"runs": 1, "median": 2.0, "max": 2.0}}

@@ -132,6 +132,18 @@ def rigorous_bounds(rows: list[dict]) -> dict:
     return out
 
 
+def restart_spread(rows: list[dict]) -> dict:
+    """Median and largest ``robust_restart_spread`` (largest / smallest U over a run's restarts) per n: if the
+    search drifted away from the most robust interpolator as n grows, its restarts would disagree more there."""
+    out = {}
+    for n in sorted({r["n"] for r in rows}):
+        spreads = [r["robust_restart_spread"] for r in rows
+                   if r["n"] == n and isinstance(r.get("robust_restart_spread"), float)]
+        if spreads:
+            out[str(n)] = {"runs": len(spreads), "median": float(np.median(spreads)), "max": float(max(spreads))}
+    return out
+
+
 def figure(rows: list[dict], fit: dict, path: Path) -> None:
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -204,7 +216,7 @@ def run(scale: str, out: Path, seed: int = 0, seeds: int | None = None) -> dict:
                 "exponents_of_lower": exponents(certified, "lip_lower"),
                 "upper_over_scaling_range": [min(r["upper_over_scaling"] for r in certified),
                                              max(r["upper_over_scaling"] for r in certified)] if certified else None,
-                "rigorous_bound": rigorous_bounds(certified),
+                "rigorous_bound": rigorous_bounds(certified), "restart_spread_by_n": restart_spread(certified),
                 "train_steps_total": int(sum(r["train_steps_total"] or 0 for r in rows))}
     return write_verdict(
         out, "E7", scale=scale, start=start,
