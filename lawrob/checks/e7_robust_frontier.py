@@ -161,12 +161,14 @@ def figure(rows: list[dict], fit: dict, path: Path) -> None:
     else:
         left.text(0.02, 0.02, "no run meets the rigorous NFP / BS bounds' sample-size condition", fontsize=7,
                   transform=left.transAxes)
+    left.scatter([], [], s=8, color="gray", marker="v", label="lower end of each bracket")
     grid_ = np.geomspace(min(math.sqrt(r["n"] * r["d"] / r["active"]) for r in rows),
                          max(math.sqrt(r["n"] * r["d"] / r["active"]) for r in rows), 20)
     left.plot(grid_, grid_, "k:", lw=1, label="sqrt(n d / k)")
     for ax in (left, right):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
     left.set_xlabel("sqrt(n d / k)")
     left.set_ylabel("certified Lipschitz bracket of the most robust fit")
     exps = ", ".join(f"{v} {fit[v]['estimate']:.2f} [{fit[v]['low']:.2f}, {fit[v]['high']:.2f}]"
