@@ -203,8 +203,8 @@ def test_a_nearly_constant_unit_keeps_its_multiplier_bounded_and_the_certificate
     with jax.enable_x64(True):
         weights, inp, live = jax_inputs(_reduced(scaled))
         _, t, _ = _lipsdp_blocks.solve(weights, inp, live, slopes=net.slopes, rtol=1e-6, max_steps=500)
-    rho0, _ = _lipsdp._start(weights, live, net.slopes)
-    assert float(jnp.max(t)) < _lipsdp_blocks._T_CAP * float(rho0)
+        rho0, _ = _lipsdp._start(weights, live, net.slopes)
+        assert float(jnp.max(t)) < _lipsdp_blocks._T_CAP * float(rho0)
     pytest.importorskip("cvxpy")
     assert value == pytest.approx(lipsdp_bound(net, "CLARABEL"), rel=1e-6)
 

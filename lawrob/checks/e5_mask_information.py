@@ -43,10 +43,6 @@ from lawrob import data, info, nets, prune, train
 from lawrob.checks._common import label_axes, mean_ci, parse_args, pyplot, save_figure, script, write_verdict
 from lawrob.progress import Progress
 
-# prune.synflow scores in a float64 scope; traced inside this float32 pipeline they are computed in float32,
-# which JAX announces with this warning. Harmless here (two layers, 21 parameters: nothing to overflow).
-warnings.filterwarnings("ignore", message="Explicitly requested dtype float64")
-
 N_POINTS, DIM = 6, 3
 SETUPS = {  # loss -> (model, gradient-descent learning rate); 500 steps reach the best fit on ~87 % (MSE) and
     # ~81 % (cross-entropy) of data sets, the rest being unfittable duplicates or dead-unit starts
@@ -178,11 +174,17 @@ def make_pipeline(loss: str, steps: int):
         _, later = jax.lax.scan(imp_round, first, None, length=p - 2)
         imp = jnp.concatenate([dense[None], first[None], later, jnp.zeros((1, p))])
         flat = lambda tree: ravel_pytree(tree)[0]  # noqa: E731
+        with warnings.catch_warnings():
+            # prune.synflow scores in a float64 scope; traced inside this float32 pipeline they are computed in
+            # float32, which JAX announces with this warning. Harmless here (two layers, 21 parameters: nothing
+            # to overflow), and silenced only here.
+            warnings.filterwarnings("ignore", message="Explicitly requested dtype float64")
+            synflow = flat(prune.synflow(params)).astype(jnp.float32)
         scores = {
             "mag_after": jnp.abs(trained),
             "snip": flat(prune.snip(params, ds, model=model, loss=loss)),
             "grasp": flat(prune.grasp(params, ds, model=model, loss=loss)),
-            "synflow": flat(prune.synflow(params)).astype(jnp.float32),
+            "synflow": synflow,
         }
         one_shot = [_nested_masks(_ranks(scores[m], tie_break)) for m in METHODS[1:]]
         return jnp.stack([imp, *one_shot])
