@@ -114,12 +114,16 @@ def measure(model, params, dataset, key, upper_choice: str) -> dict:
     method = upper_choice if (upper_choice != "lipsdp" or row["N"] <= 5000) else "eclipse_fast"
     high = upper(params, model=model, method=method)
     row.update(upper_method=high.method, upper=high.value, upper_seconds=round(time.perf_counter() - start, 2))
+    print(f"{row['sizes']}: upper {high.value:.4g} ({high.method}) in {row['upper_seconds']} s", file=sys.stderr,
+          flush=True)
     lows = {}
     lower(params, model=model, key=key, points=x)  # compile the search
     for name in ("search", "pattern"):
         start = time.perf_counter()
         lows[name] = lower(params, model=model, key=key, points=x, method=name)
         lows[name + "_seconds"] = time.perf_counter() - start
+        print(f"{row['sizes']}: {name} {lows[name].value:.4g} in {lows[name + '_seconds']:.0f} s", file=sys.stderr,
+              flush=True)
     found = lows["search"]
     budget = found.details["evaluations"] + 2 * found.details["smoothed_gradients"]
     row["evaluations"] = budget
