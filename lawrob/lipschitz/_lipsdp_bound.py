@@ -3,7 +3,8 @@
 LipSDP-Neuron (Fazlyab, Robey, Hassani, Morari & Pappas, NeurIPS 2019, Thm 2): Lip(f) <= sqrt(rho) for every
 rho and diagonal T_k >= 0 with M(rho, T) <= 0 (``lipsdp_matrix``). The multipliers come from the barrier method
 of ``_lipsdp_blocks`` (JAX, batched over networks; ``lipsdp_barrier_bounds``) or from cvxpy with Clarabel or SCS
-(``lipsdp_bound``); either way the bound reported is proved in float64 for those multipliers (``_verified_rho``),
+(``lipsdp_bound``); either way the bound reported is proved in float64 for those multipliers, or for a blend of
+them with a strictly feasible point where they sit too close to the boundary (``_certified``, ``_verified_rho``),
 so an inaccurate solve costs tightness, never soundness.
 """
 
@@ -24,6 +25,7 @@ _SDP_MARGIN = 1e-7  # cvxpy solves LipSDP with M <= -margin I (weights scaled to
 _BARRIER_RTOL = 1e-6  # relative suboptimality of rho the barrier method stops at
 _BARRIER_MAX_STEPS = 500
 _PRIMAL_DUAL_RTOL = 1e-8  # relative duality gap and primal residual the primal-dual method stops at
+_INTERIOR_WEIGHTS = (1e-8, 1e-6, 1e-4)  # weights of the feasible start mixed into multipliers that fail to verify
 # "auto" takes the primal-dual method above this many rows of the reduced LipSDP matrix. Measured quietly with the
 # float32 first phase (RESULTS, "LipSDP at scale"): at 512 rows the two are within 1.4x either way (784-256-10: 1.46 s
 # primal-dual against 1.57 s barrier at init, 2.78 against 2.07 s trained-like), at 1536 rows (784-512-512-1) the
@@ -107,12 +109,26 @@ def _norm_estimate(w: np.ndarray) -> float:
 
 
 def _certified(scaled: Net, scale: float, t: np.ndarray) -> float | None:
-    """sqrt(verified rho) x scale for multipliers t (clipped at 0), or None when the verification fails."""
+    """sqrt(verified rho) x scale for multipliers t (clipped at 0), or None when the verification fails.
+
+    A solve that ends close to the optimum leaves -M(rho, T) with eigenvalues near 0 in its hidden block, below
+    the float64 proof's rounding margin (2 gamma_{n+1} tr(-M), ``_psd_certified_blocks``): no rho proves those
+    multipliers. Then the strictly feasible start (rho_0, t_0) of ``_lipsdp._start`` (-M(rho_0, T_0) >= I) is
+    mixed in with weights w = ``_INTERIOR_WEIGHTS``: -M is affine in (rho, t), so at the blend (1 - w) t + w t_0
+    and rho' = (1 - w) rho + w rho_0 it is (1 - w) (-M(rho, T)) + w (-M(rho_0, T_0)) >= w I wherever
+    -M(rho, T) >= 0: a margin of w for at most w (rho_0 - rho) more rho (the verification then finds the
+    smallest rho for the blend, often less)."""
     if not np.all(np.isfinite(t)):
         return None
-    multipliers = np.split(np.maximum(np.asarray(t, np.float64), 0.0), np.cumsum(scaled.widths)[:-1])
-    rho = _verified_rho(scaled, multipliers)
-    return None if rho is None else math.sqrt(rho) * scale
+    t = np.maximum(np.asarray(t, np.float64), 0.0)
+    offsets = np.cumsum(scaled.widths)[:-1]
+    with jax.enable_x64(True):
+        start = np.asarray(_lipsdp._start(scaled.weights, [np.ones(w) for w in scaled.widths], scaled.slopes)[1])
+    for weight in (0.0, *_INTERIOR_WEIGHTS):
+        rho = _verified_rho(scaled, np.split((1 - weight) * t + weight * start, offsets))
+        if rho is not None:
+            return math.sqrt(rho) * scale
+    return None
 
 
 def lipsdp_bound(net: Net, solver: str = "SCS") -> float | None:
