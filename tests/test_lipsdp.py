@@ -322,23 +322,24 @@ def test_primal_dual_float32_phase_changes_nothing_but_the_time(sizes, seed):
     assert float(residual) <= 1e-9 and int(steps) <= int(steps64)
 
 
-def test_primal_dual_float32_phase_hands_over_when_its_steps_stall():
-    # a float32 target no float32 iterate reaches: the float32 phase stops at its first short step (rounding has
-    # taken over) instead of running on with tiny steps, which left the float64 phase 3 of a budget of 20
-    # iterations here (value 0.63 against 0.44); the float64 phase then meets the float64 optimum, and the dual
-    # estimate is within what its primal residual allows (``_lipsdp_pd.solve``)
+def test_primal_dual_stall_rule_counts_short_steps_in_a_row(monkeypatch):
+    # ``stall`` = (length, count) ends the iterations after count steps in a row shorter than length: every
+    # step is at most 1, so (1.01, k) stops after exactly k; a float32 phase ended that way, far from its gap
+    # target, hands its iterate to the float64 phase, which still reaches the float64 optimum and stop
     params, mask = random_net((20, 10, 10, 10), seed=3, density=0.9)
     small = _unit_norm(reduce(prepare(params, mask, None)))[0]
     with jax.enable_x64(True):
         weights, inp, live = jax_inputs(small)
-        rho64, _, steps64, _, _ = _lipsdp_pd.solve(weights, inp, live, slopes=small.slopes, rtol=1e-8, max_steps=100,
-                                                   single_rtol=None)
-        rho, t, steps, below, residual = _lipsdp_pd.solve(weights, inp, live, slopes=small.slopes, rtol=1e-8,
-                                                          max_steps=20, single_rtol=1e-14)
-    assert int(steps64) <= 15 and int(steps) < 20
-    assert float(rho) == pytest.approx(float(rho64), rel=1e-8)
-    slack = 2 * float(residual) * max(float(rho), float(np.max(np.abs(t))))
-    assert float(below) <= float(rho) + slack and float(residual) <= 1e-6
+        options = dict(slopes=small.slopes, rtol=1e-12, residual_tol=0.0, max_steps=50)
+        counts = [int(_lipsdp_pd._iterate(weights, inp, live, **options, stall=(1.01, k))[1]) for k in (1, 3)]
+        alone = _lipsdp_pd.solve(weights, inp, live, slopes=small.slopes, rtol=1e-8, max_steps=100, single_rtol=None)
+        monkeypatch.setattr(_lipsdp_pd, "_SINGLE_STALL", (1.01, 4))
+        rho, _, steps, below, residual = _lipsdp_pd.solve(weights, inp, live, slopes=small.slopes, rtol=1e-8,
+                                                          max_steps=100)
+    assert counts == [1, 3]
+    assert float(rho) == pytest.approx(float(alone[0]), rel=1e-8)
+    assert float(below) <= float(rho) and float(residual) <= 1e-9
+    assert int(steps) <= 4 + int(alone[2]) + 2
 
 
 def test_multipliers_on_the_boundary_verify_once_the_start_is_mixed_in():

@@ -33,10 +33,11 @@ inside the cone in floating point; the primal and the dual side take one common 
 iterates off-centre, and 784-256-10 took 71 iterations instead of 12). The stop: relative gap
 (<P, X> + t z + s v) / rho below ``rtol`` and the primal residual below ``_RESIDUAL``; or, once the gap is below
 ``_NEAR``, a primal residual that grows again (rounding has taken over: the last primal estimate is kept); or no
-progress. A float64 solve first iterates in float32 to a relative gap of ``_SINGLE_RTOL`` (1e-2), or to its first
-step shorter than ``_SINGLE_STALL`` (float32 rounding has taken over: on a trained 256-1024-1024-1024-1 network the
-float32 steps fell from 0.7 to 1e-2-1e-4 at a gap of 1.4e-2, each retrying its Cholesky check, and used up the
-step budget), then goes on in float64 from that point: the same iterations and values (to 1e-12 on the networks
+progress. A float64 solve first iterates in float32 to a relative gap of ``_SINGLE_RTOL`` (1e-2), or until three
+steps in a row are shorter than 0.05 (``_SINGLE_STALL``: float32 rounding has taken over; on a trained
+256-1024-1024-1024-1 network the float32 steps fell from 0.7 to 1e-2-1e-4 at a gap of 1.4e-2, each retrying its
+Cholesky check, and used up the step budget, while healthy solves have single short steps between long ones),
+then goes on in float64 from that point: the same iterations and values (to 1e-12 on the networks
 measured), each float32 one at about half the cost of a float64 one on the CPU (benchmarks/RESULTS.md). With a
 float32 stop at 1e-3 the float64 phase ended at a primal residual of 4e-9 on a test network, its dual objective
 above rho. Only the multipliers t
@@ -63,7 +64,7 @@ _RETRIES = 30
 _RESIDUAL = 1e-9  # the largest primal residual at the stop
 _NEAR = 1e-7  # below this relative gap a growing primal residual ends the solve (rounding has taken over)
 _SINGLE_RTOL = 1e-2  # the float32 iterations of a float64 solve stop at this relative gap
-_SINGLE_STALL = 0.05  # or at a step shorter than this (float32 rounding has taken over)
+_SINGLE_STALL = (0.05, 3)  # or after this many steps in a row shorter than this (float32 rounding has taken over)
 
 
 class _Layout:
@@ -233,7 +234,7 @@ def solve(weights, inp, live, *, slopes, rtol, max_steps, single_rtol=_SINGLE_RT
 
     Mixed precision: with float64 weights and a ``single_rtol``, the iterations run in float32 (whose dense
     products and factorisations take half the time on the CPU) until the relative gap is below ``single_rtol``
-    or a step is shorter than ``_SINGLE_STALL``, then in float64 from that iterate, to ``rtol``. Where the float32
+    or its steps stall (``_SINGLE_STALL``), then in float64 from that iterate, to ``rtol``. Where the float32
     iterate is not strictly inside in float64 (X or P not positive definite, a multiplier outside (0, cap)), the
     float64 phase begins at the start instead; either way the float64 phase alone decides the result, and
     ``iterations`` counts both phases.
@@ -243,18 +244,18 @@ def solve(weights, inp, live, *, slopes, rtol, max_steps, single_rtol=_SINGLE_RT
     if single_rtol is not None and weights[0].dtype == jnp.float64:
         single = functools.partial(jax.tree.map, lambda x: x.astype(jnp.float32))
         warm, used, _, _ = _iterate(single(weights), single(inp), single(live), slopes=slopes, rtol=single_rtol,
-                                    residual_tol=jnp.inf, max_steps=max_steps, stall_step=_SINGLE_STALL)
+                                    residual_tol=jnp.inf, max_steps=max_steps, stall=_SINGLE_STALL)
         warm = jax.tree.map(lambda x: x.astype(jnp.float64), warm)
     (rho, t, *_), steps, lower, residual = _iterate(weights, inp, live, slopes=slopes, rtol=rtol,
                                                     residual_tol=_RESIDUAL, max_steps=max_steps - used, warm=warm)
     return rho, t, used + steps, lower, residual
 
 
-def _iterate(weights, inp, live, *, slopes, rtol, residual_tol, max_steps, warm=None, stall_step=1e-8):
+def _iterate(weights, inp, live, *, slopes, rtol, residual_tol, max_steps, warm=None, stall=(1e-8, 1)):
     """The iterations of ``solve`` in the weights' dtype, from ``warm`` = (rho, t, P, z, v) where that point is
     strictly inside, else from the start, until the relative gap is below ``rtol`` and the primal residual below
-    ``residual_tol``, or both step lengths are below ``stall_step`` (or one of the other stops of the module
-    docstring). Returns ((rho, t, P, z, v), iterations, lower, residual)."""
+    ``residual_tol``, or ``stall`` = (length, count): both step lengths below length in count iterations in a row
+    (or one of the other stops of the module docstring). Returns ((rho, t, P, z, v), iterations, lower, residual)."""
     alpha_s, beta_s = slopes
     kmat = ((2.0, -(alpha_s + beta_s)), (-(alpha_s + beta_s), 2.0 * alpha_s * beta_s))
     layout = _Layout(weights)
@@ -331,7 +332,7 @@ def _iterate(weights, inp, live, *, slopes, rtol, residual_tol, max_steps, warm=
         return jnp.concatenate([(1.0 - primal[0])[None], jnp.where(keep, -(primal[1:] + z - v), 0.0)])
 
     def body(state):
-        rho, t, p, p_lower, p_products, z, v, it, _, last_lower, last_res = state
+        rho, t, p, p_lower, p_products, z, v, it, _, last_lower, last_res, short = state
         diag, sub = blocks(rho, t)
         x_dense = _dense(diag, sub)
         x_lower, y = _factor_inverse(diag, sub)
@@ -386,11 +387,12 @@ def _iterate(weights, inp, live, *, slopes, rtol, residual_tol, max_steps, warm=
         # near the optimum X and P grow ill-conditioned and rounding may push P off its equalities: stop there
         # (the residual grows again) and keep the last primal estimate
         degraded = (gap <= _NEAR * jnp.abs(rho_new)) & (res > jnp.maximum(2 * last_res, _RESIDUAL))
-        stalled = broken | ((a_dual < stall_step) & (a_primal < stall_step))
+        short = jnp.where((a_dual < stall[0]) & (a_primal < stall[0]), short + 1, 0)
+        stalled = broken | (short >= stall[1])
         lower = -jnp.sum(constant * p_new) - cap * jnp.sum(jnp.where(keep, v_new, 0.0))
         lower, res = jnp.where(degraded, last_lower, lower), jnp.where(degraded, last_res, res)
         return (rho_new, t_new, p_new, p_lower, p_products, z_new, v_new, it + 1, converged | degraded | stalled, lower,
-                res)
+                res, short)
 
     def cond(state):
         return (~state[8]) & (state[7] < max_steps)
@@ -408,8 +410,8 @@ def _iterate(weights, inp, live, *, slopes, rtol, residual_tol, max_steps, warm=
         p_lower = jnp.where(inside, warm_lower, p_lower)
     rho, t, p, z, v = point
     state = (rho, t, p, p_lower, _products(p, weights, layout), z, v, 0, jnp.asarray(False),
-             jnp.asarray(-jnp.inf, dtype), jnp.asarray(jnp.inf, dtype))
-    rho, t, p, _, _, z, v, steps, _, lower, residual = jax.lax.while_loop(cond, body, state)
+             jnp.asarray(-jnp.inf, dtype), jnp.asarray(jnp.inf, dtype), 0)
+    rho, t, p, _, _, z, v, steps, _, lower, residual, _ = jax.lax.while_loop(cond, body, state)
     return (rho, t, p, z, v), steps, lower, residual
 
 
