@@ -37,12 +37,11 @@ progress. A float64 solve first iterates in float32 to a relative gap of ``_SING
 steps in a row are shorter than 0.05 (``_SINGLE_STALL``: float32 rounding has taken over; on a trained
 256-1024-1024-1024-1 network the float32 steps fell from 0.7 to 1e-2-1e-4 at a gap of 1.4e-2, each retrying its
 Cholesky check, and used up the step budget, while healthy solves have single short steps between long ones),
-then goes on in float64 from that point: the same iterations and values (to 1e-12 on the networks
-measured), each float32 one at about half the cost of a float64 one on the CPU (benchmarks/RESULTS.md). With a
-float32 stop at 1e-3 the float64 phase ended at a primal residual of 4e-9 on a test network, its dual objective
-above rho. Only the multipliers t
-leave this module; the caller proves the bound in float64 (``_lipsdp_bound._verified_rho``), so an inaccurate
-solve costs tightness, never soundness.
+then goes on in float64 from that point: the same iterations and values (to 1e-12 on the networks measured),
+each float32 one at about half the cost of a float64 one on the CPU (benchmarks/RESULTS.md). With a float32 stop
+at 1e-3 the float64 phase ended at a primal residual of 4e-9 on a test network, its dual objective above rho.
+Only the multipliers t leave this module; the caller proves the bound in float64 (``_lipsdp_bound._certified``),
+so an inaccurate solve costs tightness, never soundness.
 """
 
 from __future__ import annotations
