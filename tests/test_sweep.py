@@ -102,7 +102,7 @@ def _sweep_script(out: Path, prelude: str = "") -> str:
         from lawrob import sweep
         grid = sweep.Grid(**{SMALL!r})
         sweep.run(grid, {str(out)!r}, progress=False)
-        print("DONE")
+        print("DONE", flush=True)  # flushed: the runtime's exit must not decide whether the test sees it
     """)
     return prelude + "\n" + body
 
@@ -163,7 +163,7 @@ def test_eight_forced_devices_give_the_same_table(reference, tmp_path):
     prelude = 'import os; os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8 --xla_cpu_collective_call_terminate_timeout_seconds=600"\nimport jax; assert len(jax.devices()) == 8'
     proc = _python(_sweep_script(tmp_path, prelude))
     stdout, stderr = proc.communicate(timeout=600)
-    assert proc.returncode == 0 and "DONE" in stdout, stderr[-3000:]
+    assert proc.returncode == 0 and "DONE" in stdout, (proc.returncode, stdout[-500:], stderr[-3000:])
     assert comparable(read_csv(tmp_path / "results.csv")) == comparable(rows_ref)
 
 
@@ -183,7 +183,7 @@ def test_two_process_jax_distributed_gives_the_same_table(reference, tmp_path):
         procs.append(_python(_sweep_script(tmp_path, prelude)))
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (stdout, stderr) in zip(procs, outs):
-        assert p.returncode == 0 and "DONE" in stdout, stderr[-3000:]
+        assert p.returncode == 0 and "DONE" in stdout, (p.returncode, stdout[-500:], stderr[-3000:])
     parts = sorted(p.name for p in (tmp_path / "parts").glob("results-p*.csv"))
     assert parts == ["results-p0.csv", "results-p1.csv"]
     table = read_csv(tmp_path / "results.csv")
