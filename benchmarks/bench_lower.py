@@ -2,6 +2,7 @@
 
     uv run python benchmarks/bench_lower.py [--widths 64 128 256] [--depths 2 3] [--d 16] [--n 1000]
                                             [--steps 2000] [--cache DIR] [--upper lipsdp]
+    uv run python benchmarks/bench_lower.py --free-patterns [--widths ...] [--depths ...] [--d 16]
     uv run python benchmarks/bench_lower.py --small-exact [--architectures 4-16-1 4-8-8-1] [--seeds-exact 3]
                                             [--n-exact 100]
 
@@ -24,6 +25,11 @@ where the method can use them:
   the patterns it reached, realizable or not) is a lower bound on LipSDP, so upper / pattern_bound is LipSDP's
   slack over the patterns and pattern_bound / lower the gap between all patterns and the realized ones.
 
+``--free-patterns``: on the same (cached) networks, LipSDP against the pattern ascent from starts that need no
+input: the all-active pattern (which ``pattern_bound`` counts) and 40 random patterns (each unit active with
+probability p = 0.1, 0.3, 0.5, 0.7, 0.9, 8 of each), so upper / best free pattern says how much of
+upper / pattern_bound is LipSDP's own slack and how much the ascent's starts.
+
 E = the search's true-Jacobian evaluations + 2 x its smoothed-ascent gradients (a gradient of a Jacobian norm
 costs about two Jacobian evaluations). Prints one JSON report (``_common.report``).
 """
@@ -45,7 +51,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import report  # noqa: E402
 
 from lawrob import data, nets, train  # noqa: E402
-from lawrob.lipschitz import lower, upper  # noqa: E402
+from lawrob.lipschitz import lower, prepare, reduce, upper  # noqa: E402
+from lawrob.lipschitz._lower_pattern import ascend  # noqa: E402
 
 PGA_STEPS = 32
 NAMES = ("training_points", "random_sampling", "projected_gradient_ascent", "search", "pattern")
@@ -143,6 +150,25 @@ def measure(model, params, dataset, key, upper_choice: str) -> dict:
     return row
 
 
+def free_patterns(model, params, seed: int) -> dict:
+    """LipSDP, and the pattern ascent from the all-active pattern and from 40 random patterns (module docstring)."""
+    net = reduce(prepare(params, None, model))
+    row = {"sizes": list(model.sizes), "N": model.sizes[0] + sum(model.sizes[1:-1])}
+    start = time.perf_counter()
+    row["upper"] = upper(params, model=model, method="lipsdp").value
+    row["upper_seconds"] = round(time.perf_counter() - start, 2)
+    start = time.perf_counter()
+    row["all_active"] = ascend(net, [np.ones(w) for w in net.widths])[1]
+    row["all_active_seconds"] = round(time.perf_counter() - start, 2)
+    rng = np.random.default_rng(seed)
+    randoms = [ascend(net, [(rng.random(w) < p).astype(float) for w in net.widths])[1]
+               for p in (0.1, 0.3, 0.5, 0.7, 0.9) for _ in range(8)]
+    row.update(random_best=max(randoms), random_median=statistics.median(randoms),
+               upper_over_best_free=row["upper"] / max(row["all_active"], *randoms),
+               random_best_over_all_active=max(randoms) / row["all_active"])
+    return row
+
+
 def small_exact(architectures: list[tuple[int, ...]], seeds: int = 3, n: int = 100) -> list[dict]:
     """Where the bracket's gap sits: nets small enough for ``exact``, fitted to n random labels (lr 1e-2, 2000
     steps), with the search, pattern ascent and LipSDP each divided by the exact constant."""
@@ -184,6 +210,8 @@ def main():
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/lawrob-bench-lower"))
     parser.add_argument("--upper", default="lipsdp")
+    parser.add_argument("--free-patterns", action="store_true",
+                        help="LipSDP vs the pattern ascent from the all-active and random patterns")
     parser.add_argument("--seeds-exact", type=int, default=3)
     parser.add_argument("--n-exact", type=int, default=100)
     args = parser.parse_args()
@@ -201,11 +229,19 @@ def main():
                 start = time.perf_counter()
                 model, params, dataset, mse = trained(args.d, width, depth, args.n, args.steps, seed, args.cache)
                 train_s = time.perf_counter() - start
-                row = measure(model, params, dataset, jax.random.key(seed), args.upper)
+                if args.free_patterns:
+                    row = free_patterns(model, params, seed)
+                else:
+                    row = measure(model, params, dataset, jax.random.key(seed), args.upper)
                 row.update(seed=seed, train_mse=mse, train_seconds=round(train_s, 1))
                 rows.append(row)
                 print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, file=sys.stderr,
                       flush=True)
+    if args.free_patterns:
+        report("LipSDP vs the pattern ascent from the all-active and random patterns", {
+            "command": " ".join(sys.argv), "d": args.d, "rows": rows,
+            "matmul_gflops_float32_start_end": [round(reference_start, 1), round(matmul_gflops(), 1)]})
+        return
     summary = {name: {"median_ratio": statistics.median(r[f"ratio_{name}"] for r in rows),
                       "worst_ratio": max(r[f"ratio_{name}"] for r in rows)} for name in NAMES}
     report("lower bounds vs LipSDP on trained nets", {

@@ -75,6 +75,23 @@ def test_pattern_is_sound_at_least_the_search_and_its_pattern_bound_is_below_eve
         assert found.details["pattern_bound"] <= upper(params, model=model, method=method).value * (1 + 1e-7) + 1e-12
 
 
+def test_pattern_bound_counts_the_ascent_from_the_all_active_pattern():
+    # from this start's pattern the ascent stops at 0.74; from the all-active pattern it reaches 1.98, and every
+    # pattern's norm (brute force over the 2^12) is a lower bound on every slope-restricted upper bound
+    sizes, params = (2, 4, 4, 4, 1), random_net((2, 4, 4, 4, 1), 3)
+    net = prepare(params, None, nets.MLP(sizes))
+    start = np.random.default_rng(3).normal(size=(1, 2))
+    from_start = pattern.ascend(net, pattern.pattern_of(net, start[0]))[1]
+    from_all_active = pattern.ascend(net, [np.ones(w) for w in net.widths])[1]
+    _, details = pattern.candidates(net, start, max_patterns=1)
+    everything = max(np.linalg.norm(jacobian_of(net.weights, np.array(s)), 2)
+                     for s in itertools.product([0.0, 1.0], repeat=12))
+    assert from_start < 0.5 * from_all_active
+    assert details["pattern_bound"] >= from_all_active * (1 - 1e-12)
+    assert details["pattern_bound"] <= everything * (1 + 1e-12)
+    assert everything <= upper(params, model=nets.MLP(sizes), method="lipsdp").value * (1 + 1e-9)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_every_pattern_of_a_hidden_layer_narrower_than_the_input_is_realized(seed):
     """With W_1 of full column rank (width <= d) every pattern has a region, so the LP keeps every unit and
