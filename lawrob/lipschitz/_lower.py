@@ -135,8 +135,9 @@ def lower(
     if no candidate certifies (all on region boundaries), the bound is the trivial 0 with witness None.
     ``details``: evaluations (true Jacobian norms), smoothed_gradients, certified (of the top 16 candidates);
     for "pattern" also pattern_bound (the largest ||J(S)|| over the patterns S the ascent reached from the
-    candidates and from the all-active pattern, realizable or not: not a bound on Lip(f), but a lower bound on every upper bound that holds for all activations
-    slope-restricted like this one, e.g. LipSDP-Neuron), pattern_lps and pattern_points.
+    candidates and from the all-active pattern, realizable or not: not a bound on Lip(f), but a lower bound on
+    every upper bound that holds for all activations slope-restricted like this one, e.g. LipSDP-Neuron),
+    pattern_lps and pattern_points.
     Under ``jax.jit``/``jax.vmap`` (traced params, mask, key or points) the same bound is computed on the host
     and ``value``/``witness`` come back as arrays (``lawrob.lipschitz._traced``).
 

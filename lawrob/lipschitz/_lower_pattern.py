@@ -21,13 +21,12 @@ The best value of step 1 over the starts and over one start that needs no input,
 active, is reported as ``details["pattern_bound"]``. That start is there because on wide deep networks the
 inputs' patterns lead the ascent to local maxima far below the best pattern (63 against 123 on a trained
 256-1024-1024-1024-1 whose LipSDP is 124); where it ends is not realized (on that network the realized point's
-Jacobian norm is 9). It is not a bound on
-Lip(f); it is a certified lower bound on every upper bound that holds for all slope-restricted activations
-(LipSDP-Neuron, ECLipsE, the norm product): each pattern S is the Jacobian of the same weights with unit i's
-activation replaced by the line of slope s_i, which is slope-restricted in [alpha, 1]. So
-upper / lower = (upper / pattern_bound) x (pattern_bound / lower) splits a bracket into the upper bound's own
-slack over the patterns and the gap between all patterns and the realizable ones, which only a bound that
-knows the geometry of the regions can close.
+Jacobian norm is 9). It is not a bound on Lip(f); it is a certified lower bound on every upper bound that holds
+for all slope-restricted activations (LipSDP-Neuron, ECLipsE, the norm product): each pattern S is the Jacobian
+of the same weights with unit i's activation replaced by the line of slope s_i, which is slope-restricted in
+[alpha, 1]. So upper / lower = (upper / pattern_bound) x (pattern_bound / lower) splits a bracket into the upper
+bound's own slack over the patterns and the gap between all patterns and the realizable ones, which only a bound
+that knows the geometry of the regions can close.
 """
 
 from __future__ import annotations
