@@ -8,7 +8,10 @@ value is float64; exact and certified lower values are the same float64 Jacobian
 
 import itertools
 import math
+import os
 import sys
+import threading
+import time
 
 import jax
 import jax.numpy as jnp
@@ -421,6 +424,36 @@ def test_enumeration_prunes_and_counts_regions():
     with pytest.raises(ValueError, match=r"up to 2517 linear regions"):
         exact(random_net((4, 16, 1), seed=0)[0], max_regions=1000)
     assert region_bound(*random_net((3, 8, 8, 1), seed=0)) == 93 * 93  # Serra et al.: (sum_{j<=3} C(8, j))^2
+
+
+def test_highs_banner_is_silenced_once_and_concurrent_solvers_leave_stdout_alone(monkeypatch, capfd):
+    # a sweep's measuring threads make HiGHS solvers concurrently; the banner's redirection of file descriptor 1
+    # once interleaved between threads and left the process's stdout on /dev/null (a test's "DONE" line lost)
+    from lawrob.lipschitz import _exact
+
+    made = []
+
+    class FakeHighspy:  # prints a banner on fd 1 when the process makes its first solver, as HiGHS does
+        @staticmethod
+        def Highs():
+            if not made:
+                os.write(1, b"BANNER\n")
+            made.append(1)
+            time.sleep(0.001)
+            return object()
+
+    monkeypatch.setattr(_exact, "_banner_printed", False)
+    before = os.fstat(1)
+    threads = [threading.Thread(target=lambda: [_exact._new_highs(FakeHighspy) for _ in range(20)]) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    after = os.fstat(1)
+    print("still visible", flush=True)
+    out = capfd.readouterr().out
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+    assert len(made) == 80 and "BANNER" not in out and "still visible" in out
 
 
 def test_exact_refuses_smooth_activations():

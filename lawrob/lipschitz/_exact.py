@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import time
 from typing import Any
 
@@ -142,7 +143,8 @@ def _lp_factory(solver: str):
 
 @contextlib.contextmanager
 def _quiet_stdout():
-    """Send the process's file descriptor 1 to /dev/null for the duration (C-level prints included)."""
+    """Send the process's file descriptor 1 to /dev/null for the duration (C-level prints included). Not
+    thread-safe on its own (the descriptor is the process's): callers hold ``_BANNER_LOCK``."""
     sys.stdout.flush()
     saved = os.dup(1)
     try:
@@ -154,6 +156,25 @@ def _quiet_stdout():
         os.close(saved)
 
 
+_BANNER_LOCK = threading.Lock()
+_banner_printed = False
+
+
+def _new_highs(highspy):
+    """A ``highspy.Highs()``. HiGHS prints a banner on stdout when the process makes its first one, before
+    options can be set, so that one is made with file descriptor 1 on /dev/null, once, under a lock: a sweep's
+    measuring threads made them concurrently, and two interleaved redirections (the second saving the first's
+    /dev/null as the descriptor to restore) left the process's stdout on /dev/null for good."""
+    global _banner_printed
+    with _BANNER_LOCK:
+        if not _banner_printed:
+            with _quiet_stdout():
+                lp = highspy.Highs()
+            _banner_printed = True
+            return lp
+    return highspy.Highs()
+
+
 class _HighsLP:
     """max t s.t. G x + t <= h, t <= cap, over a stack of rows (push/pop), warm-started between solves."""
 
@@ -163,8 +184,7 @@ class _HighsLP:
         import highspy
 
         self._highspy = highspy
-        with _quiet_stdout():  # HiGHS prints a banner the first time one is made, before options can be set
-            self._lp = highspy.Highs()
+        self._lp = _new_highs(highspy)
         for option, value in (("output_flag", False), ("threads", 1), ("presolve", "off"),
                               ("primal_feasibility_tolerance", _LP_TOLERANCE),
                               ("dual_feasibility_tolerance", _LP_TOLERANCE)):
