@@ -102,7 +102,7 @@ def _sweep_script(out: Path, prelude: str = "") -> str:
         from lawrob import sweep
         grid = sweep.Grid(**{SMALL!r})
         sweep.run(grid, {str(out)!r}, progress=False)
-        print("DONE", flush=True)  # flushed: the runtime's exit must not decide whether the test sees it
+        print("DONE", flush=True)  # flushed: a process that dies after this line still shows it
     """)
     return prelude + "\n" + body
 
