@@ -3,6 +3,7 @@
     uv run python benchmarks/bench_lower.py [--widths 64 128 256] [--depths 2 3] [--d 16] [--n 1000]
                                             [--steps 2000] [--cache DIR] [--upper lipsdp]
     uv run python benchmarks/bench_lower.py --free-patterns [--widths ...] [--depths ...] [--d 16]
+    uv run python benchmarks/bench_lower.py --facets [--widths ...] [--depths ...] [--d 16]
     uv run python benchmarks/bench_lower.py --small-exact [--architectures 4-16-1 4-8-8-1] [--seeds-exact 3]
                                             [--n-exact 100]
 
@@ -29,6 +30,11 @@ where the method can use them:
 input: the all-active pattern (which ``pattern_bound`` counts) and 40 random patterns (each unit active with
 probability p = 0.1, 0.3, 0.5, 0.7, 0.9, 8 of each), so upper / best free pattern says how much of
 upper / pattern_bound is LipSDP's own slack and how much the ascent's starts.
+
+``--facets``: on the same (cached) networks, LipSDP against ``lower(method="pattern")`` without facet ascent
+(``facet_programs=0``, what the tables before the seventeenth session measured), with the default budget
+(``facet_programs=None``: 256 linear programs on these sizes) and with 1024, all from the same key and the
+training points; warm (one untimed call first compiles the search).
 
 E = the search's true-Jacobian evaluations + 2 x its smoothed-ascent gradients (a gradient of a Jacobian norm
 costs about two Jacobian evaluations). Prints one JSON report (``_common.report``).
@@ -169,6 +175,25 @@ def free_patterns(model, params, seed: int) -> dict:
     return row
 
 
+def facets(model, params, dataset, seed: int) -> dict:
+    """LipSDP, and pattern ascent without facet ascent, with its default budget and with 1024 programs."""
+    row = {"sizes": list(model.sizes), "N": model.sizes[0] + sum(model.sizes[1:-1])}
+    start = time.perf_counter()
+    row["upper"] = upper(params, model=model, method="lipsdp").value
+    row["upper_seconds"] = round(time.perf_counter() - start, 2)
+    x, key = np.asarray(dataset.x, np.float64), jax.random.key(seed)
+    lower(params, model=model, key=key, points=x, method="pattern", facet_programs=0)  # compile the search
+    for name, budget in (("no_facets", 0), ("default", None), ("facets_1024", 1024)):
+        start = time.perf_counter()
+        found = lower(params, model=model, key=key, points=x, method="pattern", facet_programs=budget)
+        row[name] = found.value
+        row[f"{name}_seconds"] = round(time.perf_counter() - start, 2)
+        row[f"{name}_steps_lps"] = [found.details["facet_steps"], found.details["facet_lps"]]
+        row[f"ratio_{name}"] = row["upper"] / found.value
+    row["pattern_bound"] = found.details["pattern_bound"]
+    return row
+
+
 def small_exact(architectures: list[tuple[int, ...]], seeds: int = 3, n: int = 100) -> list[dict]:
     """Where the bracket's gap sits: nets small enough for ``exact``, fitted to n random labels (lr 1e-2, 2000
     steps), with the search, pattern ascent and LipSDP each divided by the exact constant."""
@@ -212,6 +237,8 @@ def main():
     parser.add_argument("--upper", default="lipsdp")
     parser.add_argument("--free-patterns", action="store_true",
                         help="LipSDP vs the pattern ascent from the all-active and random patterns")
+    parser.add_argument("--facets", action="store_true",
+                        help="LipSDP vs pattern ascent without and with facet ascent")
     parser.add_argument("--seeds-exact", type=int, default=3)
     parser.add_argument("--n-exact", type=int, default=100)
     args = parser.parse_args()
@@ -231,6 +258,8 @@ def main():
                 train_s = time.perf_counter() - start
                 if args.free_patterns:
                     row = free_patterns(model, params, seed)
+                elif args.facets:
+                    row = facets(model, params, dataset, seed)
                 else:
                     row = measure(model, params, dataset, jax.random.key(seed), args.upper)
                 row.update(seed=seed, train_mse=mse, train_seconds=round(train_s, 1))
@@ -239,6 +268,11 @@ def main():
                       flush=True)
     if args.free_patterns:
         report("LipSDP vs the pattern ascent from the all-active and random patterns", {
+            "command": " ".join(sys.argv), "d": args.d, "rows": rows,
+            "matmul_gflops_float32_start_end": [round(reference_start, 1), round(matmul_gflops(), 1)]})
+        return
+    if args.facets:
+        report("LipSDP vs pattern ascent without and with facet ascent", {
             "command": " ".join(sys.argv), "d": args.d, "rows": rows,
             "matmul_gflops_float32_start_end": [round(reference_start, 1), round(matmul_gflops(), 1)]})
         return

@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lawrob import _checks, nets
-from lawrob.lipschitz import _lower_pattern
+from lawrob.lipschitz import _lower_facets, _lower_pattern
 from lawrob.lipschitz._lower_search import SearchConfig, _arrays, _run, _run_batch
 from lawrob.lipschitz._network import Bound, Net, batch_size, certify, check_domain, check_points, prepare, reduce
 
@@ -184,8 +184,8 @@ def lower(
     if LOWER_METHODS[method].candidates is not None:
         return _certified_bound(net, _proposed(net, setup), setup, time.perf_counter() - start)
     with jax.enable_x64(True):
-        candidates, _ = _run(net.activation, setup.config, _compiled_mode(setup.method), _arrays(net), setup.key,
-                             setup.points, setup.box)
+        candidates, _ = _run(net.activation, setup.config.compiled, _compiled_mode(setup.method), _arrays(net),
+                             setup.key, setup.points, setup.box)
     candidates, extra = _with_patterns(net, np.asarray(candidates), setup)
     return _certified_bound(net, candidates, setup, time.perf_counter() - start, extra)
 
@@ -254,7 +254,8 @@ def lower_batch(
         setups.append(_setup(networks[b], keys[b], points[b] if per_network else points, method, domain, config,
                              budget))
     first = setups[0]
-    shared_cfg = dataclasses.replace(first.config, memory_budget_bytes=max(1, first.config.memory_budget_bytes // chunk))
+    shared_cfg = dataclasses.replace(first.config.compiled,
+                                     memory_budget_bytes=max(1, first.config.memory_budget_bytes // chunk))
     if LOWER_METHODS[method].candidates is not None:
         share = (time.perf_counter() - start) / size
         return [_certified_bound(net, _proposed(net, setup), setup, share) for net, setup in zip(networks, setups)]
@@ -317,11 +318,14 @@ def _with_patterns(net: Net, candidates: np.ndarray, setup: _Setup) -> tuple[np.
         return candidates, {}
     reduced = reduce(net)
     if min(reduced.widths, default=1) == 0:  # a constant network: no pattern to ascend
-        return candidates, {"pattern_bound": 0.0, "pattern_lps": 0, "pattern_points": 0}
+        return candidates, {"pattern_bound": 0.0, "pattern_lps": 0, "pattern_points": 0, "facet_steps": 0,
+                            "facet_lps": 0}
     points, extra = _lower_pattern.candidates(reduced, candidates, setup.config.patterns, setup.box)
     if setup.box is not None:
         points = np.clip(points, *setup.box)
-    return np.concatenate([candidates, points]), {**extra, "pattern_points": len(points)}
+    proposed = np.concatenate([candidates, points])
+    walked, facets = _lower_facets.candidates(reduced, proposed, setup.config.facet_programs, setup.box)
+    return np.concatenate([proposed, walked]), {**extra, **facets, "pattern_points": len(points) + len(walked)}
 
 
 def _certified_bound(net: Net, candidates: np.ndarray, setup: _Setup, seconds: float, extra=None) -> Bound:

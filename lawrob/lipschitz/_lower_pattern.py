@@ -102,18 +102,24 @@ def pattern_of(net: Net, x: np.ndarray) -> list[np.ndarray]:
     return slopes
 
 
-def realize(net: Net, slopes: list[np.ndarray], costs: list[np.ndarray], box=None) -> np.ndarray | None:
-    """A point whose pattern agrees with ``slopes`` on the costliest units (step 2 of the module), or None.
-    ``box``: None, or (low, high) that the point x = y / tau must lie in (tau low <= y <= tau high)."""
-    rows, signs = [], []
-    a = np.vstack([net.weights[0], net.biases[0][None]])  # z_1 = [y, tau] @ a, [d + 1, w_1]
+def affine_forms(net: Net, slopes: list[np.ndarray]) -> np.ndarray:
+    """The pre-activations of every hidden unit on the region of pattern ``slopes``, as affine forms of the
+    homogeneous input: z = [x, 1] @ a (equally [y, tau] @ a = tau z(y / tau)); [d + 1, hidden units]."""
+    forms = []
+    a = np.vstack([net.weights[0], net.biases[0][None]])
     for k, s in enumerate(slopes):
-        rows.append(a)
-        signs.append(np.where(s == 1.0, 1.0, -1.0))
+        forms.append(a)
         if k + 1 < len(slopes):
             a = (a * s) @ net.weights[k + 1]
             a[-1] += net.biases[k + 1]
-    a, sign, cost = np.hstack(rows), np.concatenate(signs), np.concatenate(costs)
+    return np.hstack(forms)
+
+
+def realize(net: Net, slopes: list[np.ndarray], costs: list[np.ndarray], box=None) -> np.ndarray | None:
+    """A point whose pattern agrees with ``slopes`` on the costliest units (step 2 of the module), or None.
+    ``box``: None, or (low, high) that the point x = y / tau must lie in (tau low <= y <= tau high)."""
+    a = affine_forms(net, slopes)
+    sign, cost = np.concatenate([np.where(s == 1.0, 1.0, -1.0) for s in slopes]), np.concatenate(costs)
     units = a.shape[1]
     norm = np.maximum(np.linalg.norm(a, axis=0), np.finfo(float).tiny)
     lhs = scipy.sparse.hstack([scipy.sparse.csr_matrix(-(a * (sign / norm)).T), -scipy.sparse.eye(units)])

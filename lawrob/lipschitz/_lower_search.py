@@ -28,7 +28,8 @@ class SearchConfig:
     samples: multi-scale random points; probes: first-layer hyperplane probes; segments, segment_points: points
     spread along the steepest secants between given and best points; starts and steps: smoothed ascent;
     rounds, walkers, local_probes: region walking (probes around the ``walkers`` best distinct points,
-    ``rounds`` times); patterns: method "pattern"'s linear programs (``_lower_pattern``). radius_min,
+    ``rounds`` times); patterns, facet_programs: method "pattern"'s linear programs (``_lower_pattern``,
+    ``_lower_facets``). radius_min,
     radius_max: range of radii of random points and far moves, in data scales.
     memory_budget_bytes: the most temporary memory the compiled search may take (besides the weights and the
     given points); every phase makes and scores its candidates in chunks sized to it (``_search_memory``),
@@ -57,6 +58,10 @@ class SearchConfig:
         Probes around each walker.
     patterns : int
         Method "pattern" only: the most distinct activation patterns realized (one linear program each).
+    facet_programs : int, optional
+        Method "pattern" only: the most linear programs of facet ascent (``_lower_facets``; 0: none). None
+        (default): 256 while one program is small (hidden units x (d + 1) <= 2^18 entries, 0.02-0.1 s a
+        program), else none (on a 784-1024-1024-1024-1 network one program takes 10-400 s).
     radius_min : float
         The smallest radius of random points, in data scales.
     radius_max : float
@@ -75,6 +80,7 @@ class SearchConfig:
     walkers: int = 32
     local_probes: int = 512
     patterns: int = 4
+    facet_programs: int | None = None
     radius_min: float = 1e-2
     radius_max: float = 1e4
     memory_budget_bytes: int = 1 << 30
@@ -83,9 +89,17 @@ class SearchConfig:
         for name in ("samples", "probes", "segments", "segment_points", "starts", "steps", "rounds", "walkers",
                      "local_probes", "patterns"):
             _checks.positive_int(name, getattr(self, name), minimum=0)
+        if self.facet_programs is not None:
+            _checks.positive_int("facet_programs", self.facet_programs, minimum=0)
         _checks.positive_int("memory_budget_bytes", self.memory_budget_bytes)
         _checks.real_in("radius_min", self.radius_min, 0.0, math.inf, low_open=True, high_open=True)
         _checks.real_in("radius_max", self.radius_max, self.radius_min, math.inf, high_open=True)
+
+    @property
+    def compiled(self) -> SearchConfig:
+        """This budget without the fields used on the host only (method "pattern"'s linear programs), so that
+        changing those does not compile the search again."""
+        return dataclasses.replace(self, patterns=0, facet_programs=None)
 
     @property
     def evaluations(self) -> int:
