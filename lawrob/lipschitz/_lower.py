@@ -28,6 +28,11 @@ scores every one on the true (masked) network, so it can only improve a certifie
    network's patterns are mostly realizable (inputs at least as many as the first layer's units, e.g. 784-input
    networks) this reaches what no search in input space finds: on a trained 784-256-256-1 network 67.46 against
    the search's 50.95, LipSDP 69.51 (benchmarks/RESULTS.md).
+7. facet ascent (``method="pattern"`` only; ``_lower_facets``): from the best points so far, a walk over
+   adjacent linear regions, each step across the facet of the region whose flipped unit raises ||J|| most
+   (a linear program per flip tried decides whether that unit's hyperplane carries a facet), until no
+   neighbour is steeper. Every step lands in a realized region, which is what pattern ascent lacks where few
+   patterns have a region (16- and 64-input networks with wider hidden layers).
 Everything is one jitted function of one network, batched over networks by ``lower_batch`` (``jax.lax.map``
 over chunks of a ``vmap``). It runs in float64. Its memory is bounded by ``SearchConfig.memory_budget_bytes``:
 every phase makes and scores its candidates in chunks (``_search_memory`` sizes them), candidate i drawing
@@ -125,7 +130,7 @@ def lower(
 
     ``method``: "points" (the largest Jacobian norm over ``points``, e.g. the training inputs), "search" (the
     climbing search of this module, which also scores ``points`` when given and uses their scale), "pattern"
-    (the search, then pattern ascent from its best candidates: ReLU and leaky ReLU only; at least the search's
+    (the search, then pattern and facet ascent from its best candidates: ReLU and leaky ReLU only; at least the search's
     value with the same key) or a registered method. ``model``: the ``nets.MLP`` (its activation; None means
     ReLU). ``domain``: None (R^d) or a box (low, high) that candidates are clipped to. ``config``: the search
     budget (``SearchConfig``); keywords named after its fields (``starts=64``, ``steps=...``) override single
@@ -137,7 +142,7 @@ def lower(
     for "pattern" also pattern_bound (the largest ||J(S)|| over the patterns S the ascent reached from the
     candidates and from the all-active pattern, realizable or not: not a bound on Lip(f), but a lower bound on
     every upper bound that holds for all activations slope-restricted like this one, e.g. LipSDP-Neuron),
-    pattern_lps and pattern_points.
+    pattern_lps, pattern_points, facet_steps and facet_lps (facet ascent's steps and linear programs).
     Under ``jax.jit``/``jax.vmap`` (traced params, mask, key or points) the same bound is computed on the host
     and ``value``/``witness`` come back as arrays (``lawrob.lipschitz._traced``).
 

@@ -152,18 +152,20 @@ def _highs_model(rows: np.ndarray, lower: np.ndarray, box):
     return highs
 
 
-def _step_across(net: Net, slopes: list[np.ndarray], unit: int, centre: np.ndarray) -> tuple | None:
-    """(point, pattern) strictly inside the neighbour across unit ``unit``'s facet at ``centre``, or None."""
+def _step_across(net: Net, slopes: list[np.ndarray], unit: int, centre: np.ndarray, box) -> tuple | None:
+    """(point, pattern) strictly inside the neighbour across unit ``unit``'s facet at ``centre`` and in ``box``,
+    or None."""
     new = flipped(net, slopes, unit)
     a = affine_forms(net, new)
     z, norm = centre @ a[:-1] + a[-1], np.linalg.norm(a[:-1], axis=0)
     others = (np.arange(len(z)) != unit) & (norm > 0)
-    margin = float(np.min(np.abs(z[others]) / norm[others], initial=np.inf))
+    reach = float(np.min(np.abs(z[others]) / norm[others], initial=np.max(np.abs(np.concatenate(box)))))
     towards_active = 1.0 if np.concatenate(new)[unit] == 1.0 else -1.0
-    step = towards_active * a[:-1, unit] / norm[unit]
+    step = towards_active * reach * a[:-1, unit] / norm[unit]
     for fraction in _STEPS:
-        point = centre + fraction * min(margin, 1.0) * step
-        if all(np.array_equal(p, q) for p, q in zip(pattern_of(net, point), new)):
+        point = centre + fraction * step
+        inside = np.all((point >= box[0]) & (point <= box[1]))
+        if inside and all(np.array_equal(p, q) for p, q in zip(pattern_of(net, point), new)):
             return point, new
     return None
 
@@ -184,7 +186,7 @@ def climb(net: Net, x: np.ndarray, box, max_programs: int) -> tuple[np.ndarray, 
                 break
             programs += 1
             centre = program.centre(int(unit))
-            crossed = None if centre is None else _step_across(net, slopes, int(unit), centre)
+            crossed = None if centre is None else _step_across(net, slopes, int(unit), centre, box)
             if crossed is not None:
                 x, slopes = crossed
                 value, steps, moved = jacobian_norm(jacobian(net, slopes)), steps + 1, True
