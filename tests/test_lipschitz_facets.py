@@ -144,5 +144,5 @@ def test_the_default_budget_runs_facet_ascent_on_small_programs_only():
     sizes = (3, 6, 6, 1)
     found = lower(random_net(sizes, 9), model=nets.MLP(sizes), key=jax.random.key(2), method="pattern", config=SMALL)
     assert 0 < found.details["facet_lps"] <= facets.AUTO_PROGRAMS
-    wide = prepare(random_net((300, 900, 1), 0), None, nets.MLP((300, 900, 1)))  # 900 x 301 > 2^18 entries
+    wide = prepare(random_net((300, 900, 1), 0), None, nets.MLP((300, 900, 1)))  # 900 x 301 > 2^17 entries
     assert facets.candidates(wide, np.zeros((1, 300)), None)[1] == {"facet_steps": 0, "facet_lps": 0}

@@ -60,8 +60,8 @@ class SearchConfig:
         Method "pattern" only: the most distinct activation patterns realized (one linear program each).
     facet_programs : int, optional
         Method "pattern" only: the most linear programs of facet ascent (``_lower_facets``; 0: none). None
-        (default): 256 while one program is small (hidden units x (d + 1) <= 2^18 entries, 0.02-0.1 s a
-        program), else none (on a 784-1024-1024-1024-1 network one program takes 10-400 s).
+        (default): 256 while one program is small (hidden units x (d + 1) <= 2^17 entries, at most about
+        0.1 s a program), else none (0.6 s a program for 768 units on 256 inputs, 10-400 s for 3072 on 784).
     radius_min : float
         The smallest radius of random points, in data scales.
     radius_max : float
