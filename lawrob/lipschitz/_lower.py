@@ -130,9 +130,9 @@ def lower(
 
     ``method``: "points" (the largest Jacobian norm over ``points``, e.g. the training inputs), "search" (the
     climbing search of this module, which also scores ``points`` when given and uses their scale), "pattern"
-    (the search, then pattern and facet ascent from its best candidates: ReLU and leaky ReLU only; at least the search's
-    value with the same key) or a registered method. ``model``: the ``nets.MLP`` (its activation; None means
-    ReLU). ``domain``: None (R^d) or a box (low, high) that candidates are clipped to. ``config``: the search
+    (the search, then pattern and facet ascent from its best candidates: ReLU and leaky ReLU only; at least the
+    search's value with the same key) or a registered method. ``model``: the ``nets.MLP`` (its activation; None
+    means ReLU). ``domain``: None (R^d) or a box (low, high) that candidates are clipped to. ``config``: the search
     budget (``SearchConfig``); keywords named after its fields (``starts=64``, ``steps=...``) override single
     fields.
 

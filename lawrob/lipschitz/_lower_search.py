@@ -29,8 +29,7 @@ class SearchConfig:
     spread along the steepest secants between given and best points; starts and steps: smoothed ascent;
     rounds, walkers, local_probes: region walking (probes around the ``walkers`` best distinct points,
     ``rounds`` times); patterns, facet_programs: method "pattern"'s linear programs (``_lower_pattern``,
-    ``_lower_facets``). radius_min,
-    radius_max: range of radii of random points and far moves, in data scales.
+    ``_lower_facets``). radius_min, radius_max: range of radii of random points and far moves, in data scales.
     memory_budget_bytes: the most temporary memory the compiled search may take (besides the weights and the
     given points); every phase makes and scores its candidates in chunks sized to it (``_search_memory``),
     so any network whose weights fit runs, and the count of candidates only sets the time. Default 1 GiB;
