@@ -46,14 +46,14 @@ def flip_norms(net: Net, slopes: list[np.ndarray]) -> np.ndarray:
     From the C x C Gram matrices J(S^i)^T J(S^i), so a norm near 0 carries an absolute error of about sqrt(eps)
     times the largest; the ascent only orders flips by these, and recomputes the value of the one it takes."""
     alpha = net.slopes[0]
+    lefts = [net.weights[0]]  # W_1 S_1 ... W_k, [d, n_k]
+    for slope, w in zip(slopes[:-1], net.weights[1:-1]):
+        lefts.append((lefts[-1] * slope) @ w)
+    rights = [net.weights[-1]]  # W_{k+1} S_{k+1} ... W_L, [n_k, C]
+    for slope, w in zip(slopes[:0:-1], net.weights[-2:0:-1]):
+        rights.append(w @ (slope[:, None] * rights[-1]))
     norms = []
-    for k, s in enumerate(slopes):
-        left = net.weights[0]
-        for slope, w in zip(slopes[:k], net.weights[1 : k + 1]):
-            left = (left * slope) @ w  # W_1 S_1 ... W_k, [d, n_k]
-        right = net.weights[-1]
-        for slope, w in zip(slopes[:k:-1], net.weights[-2:k:-1]):
-            right = w @ (slope[:, None] * right)  # W_{k+1} S_{k+1} ... W_L, [n_k, C]
+    for s, left, right in zip(slopes, lefts, rights[::-1]):
         j = (left * s) @ right
         delta = np.where(s == 1.0, alpha - 1.0, 1.0 - alpha)
         jp = j.T @ left  # [C, n_k]
