@@ -11,11 +11,13 @@ with delta_i = +-(1 - alpha), so ||J(S^i)||_2 is computed for every unit at once
 Gram matrix per unit). The region across unit i's hyperplane is a neighbour exactly when that hyperplane carries a
 facet of the region, which the linear program
 
-    maximize t  s.t.  z_i(x) = 0,  sigma_j z_j(x) / ||g_j|| >= t  (j != i),  x in the box,  t <= 1
+    maximize t  s.t.  z_i(x) = 0,  sigma_j z_j(x) / ||g_j|| >= t  (j != i),  x at distance >= t inside the box,
+                      t <= 1
 
-decides (t > 0: the facet's Chebyshev centre x_f lies at distance t from every other hyperplane). A step of half
-the remaining margin across the facet from x_f lands strictly inside the neighbour (the other units keep their
-signs, checked in float64). The ascent takes, at each step, the improving flip of largest ||J(S^i)|| whose facet
+decides (t > 0: the facet's Chebyshev centre x_f lies at distance t from every other hyperplane and from the
+box's faces; without the faces a vertex solution sits on the box's boundary, where a step leaves the box). A step
+of half the remaining margin across the facet from x_f lands strictly inside the neighbour (the other units keep
+their signs, checked in float64). The ascent takes, at each step, the improving flip of largest ||J(S^i)|| whose facet
 exists, and stops at a region none of whose neighbours is steeper, or when its budget of linear programs is spent.
 HiGHS (``highspy``, when installed) re-solves each step's program warm for every flip tried by the dual simplex
 method, or by its interior-point method for programs of more than ``AUTO_MAX_ENTRIES`` entries (units x (d + 1)).
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.optimize
+import scipy.sparse
 
 from lawrob.lipschitz._lower_pattern import affine_forms, jacobian, pattern_of
 from lawrob.lipschitz._network import Net, certify, jacobian_norm
@@ -83,13 +86,14 @@ class _FacetProgram:
         self.live = norm > 0
         sign = np.concatenate([np.where(s == 1.0, 1.0, -1.0) for s in slopes])[self.live]
         g, c = a[:-1, self.live] / norm[self.live], a[-1, self.live] / norm[self.live]
-        # rows: sigma_j g_j . x - t >= -sigma_j c_j
-        self.rows = np.hstack([(g * sign).T, -np.ones((g.shape[1], 1))])
-        self.lower = -sign * c
+        # rows: sigma_j g_j . x - t >= -sigma_j c_j, then the box's faces: x - t >= low, -x - t >= -high
+        eye = np.eye(net.d)
+        self.rows = np.hstack([np.vstack([(g * sign).T, eye, -eye]), -np.ones((g.shape[1] + 2 * net.d, 1))])
+        self.lower = np.concatenate([-sign * c, box[0], -box[1]])
         self.row_of = np.cumsum(self.live) - 1
         self.d, self.box = net.d, box
         self.scale = float(np.max(np.abs(np.concatenate(box))))
-        self._highs = _highs_model(self.rows, self.lower, box)
+        self._highs = _highs_model(self.rows, self.lower, box, ipm=g.shape[1] * (net.d + 1) > AUTO_MAX_ENTRIES)
 
     def centre(self, unit: int) -> np.ndarray | None:
         """The Chebyshev centre of the facet on unit ``unit``'s hyperplane, or None if there is no facet."""
@@ -124,28 +128,29 @@ class _FacetProgram:
         return result.x if result.status == 0 else None
 
 
-def _highs_model(rows: np.ndarray, lower: np.ndarray, box):
-    """maximize t s.t. rows @ [x, t] >= lower, x in box, t <= 1, as a ``highspy.Highs`` (None without highspy)."""
+def _highs_model(rows: np.ndarray, lower: np.ndarray, box, ipm: bool):
+    """maximize t s.t. rows @ [x, t] >= lower, x in box, t <= 1, as a ``highspy.Highs`` (None without highspy);
+    ``ipm``: solved by the interior-point method without crossover, else by the dual simplex method."""
     try:
         import highspy
     except ImportError:
         return None
     from lawrob.lipschitz._exact import _new_highs
 
+    matrix = scipy.sparse.csc_matrix(rows)
     lp = highspy.HighsLp()
-    units, cols = rows.shape
-    lp.num_col_, lp.num_row_ = cols, units
-    lp.col_cost_ = np.append(np.zeros(cols - 1), -1.0)
+    lp.num_row_, lp.num_col_ = rows.shape
+    lp.col_cost_ = np.append(np.zeros(rows.shape[1] - 1), -1.0)
     lp.col_lower_ = np.append(box[0], -highspy.kHighsInf)
     lp.col_upper_ = np.append(box[1], 1.0)
-    lp.row_lower_, lp.row_upper_ = lower, np.full(units, highspy.kHighsInf)
+    lp.row_lower_, lp.row_upper_ = lower, np.full(rows.shape[0], highspy.kHighsInf)
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = np.arange(0, units * (cols + 1), units, dtype=np.int32)
-    lp.a_matrix_.index_ = np.tile(np.arange(units, dtype=np.int32), cols)
-    lp.a_matrix_.value_ = np.ascontiguousarray(rows.T).ravel()
+    lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
+    lp.a_matrix_.value_ = matrix.data
     highs = _new_highs(highspy)
     options = [("output_flag", False), ("threads", 1), ("presolve", "off")]
-    if rows.size > AUTO_MAX_ENTRIES:
+    if ipm:
         options += [("solver", "ipm"), ("run_crossover", "off")]
     for option, value in options:
         highs.setOptionValue(option, value)
