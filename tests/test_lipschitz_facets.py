@@ -64,7 +64,7 @@ def test_the_facet_program_finds_exactly_the_hyperplanes_that_carry_a_facet(size
     net = prepare(random_net(sizes, seed), None, nets.MLP(sizes))
     box = (np.full(2, -3.0), np.full(2, 3.0))
     rng = np.random.default_rng(seed)
-    checked = found = stepped = 0
+    checked = found = 0
     for x in rng.uniform(-2, 2, size=(4, 2)):
         slopes = pattern.pattern_of(net, x)
         program = facets._FacetProgram(net, slopes, box)
@@ -85,11 +85,12 @@ def test_the_facet_program_finds_exactly_the_hyperplanes_that_carry_a_facet(size
                     assert scanned > -1e-3
                     # and a step from it lands inside the neighbour, in the box (also where the facet meets the
                     # box: a centre on the box's boundary would step out of it)
-                    point, new = facets._step_across(net, slopes, int(unit), centre, box)
+                    crossed = facets._step_across(net, slopes, int(unit), centre, box)
+                    assert crossed is not None
+                    point, new = crossed
                     assert np.all(point >= box[0]) and np.all(point <= box[1])
                     assert np.array_equal(np.concatenate(pattern.pattern_of(net, point)), np.concatenate(new))
-                    stepped += 1
-    assert found >= 4 and checked >= 20 and stepped >= found
+    assert found >= 4 and checked >= 20
 
 
 @pytest.mark.parametrize("sizes,seed", [((2, 8, 1), 4), ((2, 6, 6, 1), 5), ((2, 5, 5, 2), 6)])
